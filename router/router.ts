@@ -1,0 +1,345 @@
+/**
+ * The router: owns the route table, the peer table and the two pipelines, and is the one door
+ * from the control plane into the data plane (`applyLeaseEvents`).
+ *
+ *   device (TUN) --batch--> InsidePipeline  --send per peer--> transport
+ *   transport    --batch--> OutsidePipeline --one write------> device (TUN)
+ */
+import { ipv4ToNumber, parseAddress, parseCidr } from './cidr.js';
+import type { Cidr, IpFamily } from './cidr.js';
+import { dropCountersToObject, newDropCounters } from './drop-reason.js';
+import { IcmpErrorWriter } from './icmp-error.js';
+import { InsidePipeline } from './inside-pipeline.js';
+import type { Logger } from './logger.js';
+import { OutsidePipeline } from './outside-pipeline.js';
+import type { InboundBatch, PacketBatch } from './packet-batch.js';
+import type { PacketDevice } from './packet-device.js';
+import { CLUSTER_ROUTE, LOCAL_ROUTE, PeerTable } from './peer-table.js';
+import type { PeerRecord } from './peer-table.js';
+import type { RouteTable } from './route-table.js';
+import { TrieRouteTable } from './trie-route-table.js';
+import type { Lease, LeaseEvent } from '../ipam/subnet-manager.js';
+import { nodeIdOf } from '../tunnel/node-id.js';
+import type { PeerState, PeerStatus, Transport } from '../tunnel/transport.js';
+
+export interface RouterOptions {
+  device: PacketDevice;
+  transport: Transport;
+  /** This node's name, as in leases. */
+  localNode: string;
+  /** This node's pod subnets (CIDR text): packets for them are written to the device. */
+  localSubnets: string[];
+  /** Source of ICMP errors (the TUN address); undefined: the local IPv4 subnet's network address. */
+  icmpSourceV4: string | undefined;
+  /** Source of ICMPv6 errors; undefined: the local IPv6 subnet's first address. */
+  icmpSourceV6: string | undefined;
+  /** Largest inner packet the tunnel carries, bytes (the TUN MTU). */
+  tunnelMtu: number;
+  /** The whole pod network: a destination inside it that no node owns gets net unreachable. */
+  clusterCidrs: string[];
+  log: Logger;
+}
+
+export interface PeerStats {
+  node: string;
+  subnets: string[];
+  endpoint: string | undefined;
+  tunnelMtu: number;
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  spoofed: number;
+  state: PeerState;
+  rttMs: number | undefined;
+}
+
+export interface RouterStats {
+  node: string;
+  localSubnets: string[];
+  /** Drops by reason name (zeros left out). */
+  drops: Record<string, number>;
+  /** ICMP errors not sent because of the rate limit. */
+  icmpSuppressed: number;
+  peers: PeerStats[];
+  transport: Record<string, number>;
+}
+
+/** A bad router option; `field` names it. */
+export class RouterConfigError extends Error {
+  readonly code = 'ERR_PODTUN_ROUTER_CONFIG';
+  constructor(
+    readonly field: string,
+    message: string,
+    options?: { cause: unknown },
+  ) {
+    super(`router option ${field}: ${message}`, options);
+  }
+}
+
+const ICMP_ERRORS_PER_SEC = 100;
+const ICMP_ERROR_BURST = 100;
+const ICMP_ERRORS_PER_BATCH = 64;
+
+export class Router {
+  private readonly device: PacketDevice;
+  private readonly transport: Transport;
+  private readonly log: Logger;
+  private readonly localNode: string;
+  private readonly tunnelMtu: number;
+  private readonly routes: RouteTable<number> = new TrieRouteTable<number>();
+  private readonly peers = new PeerTable();
+  private readonly drops = newDropCounters();
+  private readonly icmp: IcmpErrorWriter;
+  private readonly inside: InsidePipeline;
+  private readonly outside: OutsidePipeline;
+  private readonly icmpSourceV4Given: boolean;
+  private readonly icmpSourceV6Given: boolean;
+  private localSubnets: Cidr[] = [];
+  private started = false;
+  private closing: Promise<void> | undefined;
+
+  /** Bound once: the device and transport call these per batch. */
+  private readonly onTunBatch = (batch: PacketBatch): void => {
+    this.inside.process(batch);
+  };
+  private readonly onInboundBatch = (batch: InboundBatch): void => {
+    this.outside.process(batch);
+  };
+
+  constructor(options: RouterOptions) {
+    this.device = options.device;
+    this.transport = options.transport;
+    this.localNode = options.localNode;
+    this.log = options.log;
+    if (!Number.isInteger(options.tunnelMtu) || options.tunnelMtu < 68 || options.tunnelMtu > 65535) {
+      throw new RouterConfigError('tunnelMtu', `${options.tunnelMtu} is not an MTU (68-65535)`);
+    }
+    this.tunnelMtu = options.tunnelMtu;
+
+    options.clusterCidrs.forEach((text, i) => {
+      const cidr = parseOption(`clusterCidrs[${i}]`, text);
+      this.routes.insert(cidr, CLUSTER_ROUTE);
+      this.peers.routeOwners.set(cidr.text, CLUSTER_ROUTE);
+    });
+    this.setLocalSubnets(options.localSubnets.map((text, i) => parseOption(`localSubnets[${i}]`, text)));
+
+    this.icmpSourceV4Given = options.icmpSourceV4 !== undefined;
+    this.icmpSourceV6Given = options.icmpSourceV6 !== undefined;
+    this.icmp = new IcmpErrorWriter({
+      sourceV4: undefined,
+      sourceV6: undefined,
+      ratePerSec: ICMP_ERRORS_PER_SEC,
+      burst: ICMP_ERROR_BURST,
+      maxPerBatch: ICMP_ERRORS_PER_BATCH,
+      nowMs: () => performance.now(),
+    });
+    if (options.icmpSourceV4 !== undefined) {
+      this.icmp.sourceV4 = ipv4ToNumber(parseSource('icmpSourceV4', options.icmpSourceV4, 4));
+    }
+    if (options.icmpSourceV6 !== undefined) {
+      this.icmp.sourceV6 = parseSource('icmpSourceV6', options.icmpSourceV6, 6);
+    }
+    this.deriveIcmpSources();
+
+    const deps = { routes: this.routes, peers: this.peers, device: this.device, drops: this.drops };
+    this.inside = new InsidePipeline({ ...deps, transport: this.transport, icmp: this.icmp });
+    this.outside = new OutsidePipeline(deps);
+  }
+
+  /** Starts the transport, then reading the device. */
+  async start(): Promise<void> {
+    if (this.started || this.closing !== undefined) return;
+    this.started = true;
+    await this.transport.start(this.onInboundBatch);
+    if (this.closing !== undefined) return;
+    this.device.start(this.onTunBatch);
+  }
+
+  /**
+   * Applies lease changes: the only writer of the route table. A peer's lease adds or replaces
+   * its routes and tells the transport; this node's own lease replaces the local subnets.
+   * A removal of a node not known is ignored; a lease with a bad subnet is refused with a warning.
+   */
+  applyLeaseEvents(events: LeaseEvent[]): void {
+    for (const event of events) {
+      if (event.type === 'added') this.leaseAdded(event.lease);
+      else this.leaseRemoved(event.lease);
+    }
+  }
+
+  stats(): RouterStats {
+    const status = new Map<number, PeerStatus>();
+    for (const s of this.transport.peerStatus()) status.set(s.slot, s);
+    const peers = this.peers;
+    return {
+      node: this.localNode,
+      localSubnets: this.localSubnets.map((c) => c.text),
+      drops: dropCountersToObject(this.drops),
+      icmpSuppressed: this.icmp.suppressed,
+      peers: peers.all().map((record) => {
+        const s = status.get(record.slot);
+        return {
+          node: record.node,
+          subnets: record.subnets.map((c) => c.text),
+          endpoint: record.endpoint,
+          tunnelMtu: record.tunnelMtu,
+          txPackets: peers.txPackets[record.slot] ?? 0,
+          txBytes: peers.txBytes[record.slot] ?? 0,
+          rxPackets: peers.rxPackets[record.slot] ?? 0,
+          rxBytes: peers.rxBytes[record.slot] ?? 0,
+          spoofed: peers.spoofed[record.slot] ?? 0,
+          state: s?.state ?? 'unknown',
+          rttMs: s?.rttMs,
+        };
+      }),
+      transport: this.transport.stats(),
+    };
+  }
+
+  /** Closes the transport, then the device. Safe to call twice (the second call waits for the first). */
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closing = this.closeOnce();
+    }
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
+    try {
+      await this.transport.close();
+    } finally {
+      this.device.close();
+      this.log.debug({ node: this.localNode }, 'router closed');
+    }
+  }
+
+  private leaseAdded(lease: Lease): void {
+    const subnets = this.parseLeaseSubnets(lease);
+    if (subnets === undefined) return;
+    if (lease.node === this.localNode) {
+      this.setLocalSubnets(subnets);
+      this.deriveIcmpSources();
+      this.log.info({ node: lease.node, subnets: subnets.map((c) => c.text) }, 'local subnets set');
+      return;
+    }
+    const tunnelMtu = this.peerTunnelMtu(lease);
+    let record = this.peers.byName(lease.node);
+    const isNew = record === undefined;
+    if (record === undefined) {
+      record = this.peers.add(lease.node, [], lease.endpoint, tunnelMtu);
+    } else {
+      this.removePeerRoutes(record);
+      record.endpoint = lease.endpoint;
+      this.peers.setTunnelMtu(record, tunnelMtu);
+    }
+    record.subnets = this.installPeerRoutes(record, subnets);
+    this.transport.setPeer(record.slot, { node: lease.node, nodeId: nodeIdOf(lease.node), endpoint: lease.endpoint });
+    this.log.info(
+      { node: lease.node, subnets: record.subnets.map((c) => c.text), endpoint: lease.endpoint },
+      isNew ? 'peer added' : 'peer updated',
+    );
+  }
+
+  private leaseRemoved(lease: Lease): void {
+    const record = this.peers.byName(lease.node);
+    if (record === undefined) {
+      if (lease.node === this.localNode) this.log.warn({ node: lease.node }, 'lease removal for this node ignored');
+      return;
+    }
+    this.removePeerRoutes(record);
+    this.transport.removePeer(record.slot);
+    this.peers.remove(record);
+    this.log.info(
+      { node: record.node, subnets: record.subnets.map((c) => c.text), endpoint: record.endpoint },
+      'peer removed',
+    );
+  }
+
+  private parseLeaseSubnets(lease: Lease): Cidr[] | undefined {
+    const subnets: Cidr[] = [];
+    for (const text of lease.subnets) {
+      try {
+        subnets.push(parseCidr(text));
+      } catch (err: unknown) {
+        this.log.warn({ node: lease.node, subnet: text, err }, 'lease refused: bad subnet');
+        return undefined;
+      }
+    }
+    return subnets;
+  }
+
+  /** Installs the routes not already owned by someone else; returns those installed. */
+  private installPeerRoutes(record: PeerRecord, subnets: Cidr[]): Cidr[] {
+    const installed: Cidr[] = [];
+    for (const cidr of subnets) {
+      const owner = this.peers.routeOwners.get(cidr.text);
+      if (owner !== undefined && owner !== record.slot) {
+        const holder = owner >= 0 ? this.peers.get(owner)?.node : owner === LOCAL_ROUTE ? this.localNode : 'cluster';
+        this.log.warn({ node: record.node, subnet: cidr.text, owner: holder }, 'subnet already owned: route not installed');
+        continue;
+      }
+      this.routes.insert(cidr, record.slot);
+      this.peers.routeOwners.set(cidr.text, record.slot);
+      installed.push(cidr);
+    }
+    return installed;
+  }
+
+  private removePeerRoutes(record: PeerRecord): void {
+    for (const cidr of record.subnets) {
+      if (this.peers.routeOwners.get(cidr.text) !== record.slot) continue;
+      this.routes.remove(cidr);
+      this.peers.routeOwners.delete(cidr.text);
+    }
+  }
+
+  private setLocalSubnets(subnets: Cidr[]): void {
+    for (const cidr of this.localSubnets) {
+      if (this.peers.routeOwners.get(cidr.text) !== LOCAL_ROUTE) continue;
+      this.routes.remove(cidr);
+      this.peers.routeOwners.delete(cidr.text);
+    }
+    for (const cidr of subnets) {
+      this.routes.insert(cidr, LOCAL_ROUTE);
+      this.peers.routeOwners.set(cidr.text, LOCAL_ROUTE);
+    }
+    this.localSubnets = subnets;
+  }
+
+  /** Without an explicit ICMP source, the TUN address: the local subnet's network address. */
+  private deriveIcmpSources(): void {
+    if (!this.icmpSourceV4Given) {
+      const v4 = this.localSubnets.find((c) => c.family === 4);
+      this.icmp.sourceV4 = v4 === undefined ? undefined : ipv4ToNumber(v4.bytes);
+    }
+    if (!this.icmpSourceV6Given) {
+      this.icmp.sourceV6 = this.localSubnets.find((c) => c.family === 6)?.bytes;
+    }
+  }
+
+  private peerTunnelMtu(lease: Lease): number {
+    if (lease.mtu === undefined) return this.tunnelMtu;
+    return Math.min(this.tunnelMtu, lease.mtu - this.transport.overheadBytes);
+  }
+}
+
+function parseOption(field: string, text: string): Cidr {
+  try {
+    return parseCidr(text);
+  } catch (err: unknown) {
+    throw new RouterConfigError(field, err instanceof Error ? err.message : String(err), { cause: err });
+  }
+}
+
+function parseSource(field: string, text: string, family: IpFamily): Uint8Array {
+  let bytes: Uint8Array;
+  let actual: IpFamily;
+  try {
+    ({ bytes, family: actual } = parseAddress(text));
+  } catch (err: unknown) {
+    throw new RouterConfigError(field, err instanceof Error ? err.message : String(err), { cause: err });
+  }
+  if (actual !== family) throw new RouterConfigError(field, `"${text}" is not an IPv${family} address`);
+  return bytes;
+}

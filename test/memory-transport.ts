@@ -1,0 +1,130 @@
+/**
+ * Two Transports connected in memory. What one side sends reaches the other side's sink at once
+ * (synchronously, inside the send call) as an InboundBatch of bare IP packets (the virtio header
+ * stripped, as UDP does), tagged with the slot the receiving side gave the sender's node.
+ */
+import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
+import { VNET_HDR_LEN } from '../router/packet-batch.js';
+import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from '../tunnel/transport.js';
+
+export interface MemoryTransportOptions {
+  /** Reported overhead per packet; default 40 (like UDP over IPv4). */
+  overheadBytes?: number;
+}
+
+export class MemoryTransport implements Transport {
+  readonly kind = 'memory' as const;
+  readonly overheadBytes: number;
+  readonly peers = new Map<number, PeerSpec>();
+  /** One entry per send call: slot and packet count. */
+  readonly sendCalls: { slot: number; count: number }[] = [];
+  /** When true, send refuses (drops) every packet. */
+  refuse = false;
+  /** State reported by peerStatus. */
+  peerState: PeerState = 'up';
+  closed = false;
+  other: MemoryTransport | undefined;
+  private sink: InboundSink | undefined;
+  private delivered = 0;
+  private dropped = 0;
+
+  constructor(
+    readonly localNode: string,
+    options: MemoryTransportOptions = {},
+  ) {
+    this.overheadBytes = options.overheadBytes ?? 40;
+  }
+
+  start(sink: InboundSink): Promise<void> {
+    this.sink = sink;
+    return Promise.resolve();
+  }
+
+  setPeer(slot: number, peer: PeerSpec): void {
+    this.peers.set(slot, peer);
+  }
+
+  removePeer(slot: number): void {
+    this.peers.delete(slot);
+  }
+
+  send(slot: number, batch: PacketBatch, idx: Int32Array, count: number): number {
+    this.sendCalls.push({ slot, count });
+    const peer = this.peers.get(slot);
+    const other = this.other;
+    if (this.closed || this.refuse || peer === undefined || other === undefined || other.localNode !== peer.node) {
+      this.dropped += count;
+      return count;
+    }
+    const packets: Buffer[] = [];
+    for (let k = 0; k < count; k++) {
+      const i = idx[k] ?? -1;
+      const off = batch.offs[2 * i] ?? 0;
+      const len = batch.offs[2 * i + 1] ?? 0;
+      packets.push(batch.buf.subarray(off + VNET_HDR_LEN, off + len));
+    }
+    if (!other.receiveFrom(this.localNode, packets)) {
+      this.dropped += count;
+      return count;
+    }
+    this.delivered += count;
+    return 0;
+  }
+
+  /**
+   * Delivers bare IP packets to this side's sink as if `node` had sent them (copied into one
+   * buffer). Returns false when not started or closed.
+   */
+  receiveFrom(node: string, packets: Buffer[], vnetHdr = false): boolean {
+    if (this.sink === undefined || this.closed) return false;
+    let slot = -1;
+    for (const [s, spec] of this.peers) if (spec.node === node) slot = s;
+    const buf = Buffer.concat(packets);
+    const offs = new Int32Array(packets.length * 2);
+    const peers = new Int32Array(packets.length).fill(slot);
+    let at = 0;
+    packets.forEach((p, i) => {
+      offs[2 * i] = at;
+      offs[2 * i + 1] = p.length;
+      at += p.length;
+    });
+    const batch: InboundBatch = { buf, offs, count: packets.length, peers, vnetHdr };
+    this.sink(batch);
+    return true;
+  }
+
+  peerStatus(): PeerStatus[] {
+    return [...this.peers].map(([slot, spec]) => ({
+      slot,
+      node: spec.node,
+      transport: this.kind,
+      endpoint: spec.endpoint,
+      state: this.peerState,
+      rttMs: this.peerState === 'up' ? 0.05 : undefined,
+      lastSeenMs: undefined,
+    }));
+  }
+
+  stats(): Record<string, number> {
+    return { delivered: this.delivered, dropped: this.dropped };
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.sink = undefined;
+    return Promise.resolve();
+  }
+}
+
+/** Two memory transports wired to each other: [the side of nodeA, the side of nodeB]. */
+export function createMemoryTransportPair(
+  nodeA: string,
+  nodeB: string,
+  options: MemoryTransportOptions = {},
+): [MemoryTransport, MemoryTransport] {
+  const a = new MemoryTransport(nodeA, options);
+  const b = new MemoryTransport(nodeB, options);
+  a.other = b;
+  b.other = a;
+  return [a, b];
+}

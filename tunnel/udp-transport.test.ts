@@ -1,0 +1,452 @@
+/**
+ * UdpTransport end to end on loopback, against the in-memory fake socket and, once it is built,
+ * the real addon (same tests).
+ *
+ *   transport A (node-a)  127.0.0.1:pA  <---- UDP ---->  127.0.0.1:pB  transport B (node-b)
+ *     slot 3 = node-b                                                 slot 5 = node-a
+ *                        raw socket 127.0.0.1:pR (sends junk / probes, reads replies)
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
+import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
+import { VNET_HDR_LEN } from '../router/packet-batch.js';
+import type { Logger } from '../router/logger.js';
+import { FakeUdpNetwork } from '../test/fake-native-udp.js';
+import { nodeIdOf } from './node-id.js';
+import {
+  HEADER_LEN,
+  MSG_DATA,
+  MSG_PROBE,
+  MSG_PROBE_REPLY,
+  PROBE_LEN,
+  checkHeader,
+  readProbeTimestamp,
+  readSenderId,
+  readSeq,
+  writeHeader,
+  writeProbeTimestamp,
+} from './udp-header.js';
+import { UdpTransport, UdpTransportError } from './udp-transport.js';
+import type { UdpOpener, UdpTransportOptions } from './udp-transport.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const nativeBuilt = existsSync(join(root, 'build', 'Release', 'podtun.node'));
+
+const PROBE_INTERVAL_MS = 50;
+const DEAD_AFTER_MS = 200;
+const SLOT_B = 3;
+const SLOT_A = 5;
+
+// --- test packets: 10-byte zero virtio header + IPv4/UDP with correct checksums ---
+
+function checksum(buf: Buffer, start: number, end: number, initial = 0): number {
+  let sum = initial;
+  for (let i = start; i + 1 < end; i += 2) sum += buf.readUInt16BE(i);
+  if ((end - start) % 2 === 1) sum += (buf[end - 1] ?? 0) << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+/** IPv4/UDP 10.244.1.2:5000 -> 10.244.2.2:6000 carrying `payload`, virtio header first. */
+function testPacket(payload: string): Buffer {
+  const data = Buffer.from(payload, 'utf8');
+  const ipLen = 20 + 8 + data.length;
+  const pkt = Buffer.alloc(VNET_HDR_LEN + ipLen);
+  const ip = VNET_HDR_LEN;
+  pkt[ip] = 0x45;
+  pkt.writeUInt16BE(ipLen, ip + 2);
+  pkt[ip + 8] = 64;
+  pkt[ip + 9] = 17;
+  Buffer.from([10, 244, 1, 2, 10, 244, 2, 2]).copy(pkt, ip + 12);
+  pkt.writeUInt16BE(~checksum(pkt, ip, ip + 20) & 0xffff, ip + 10);
+  const udp = ip + 20;
+  pkt.writeUInt16BE(5000, udp);
+  pkt.writeUInt16BE(6000, udp + 2);
+  pkt.writeUInt16BE(8 + data.length, udp + 4);
+  data.copy(pkt, udp + 8);
+  const pseudo = checksum(pkt, ip + 12, ip + 20) + 17 + 8 + data.length;
+  const sum = ~checksum(pkt, udp, udp + 8 + data.length, pseudo) & 0xffff;
+  pkt.writeUInt16BE(sum === 0 ? 0xffff : sum, udp + 6);
+  return pkt;
+}
+
+/** True when a bare IPv4/UDP packet's header and UDP checksums verify. */
+function checksumsOk(ipPkt: Buffer): boolean {
+  if (checksum(ipPkt, 0, 20) !== 0xffff) return false;
+  const udpLen = ipPkt.readUInt16BE(24);
+  const pseudo = checksum(ipPkt, 12, 20) + 17 + udpLen;
+  return checksum(ipPkt, 20, 20 + udpLen, pseudo) === 0xffff;
+}
+
+function batchOf(packets: Buffer[]): { batch: PacketBatch; idx: Int32Array } {
+  const buf = Buffer.concat(packets);
+  const offs = new Int32Array(2 * packets.length);
+  let at = 0;
+  packets.forEach((p, i) => {
+    offs[2 * i] = at;
+    offs[2 * i + 1] = p.length;
+    at += p.length;
+  });
+  return { batch: { buf, offs, count: packets.length }, idx: Int32Array.from(packets.keys()) };
+}
+
+// --- recording logger and sink ---
+
+interface LogLine { level: string; obj: Record<string, unknown>; msg: string }
+
+function recordingLogger(lines: LogLine[], bindings: Record<string, unknown> = {}): Logger {
+  const at = (level: string) => (objOrMsg: object | string, msg?: string): void => {
+    if (typeof objOrMsg === 'string') lines.push({ level, obj: { ...bindings }, msg: objOrMsg });
+    else lines.push({ level, obj: { ...bindings, ...(objOrMsg as Record<string, unknown>) }, msg: msg ?? '' });
+  };
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (more) => recordingLogger(lines, { ...bindings, ...more }),
+    isLevelEnabled: () => true,
+  };
+}
+
+interface Received { packet: Buffer; slot: number; vnetHdr: boolean }
+
+function collector(): { sink: (b: InboundBatch) => void; got: Received[]; calls: number[] } {
+  const got: Received[] = [];
+  const calls: number[] = [];
+  const sink = (b: InboundBatch): void => {
+    calls.push(b.count);
+    for (let i = 0; i < b.count; i++) {
+      const off = b.offs[2 * i] ?? 0;
+      const len = b.offs[2 * i + 1] ?? 0;
+      got.push({ packet: Buffer.from(b.buf.subarray(off, off + len)), slot: b.peers[i] ?? -1, vnetHdr: b.vnetHdr });
+    }
+  };
+  return { sink, got, calls };
+}
+
+function countOf(list: string[], item: string): number {
+  return list.filter((x) => x === item).length;
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A bare socket for sending hand-made datagrams and reading what comes back. */
+interface RawSocket { port: number; send(port: number, data: Buffer): void; got: Buffer[]; close(): void }
+
+function rawSocket(open: UdpOpener): RawSocket {
+  const udp: NativeUdp = open({ host: '127.0.0.1', port: 0, recvBufferBytes: 1 << 20, sendBufferBytes: 1 << 20 });
+  const buf = Buffer.alloc(1 << 20);
+  const offs = new Int32Array(128);
+  const got: Buffer[] = [];
+  udp.start(buf, offs, 64, (count) => {
+    for (let i = 0; i < count; i++) {
+      const off = offs[2 * i] ?? 0;
+      got.push(Buffer.from(buf.subarray(off, off + (offs[2 * i + 1] ?? 0))));
+    }
+  });
+  return {
+    port: udp.port,
+    send: (port, data) => {
+      expect(udp.sendToAddress('127.0.0.1', port, data, data.length)).toBe(true);
+    },
+    got,
+    close: () => udp.close(),
+  };
+}
+
+const implementations = [
+  { name: 'fake socket', native: false },
+  { name: 'native addon', native: true },
+];
+
+describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
+  const lines: LogLine[] = [];
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let open: UdpOpener;
+  let net: FakeUdpNetwork | undefined;
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    lines.length = 0;
+  });
+
+  async function opener(): Promise<UdpOpener> {
+    if (!native) {
+      net = new FakeUdpNetwork();
+      return net.open;
+    }
+    const { addon } = await import('../native/addon.js');
+    return (opts: UdpOpenOptions) => addon.openUdp(opts);
+  }
+
+  function transport(node: string, extra: Partial<UdpTransportOptions> = {}): UdpTransport {
+    const t = new UdpTransport({
+      listen: '127.0.0.1:0',
+      localNode: node,
+      log: recordingLogger(lines, { node: node }),
+      probeIntervalMs: PROBE_INTERVAL_MS,
+      deadAfterMs: DEAD_AFTER_MS,
+      ...(native ? {} : { openUdp: open }),
+      ...extra,
+    });
+    cleanups.push(() => t.close());
+    return t;
+  }
+
+  async function pair(opts: { aEndpointKnown?: boolean } = {}): Promise<{
+    a: UdpTransport; b: UdpTransport; atA: ReturnType<typeof collector>; atB: ReturnType<typeof collector>;
+  }> {
+    open = await opener();
+    const a = transport('node-a');
+    const b = transport('node-b');
+    const atA = collector();
+    const atB = collector();
+    await a.start(atA.sink);
+    await b.start(atB.sink);
+    a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}` });
+    b.setPeer(SLOT_A, {
+      node: 'node-a',
+      nodeId: nodeIdOf('node-a'),
+      endpoint: opts.aEndpointKnown === false ? undefined : `127.0.0.1:${a.port}`,
+    });
+    return { a, b, atA, atB };
+  }
+
+  function raw(): RawSocket {
+    const r = rawSocket(open);
+    cleanups.push(() => r.close());
+    return r;
+  }
+
+  function statusOf(t: UdpTransport, slot: number) {
+    const s = t.peerStatus().find((p) => p.slot === slot);
+    if (s === undefined) throw new Error(`no peer in slot ${slot}`);
+    return s;
+  }
+
+  describe.skipIf(native && !nativeBuilt)('', () => {
+    it('reports its overhead from the listen address family', () => {
+      const log = recordingLogger(lines);
+      expect(new UdpTransport({ listen: '127.0.0.1:0', localNode: 'x', log }).overheadBytes).toBe(40);
+      expect(new UdpTransport({ listen: '[::1]:0', localNode: 'x', log }).overheadBytes).toBe(60);
+      expect(new UdpTransport({ listen: '0.0.0.0:8285', localNode: 'x', log }).kind).toBe('udp');
+    });
+
+    it('delivers data to the sink, tagged with the sender slot, without the virtio header', async () => {
+      const { a, atB } = await pair();
+      const packets = [testPacket('hello from a'), testPacket('second packet, a bit longer')];
+      const { batch, idx } = batchOf(packets);
+      expect(a.send(SLOT_B, batch, idx, 2)).toBe(0);
+      await until('2 packets at b', () => atB.got.length >= 2);
+      expect(atB.got.map((r) => r.slot)).toEqual([SLOT_A, SLOT_A]);
+      expect(atB.got.every((r) => !r.vnetHdr)).toBe(true);
+      expect(atB.got.map((r) => r.packet)).toEqual(packets.map((p) => p.subarray(VNET_HDR_LEN)));
+      expect(atB.got.every((r) => checksumsOk(r.packet))).toBe(true);
+      if (!native) expect(atB.calls).toEqual([2]);
+      expect(a.stats()['packetsOut']).toBe(2);
+    });
+
+    it('carries a large batch of equal-size packets (GSO / recvmmsg batching) intact', async () => {
+      const { a, atB } = await pair();
+      const packets = Array.from({ length: 300 }, (_, i) => testPacket(`packet ${String(i).padStart(4, '0')}`));
+      const { batch, idx } = batchOf(packets);
+      expect(a.send(SLOT_B, batch, idx, packets.length)).toBe(0);
+      await until('300 packets at b', () => atB.got.length >= packets.length);
+      expect(atB.got.map((r) => r.packet)).toEqual(packets.map((p) => p.subarray(VNET_HDR_LEN)));
+      expect(atB.got.every((r) => r.slot === SLOT_A)).toBe(true);
+      expect(atB.calls.length).toBeLessThan(packets.length);
+    });
+
+    it('counts and drops junk and unknown senders, and keeps forwarding', async () => {
+      const { a, b, atB } = await pair();
+      const r = raw();
+      const packet = testPacket('payload').subarray(VNET_HDR_LEN);
+      const fromStranger = Buffer.alloc(HEADER_LEN + packet.length);
+      writeHeader(fromStranger, 0, MSG_DATA, nodeIdOf('node-x'), 0);
+      packet.copy(fromStranger, HEADER_LEN);
+      const probeFromStranger = Buffer.alloc(PROBE_LEN);
+      writeHeader(probeFromStranger, 0, MSG_PROBE, nodeIdOf('node-x'), 1);
+      const random = Buffer.alloc(64);
+      for (let i = 0; i < random.length; i++) random[i] = Math.floor(Math.random() * 256);
+      random[0] = 0xff;
+      const truncated = Buffer.from(fromStranger.subarray(0, HEADER_LEN + 5));
+      writeHeader(truncated, 0, MSG_DATA, nodeIdOf('node-a'), 0);
+      const version2 = Buffer.from(fromStranger);
+      writeHeader(version2, 0, MSG_DATA, nodeIdOf('node-a'), 0);
+      version2[0] = 2;
+      for (const junk of [fromStranger, probeFromStranger, random, truncated, version2]) r.send(b.port, junk);
+
+      const { batch, idx } = batchOf([testPacket('after the junk')]);
+      await until('junk counted', () => (b.stats()['datagramsIn'] ?? 0) >= 5);
+      expect(a.send(SLOT_B, batch, idx, 1)).toBe(0);
+      await until('data at b', () => atB.got.length >= 1);
+      expect(atB.got).toHaveLength(1);
+      expect(atB.got[0]?.slot).toBe(SLOT_A);
+      expect(b.stats()).toMatchObject({ 'drop.bad_header': 3, 'drop.unknown_peer': 2 });
+      await new Promise((res) => setTimeout(res, 20));
+      expect(r.got).toEqual([]);
+    });
+
+    it('answers a probe at its source address, echoing sequence and timestamp', async () => {
+      const { a, b, atA } = await pair();
+      const r = raw();
+      const probe = Buffer.alloc(PROBE_LEN + 16);
+      writeHeader(probe, 0, MSG_PROBE, nodeIdOf('node-a'), 0xdeadbeef);
+      writeProbeTimestamp(probe, 0, 123_456.789);
+      r.send(b.port, probe);
+      await until('reply', () => r.got.length >= 1);
+      const reply = r.got[0] as Buffer;
+      expect(checkHeader(reply, 0, reply.length)).toBe(MSG_PROBE_REPLY);
+      expect(readSenderId(reply, 0)).toBe(nodeIdOf('node-b'));
+      expect(readSeq(reply, 0)).toBe(0xdeadbeef);
+      expect(readProbeTimestamp(reply, 0)).toBe(123_456.789);
+      // node-a has a configured endpoint: b keeps sending there, not to the probe's source.
+      expect(statusOf(b, SLOT_A).endpoint).toBe(`127.0.0.1:${a.port}`);
+      const { batch, idx } = batchOf([testPacket('b to a')]);
+      expect(b.send(SLOT_A, batch, idx, 1)).toBe(0);
+      await until('data at a', () => atA.got.length >= 1);
+      expect(r.got.filter((d) => d[1] === MSG_DATA)).toEqual([]);
+    });
+
+    it('brings peers up with an RTT, and down after deadAfterMs of silence', async () => {
+      const { a, b } = await pair();
+      expect(statusOf(a, SLOT_B).state).toBe('unknown');
+      await until('both up', () => statusOf(a, SLOT_B).state === 'up' && statusOf(b, SLOT_A).state === 'up');
+      for (const [t, slot] of [[a, SLOT_B], [b, SLOT_A]] as const) {
+        const s = statusOf(t, slot);
+        expect(s.transport).toBe('udp');
+        expect(s.rttMs).toBeGreaterThanOrEqual(0);
+        expect(s.rttMs).toBeLessThan(DEAD_AFTER_MS);
+        expect(s.lastSeenMs).toBeGreaterThan(0);
+      }
+      const up = lines.find((l) => l.msg === 'peer up' && l.obj['node'] === 'node-b');
+      expect(up?.obj).toMatchObject({ endpoint: `127.0.0.1:${b.port}` });
+      expect(typeof up?.obj['rttMs']).toBe('number');
+      expect(a.stats()['probeRepliesIn']).toBeGreaterThan(0);
+
+      const stoppedAt = Date.now();
+      await a.close();
+      await until('a down at b', () => statusOf(b, SLOT_A).state === 'down', 2 * DEAD_AFTER_MS);
+      const elapsed = Date.now() - stoppedAt;
+      // deadAfterMs after the last reply, noticed within one tick, plus scheduling slack.
+      expect(elapsed).toBeLessThanOrEqual(DEAD_AFTER_MS + PROBE_INTERVAL_MS + 100);
+      expect(lines.find((l) => l.msg === 'peer down')?.obj).toMatchObject({ node: 'node-a', endpoint: `127.0.0.1:${a.port}` });
+    });
+
+    it('keeps liveness when the same peer is set again (lease refresh)', async () => {
+      const { a, b } = await pair();
+      await until('b up at a', () => statusOf(a, SLOT_B).state === 'up');
+      a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}` });
+      expect(statusOf(a, SLOT_B).state).toBe('up');
+      expect(lines.filter((l) => l.msg === 'peer up' && l.obj['node'] === 'node-b')).toHaveLength(1);
+    });
+
+    it('learns the address of a peer without endpoint from its probes, and follows it (roaming)', async () => {
+      const { a, b, atA } = await pair({ aEndpointKnown: false });
+      expect(statusOf(b, SLOT_A).endpoint).toBeUndefined();
+      const { batch, idx } = batchOf([testPacket('b to a')]);
+      expect(b.send(SLOT_A, batch, idx, 1)).toBe(1);
+      await until('both up', () => statusOf(a, SLOT_B).state === 'up' && statusOf(b, SLOT_A).state === 'up');
+      expect(statusOf(b, SLOT_A).endpoint).toBe(`127.0.0.1:${a.port}`);
+      expect(b.send(SLOT_A, batch, idx, 1)).toBe(0);
+      await until('data at a', () => atA.got.length >= 1);
+
+      // node-a comes back on another port (NAT rebinding): b follows its probes.
+      await a.close();
+      const a2 = transport('node-a');
+      const atA2 = collector();
+      await a2.start(atA2.sink);
+      a2.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}` });
+      await until('b follows a', () => statusOf(b, SLOT_A).endpoint === `127.0.0.1:${a2.port}`);
+      expect(b.send(SLOT_A, batch, idx, 1)).toBe(0);
+      await until('data at a2', () => atA2.got.length >= 1);
+      expect(atA2.got[0]?.slot).toBe(SLOT_B);
+      expect(lines.filter((l) => l.msg === 'peer address learned').map((l) => l.obj['endpoint']))
+        .toEqual([`127.0.0.1:${a.port}`, `127.0.0.1:${a2.port}`]);
+    });
+
+    it('drops everything sent to an unknown or removed slot as peer_down', async () => {
+      const { a } = await pair();
+      const { batch, idx } = batchOf([testPacket('x'), testPacket('y')]);
+      expect(a.send(9, batch, idx, 2)).toBe(2);
+      expect(a.send(-1, batch, idx, 2)).toBe(2);
+      a.removePeer(SLOT_B);
+      expect(a.send(SLOT_B, batch, idx, 2)).toBe(2);
+      expect(a.peerStatus()).toEqual([]);
+      expect(a.stats()['drop.peer_down']).toBe(6);
+      expect(() => a.setPeer(4096, { node: 'n', nodeId: 1, endpoint: undefined })).toThrow(UdpTransportError);
+    });
+
+    it('keeps a peer whose endpoint this socket cannot reach, unaddressed and logged', async () => {
+      const { a } = await pair();
+      a.setPeer(7, { node: 'node-v6', nodeId: nodeIdOf('node-v6'), endpoint: '[fd00::7]:8285' });
+      expect(lines.find((l) => l.msg.startsWith('peer endpoint unusable'))?.obj).toMatchObject({ node: 'node-v6' });
+      const { batch, idx } = batchOf([testPacket('x')]);
+      expect(a.send(7, batch, idx, 1)).toBe(1);
+      expect(a.stats()['drop.peer_down']).toBe(1);
+      expect(statusOf(a, 7).endpoint).toBe('[fd00::7]:8285');
+    });
+
+    it.skipIf(native)('counts packets the socket refuses as congested', async () => {
+      const { a } = await pair();
+      const socket = net?.sockets.get(a.port);
+      if (socket === undefined) throw new Error('no fake socket');
+      socket.refuseNext = 2;
+      const { batch, idx } = batchOf([testPacket('1'), testPacket('2'), testPacket('3')]);
+      expect(a.send(SLOT_B, batch, idx, 3)).toBe(2);
+      expect(a.stats()).toMatchObject({ packetsOut: 1, 'drop.congested': 2 });
+    });
+
+    it('fails to start on a port in use with a typed error', async () => {
+      const { b } = await pair();
+      const again = transport('node-c', { listen: `127.0.0.1:${b.port}` });
+      const err: unknown = await again.start(() => {}).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UdpTransportError);
+      expect((err as UdpTransportError).code).toBe('ERR_PODTUN_UDP_LISTEN');
+      expect((err as UdpTransportError).message).toMatch(
+        new RegExp(`^cannot listen on 127\\.0\\.0\\.1:${b.port}: address (already )?in use`, 'i'));
+      expect((err as UdpTransportError).cause).toBeDefined();
+      expect(() => new UdpTransport({ listen: 'localhost:8285', localNode: 'x', log: recordingLogger(lines) }))
+        .toThrow(/^cannot listen on localhost:8285: .*not an IP address/);
+    });
+
+    it('closes twice and leaves no handle or timer behind', async () => {
+      const before = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+      const { a, b, atB } = await pair();
+      const { batch, idx } = batchOf([testPacket('bye')]);
+      a.send(SLOT_B, batch, idx, 1);
+      await until('data at b', () => atB.got.length >= 1);
+      await until('b up at a', () => statusOf(a, SLOT_B).state === 'up');
+      await a.close();
+      await a.close();
+      await b.close();
+      await b.close();
+      expect(a.send(SLOT_B, batch, idx, 1)).toBe(1);
+      await expect(a.start(() => {})).rejects.toMatchObject({ code: 'ERR_PODTUN_UDP_CLOSED' });
+      await new Promise((res) => setImmediate(res));
+      // Nothing of ours may remain: no kind of resource is more numerous than before.
+      const after = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+      for (const kind of new Set(after)) {
+        expect({ kind, n: countOf(after, kind) }).toEqual({ kind, n: Math.min(countOf(after, kind), countOf(before, kind)) });
+      }
+      expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+      // The sockets are really closed: their ports can be bound again.
+      for (const port of [a.port, b.port]) {
+        const again = transport('node-c', { listen: `127.0.0.1:${port}` });
+        await again.start(() => {});
+        expect(again.port).toBe(port);
+        await again.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,551 @@
+/**
+ * The UDP tunnel: one socket of the native addon (sendmmsg/recvmmsg, UDP GSO/GRO), the 12-byte
+ * header of udp-header.ts on every datagram, and probes for liveness and RTT.
+ *
+ * Inside (router -> peer):
+ *   1. send(slot, batch, idx, count): one addon sendPackets per call with the peer's prebuilt
+ *      data header; the addon strips virtio headers and splits super-packets.
+ * Outside (peer -> router), once per receive batch:
+ *   1. check version, type, flags and length; refuse -> BadHeader
+ *   2. sender node id -> peer; unknown -> UnknownPeer (never forwarded, never answered)
+ *   3. data -> appended to the reused InboundBatch, tagged with the peer's slot
+ *      probe -> answered at its source address (a peer behind NAT is answered at its current
+ *               mapping; a peer without a configured endpoint is re-addressed to it: roaming)
+ *      probe reply -> liveness and RTT
+ *   4. the sink is called once with everything that arrived.
+ */
+import { constants as osConstants } from 'node:os';
+import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
+import { DropReason, dropCountersToObject, newDropCounters } from '../router/drop-reason.js';
+import type { Logger } from '../router/logger.js';
+import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
+import { nodeIdOf } from './node-id.js';
+import { parseEndpoint, formatEndpoint } from './endpoint.js';
+import type { Endpoint } from './endpoint.js';
+import {
+  DEFAULT_DEAD_AFTER_MS,
+  DEFAULT_PROBE_INTERVAL_MS,
+  PeerLiveness,
+} from './peer-liveness.js';
+import type { LivenessChange } from './peer-liveness.js';
+import {
+  HEADER_LEN,
+  MSG_DATA,
+  MSG_PROBE,
+  MSG_PROBE_REPLY,
+  PROBE_LEN,
+  UDP_OVERHEAD_IPV4,
+  UDP_OVERHEAD_IPV6,
+  checkHeader,
+  readProbeTimestamp,
+  readSenderId,
+  readSeq,
+  writeHeader,
+  writeProbeTimestamp,
+} from './udp-header.js';
+import type { InboundSink, PeerSpec, PeerStatus, Transport } from './transport.js';
+
+/** Slots the addon can address (0..MAX_PEER_SLOTS-1). */
+export const MAX_PEER_SLOTS = 4096;
+export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;
+/** The receive buffer the addon fills per batch. */
+const RECV_AREA_BYTES = 4 * 1024 * 1024;
+const RECV_MAX_DATAGRAMS = 4096;
+
+export type UdpOpener = (opts: UdpOpenOptions) => NativeUdp;
+
+export interface UdpTransportOptions {
+  /** Local "host:port" to bind; port 0 takes an ephemeral port (see `port`). */
+  listen: string;
+  /** This node's name; its id (node-id.ts) goes in every header. */
+  localNode: string;
+  log: Logger;
+  probeIntervalMs?: number;
+  deadAfterMs?: number;
+  /** SO_RCVBUF / SO_SNDBUF wanted, bytes. */
+  recvBufferBytes?: number;
+  sendBufferBytes?: number;
+  /** Opens the socket; default: the native addon. A seam for tests. */
+  openUdp?: UdpOpener;
+  /** Clock in ms (default: performance clock as epoch ms). A seam for tests. */
+  nowMs?: () => number;
+}
+
+export type UdpTransportErrorCode =
+  | 'ERR_PODTUN_UDP_LISTEN'
+  | 'ERR_PODTUN_UDP_ADDON'
+  | 'ERR_PODTUN_UDP_CLOSED'
+  | 'ERR_PODTUN_UDP_SLOT'
+  | 'ERR_PODTUN_UDP_OPTION';
+
+/** A control-plane failure of the UDP transport; `code` is stable. */
+export class UdpTransportError extends Error {
+  constructor(readonly code: UdpTransportErrorCode, message: string, options?: { cause: unknown }) {
+    super(message, options);
+    this.name = 'UdpTransportError';
+  }
+}
+
+interface UdpPeer {
+  slot: number;
+  node: string;
+  nodeId: number;
+  /** As given in the PeerSpec (for status and logs). */
+  endpointText: string | undefined;
+  /** Parsed configured endpoint; undefined when absent or unusable. */
+  endpoint: Endpoint | undefined;
+  /** Address learned from its probes (only used when it has no configured endpoint). */
+  learnedHost: string | undefined;
+  learnedPort: number;
+  /** The addon's slot holds an address: sends can go out. */
+  addressed: boolean;
+  /** Data header prebuilt for this peer (room for per-peer authentication later). */
+  header: Buffer;
+  liveness: PeerLiveness;
+}
+
+const defaultNowMs = (): number => performance.timeOrigin + performance.now();
+
+export class UdpTransport implements Transport {
+  readonly kind = 'udp' as const;
+  readonly overheadBytes: number;
+
+  private readonly listen: Endpoint;
+  private readonly listenText: string;
+  private readonly localId: number;
+  private readonly log: Logger;
+  private readonly probeIntervalMs: number;
+  private readonly deadAfterMs: number;
+  private readonly recvBufferBytes: number;
+  private readonly sendBufferBytes: number;
+  private readonly openUdp: UdpOpener | undefined;
+  private readonly nowMs: () => number;
+
+  private udp: NativeUdp | undefined;
+  private sink: InboundSink | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private boundPort = -1;
+
+  private readonly peers: (UdpPeer | undefined)[] = new Array<UdpPeer | undefined>(MAX_PEER_SLOTS);
+  private readonly bySenderId = new Map<number, UdpPeer>();
+
+  // Receive side, allocated once.
+  private readonly recvBuf: Buffer;
+  private readonly recvOffs: Int32Array;
+  private readonly inbound: InboundBatch;
+  private readonly onRecvBatch: (count: number) => void;
+  /** Probes and replies are built here (control messages; one at a time). */
+  private readonly controlBuf = Buffer.alloc(PROBE_LEN);
+
+  // Counters.
+  private readonly drops = newDropCounters();
+  private datagramsIn = 0;
+  private packetsIn = 0;
+  private packetsOut = 0;
+  private probesOut = 0;
+  private probesIn = 0;
+  private probeRepliesOut = 0;
+  private probeRepliesIn = 0;
+  private staleReplies = 0;
+  private controlSendFailures = 0;
+
+  constructor(options: UdpTransportOptions) {
+    try {
+      this.listen = parseEndpoint(options.listen, { allowPortZero: true });
+    } catch (err: unknown) {
+      throw new UdpTransportError('ERR_PODTUN_UDP_LISTEN',
+        `cannot listen on ${String(options.listen)}: ${errorReason(err)}`, { cause: err });
+    }
+    this.listenText = options.listen;
+    this.overheadBytes = this.listen.family === 4 ? UDP_OVERHEAD_IPV4 : UDP_OVERHEAD_IPV6;
+    this.localId = nodeIdOf(options.localNode);
+    this.log = options.log;
+    this.probeIntervalMs = positive(options.probeIntervalMs, DEFAULT_PROBE_INTERVAL_MS, 'probeIntervalMs');
+    this.deadAfterMs = positive(options.deadAfterMs, DEFAULT_DEAD_AFTER_MS, 'deadAfterMs');
+    this.recvBufferBytes = positive(options.recvBufferBytes, DEFAULT_RECV_BUFFER_BYTES, 'recvBufferBytes');
+    this.sendBufferBytes = positive(options.sendBufferBytes, DEFAULT_SEND_BUFFER_BYTES, 'sendBufferBytes');
+    this.openUdp = options.openUdp;
+    this.nowMs = options.nowMs ?? defaultNowMs;
+
+    this.recvBuf = Buffer.allocUnsafe(RECV_AREA_BYTES);
+    this.recvOffs = new Int32Array(2 * RECV_MAX_DATAGRAMS);
+    this.inbound = {
+      buf: this.recvBuf,
+      offs: new Int32Array(2 * RECV_MAX_DATAGRAMS),
+      count: 0,
+      peers: new Int32Array(RECV_MAX_DATAGRAMS),
+      vnetHdr: false,
+    };
+    this.onRecvBatch = (count: number): void => this.receive(count);
+  }
+
+  /** The bound UDP port (after start; useful when port 0 was asked). */
+  get port(): number {
+    if (this.boundPort < 0) throw new UdpTransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is not started');
+    return this.boundPort;
+  }
+
+  /** Opens and binds the socket, starts receiving and probing. */
+  async start(sink: InboundSink): Promise<void> {
+    if (this.closed) throw new UdpTransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is closed');
+    if (this.udp !== undefined) throw new UdpTransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is already started');
+    const open = this.openUdp ?? (await loadAddonOpener());
+    if (this.closed) throw new UdpTransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is closed');
+    let udp: NativeUdp;
+    try {
+      udp = open({
+        host: this.listen.host,
+        port: this.listen.port,
+        recvBufferBytes: this.recvBufferBytes,
+        sendBufferBytes: this.sendBufferBytes,
+      });
+    } catch (err: unknown) {
+      throw new UdpTransportError('ERR_PODTUN_UDP_LISTEN',
+        `cannot listen on ${this.listenText}: ${errorReason(err)}`, { cause: err });
+    }
+    try {
+      udp.start(this.recvBuf, this.recvOffs, RECV_MAX_DATAGRAMS, this.onRecvBatch);
+    } catch (err: unknown) {
+      udp.close();
+      throw new UdpTransportError('ERR_PODTUN_UDP_LISTEN',
+        `cannot receive on ${this.listenText}: ${errorReason(err)}`, { cause: err });
+    }
+    this.udp = udp;
+    this.boundPort = udp.port;
+    this.sink = sink;
+    for (const peer of this.bySenderId.values()) this.address(peer);
+    const tickMs = Math.max(1, Math.min(this.probeIntervalMs, Math.floor(this.deadAfterMs / 4)));
+    this.timer = setInterval(() => this.tick(), tickMs);
+    this.log.info({ listen: formatEndpoint(this.listen.host, udp.port), gso: udp.gso, gro: udp.gro },
+      'udp transport listening');
+    this.tick();
+  }
+
+  /**
+   * Adds or updates the peer in `slot`. Setting the same node again (a lease refresh) keeps its
+   * liveness and learned address; a changed endpoint re-addresses it.
+   */
+  setPeer(slot: number, spec: PeerSpec): void {
+    checkSlot(slot);
+    const nodeId = spec.nodeId >>> 0;
+    const old = this.peers[slot];
+    const same = old !== undefined && old.nodeId === nodeId && old.node === spec.node;
+    if (old !== undefined && !same) this.forget(old);
+    const elsewhere = this.bySenderId.get(nodeId);
+    if (elsewhere !== undefined && elsewhere.slot !== slot) this.forget(elsewhere);
+
+    const endpoint = this.usableEndpoint(spec);
+    if (same) {
+      if (spec.endpoint === old.endpointText) return;
+      old.endpointText = spec.endpoint;
+      old.endpoint = endpoint;
+      this.address(old);
+      return;
+    }
+    const header = Buffer.alloc(HEADER_LEN);
+    writeHeader(header, 0, MSG_DATA, this.localId, 0);
+    const liveness: PeerLiveness = new PeerLiveness(
+      { probeIntervalMs: this.probeIntervalMs, deadAfterMs: this.deadAfterMs },
+      this.nowMs(),
+      (change) => {
+        const current = this.peers[slot];
+        if (current !== undefined && current.liveness === liveness) this.onLivenessChange(current, change);
+      },
+    );
+    const peer: UdpPeer = {
+      slot,
+      node: spec.node,
+      nodeId,
+      endpointText: spec.endpoint,
+      endpoint,
+      learnedHost: undefined,
+      learnedPort: 0,
+      addressed: false,
+      header,
+      liveness,
+    };
+    this.peers[slot] = peer;
+    this.bySenderId.set(nodeId, peer);
+    this.address(peer);
+  }
+
+  removePeer(slot: number): void {
+    checkSlot(slot);
+    const peer = this.peers[slot];
+    if (peer !== undefined) this.forget(peer);
+  }
+
+  /**
+   * Sends packets `idx[0..count)` of `batch` (virtio header first, as read from the TUN) to the
+   * peer in `slot`: one addon call. Borrowed batch: the addon has finished with it on return.
+   * Returns how many were dropped (unknown peer or no address: PeerDown; refused: Congested).
+   */
+  send(slot: number, batch: PacketBatch, idx: Int32Array, count: number): number {
+    const peer = slot >= 0 && slot < MAX_PEER_SLOTS ? this.peers[slot] : undefined;
+    const udp = this.udp;
+    if (peer === undefined || !peer.addressed || udp === undefined) {
+      this.drops[DropReason.PeerDown] = (this.drops[DropReason.PeerDown] ?? 0) + count;
+      return count;
+    }
+    const sent = udp.sendPackets(slot, peer.header, HEADER_LEN, batch.buf, batch.offs, idx, count);
+    this.packetsOut += sent;
+    const dropped = count - sent;
+    if (dropped > 0) this.drops[DropReason.Congested] = (this.drops[DropReason.Congested] ?? 0) + dropped;
+    return dropped;
+  }
+
+  peerStatus(): PeerStatus[] {
+    const out: PeerStatus[] = [];
+    for (const peer of this.peers) {
+      if (peer === undefined) continue;
+      out.push({
+        slot: peer.slot,
+        node: peer.node,
+        transport: 'udp',
+        endpoint: this.endpointOf(peer),
+        state: peer.liveness.state,
+        rttMs: peer.liveness.rttMs,
+        lastSeenMs: peer.liveness.lastSeenMs,
+      });
+    }
+    return out;
+  }
+
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {
+      datagramsIn: this.datagramsIn,
+      packetsIn: this.packetsIn,
+      packetsOut: this.packetsOut,
+      probesOut: this.probesOut,
+      probesIn: this.probesIn,
+      probeRepliesOut: this.probeRepliesOut,
+      probeRepliesIn: this.probeRepliesIn,
+      staleReplies: this.staleReplies,
+      controlSendFailures: this.controlSendFailures,
+    };
+    const drops = dropCountersToObject(this.drops);
+    for (const name of Object.keys(drops)) out[`drop.${name}`] = drops[name] ?? 0;
+    if (this.udp !== undefined) {
+      const native = this.udp.stats();
+      for (const name of Object.keys(native)) out[`native.${name}`] = native[name] ?? 0;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    const udp = this.udp;
+    this.udp = undefined;
+    this.sink = undefined;
+    if (udp === undefined) return;
+    udp.close();
+    // The addon closes the fd in libuv's close callback, at the end of this loop iteration; the
+    // second check phase comes after it, so once this resolves the port can be bound again.
+    await nextCheckPhase();
+    await nextCheckPhase();
+  }
+
+  // --- outside: one receive batch (called by the addon; buffers valid during the call) ---
+
+  private receive(count: number): void {
+    const buf = this.recvBuf;
+    const offs = this.recvOffs;
+    const inbound = this.inbound;
+    const inOffs = inbound.offs;
+    const inPeers = inbound.peers;
+    const drops = this.drops;
+    const nowMs = this.nowMs();
+    let n = 0;
+    this.datagramsIn += count;
+    for (let i = 0; i < count; i++) {
+      const off = offs[2 * i] ?? 0;
+      const len = offs[2 * i + 1] ?? 0;
+      const type = checkHeader(buf, off, len);
+      if (type < 0) {
+        drops[DropReason.BadHeader] = (drops[DropReason.BadHeader] ?? 0) + 1;
+        continue;
+      }
+      const peer = this.bySenderId.get(readSenderId(buf, off));
+      if (peer === undefined) {
+        drops[DropReason.UnknownPeer] = (drops[DropReason.UnknownPeer] ?? 0) + 1;
+        continue;
+      }
+      if (type === MSG_DATA) {
+        inOffs[2 * n] = off + HEADER_LEN;
+        inOffs[2 * n + 1] = len - HEADER_LEN;
+        inPeers[n] = peer.slot;
+        n++;
+        peer.liveness.onInbound(nowMs);
+      } else if (type === MSG_PROBE) {
+        this.answerProbe(peer, i, off, nowMs);
+      } else if (peer.liveness.onProbeReply(readSeq(buf, off), readProbeTimestamp(buf, off), nowMs)) {
+        this.probeRepliesIn++;
+      } else {
+        this.staleReplies++;
+      }
+    }
+    if (n === 0 || this.sink === undefined) return;
+    this.packetsIn += n;
+    inbound.count = n;
+    this.sink(inbound);
+  }
+
+  private answerProbe(peer: UdpPeer, i: number, off: number, nowMs: number): void {
+    const udp = this.udp;
+    if (udp === undefined) return;
+    this.probesIn++;
+    peer.liveness.onInbound(nowMs);
+    const source = udp.sourceOf(i);
+    if (peer.endpoint === undefined && (source.host !== peer.learnedHost || source.port !== peer.learnedPort)) {
+      peer.learnedHost = source.host;
+      peer.learnedPort = source.port;
+      this.address(peer);
+      this.log.info({ node: peer.node, endpoint: formatEndpoint(source.host, source.port) }, 'peer address learned');
+    }
+    const reply = this.controlBuf;
+    writeHeader(reply, 0, MSG_PROBE_REPLY, this.localId, readSeq(this.recvBuf, off));
+    this.recvBuf.copy(reply, HEADER_LEN, off + HEADER_LEN, off + PROBE_LEN);
+    if (udp.sendToAddress(source.host, source.port, reply, PROBE_LEN)) this.probeRepliesOut++;
+    else this.controlSendFailures++;
+  }
+
+  // --- control ---
+
+  private tick(): void {
+    const udp = this.udp;
+    if (udp === undefined) return;
+    const nowMs = this.nowMs();
+    const probe = this.controlBuf;
+    for (const peer of this.bySenderId.values()) {
+      const seq = peer.liveness.tick(nowMs);
+      if (seq < 0 || !peer.addressed) continue;
+      writeHeader(probe, 0, MSG_PROBE, this.localId, seq);
+      writeProbeTimestamp(probe, 0, nowMs);
+      if (udp.sendTo(peer.slot, probe, PROBE_LEN)) this.probesOut++;
+      else this.controlSendFailures++;
+    }
+  }
+
+  /** Points the addon's slot at the configured endpoint, else at the learned address. */
+  private address(peer: UdpPeer): void {
+    const udp = this.udp;
+    if (udp === undefined) return;
+    const host = peer.endpoint?.host ?? peer.learnedHost;
+    const port = peer.endpoint?.port ?? peer.learnedPort;
+    if (host === undefined) return;
+    try {
+      udp.setPeer(peer.slot, host, port);
+      peer.addressed = true;
+    } catch (err: unknown) {
+      peer.addressed = false;
+      this.log.warn({ node: peer.node, endpoint: formatEndpoint(host, port), err }, 'cannot address peer');
+    }
+  }
+
+  /** The spec's endpoint if this socket can reach it; else undefined (logged). */
+  private usableEndpoint(spec: PeerSpec): Endpoint | undefined {
+    if (spec.endpoint === undefined) return undefined;
+    try {
+      const endpoint = parseEndpoint(spec.endpoint);
+      if (endpoint.family === 6 && this.listen.family === 4) {
+        throw new Error(`an IPv6 endpoint cannot be reached from ${this.listenText}`);
+      }
+      return endpoint;
+    } catch (err: unknown) {
+      this.log.warn({ node: spec.node, endpoint: spec.endpoint, err }, 'peer endpoint unusable; waiting for its probes');
+      return undefined;
+    }
+  }
+
+  private forget(peer: UdpPeer): void {
+    this.peers[peer.slot] = undefined;
+    if (this.bySenderId.get(peer.nodeId) === peer) this.bySenderId.delete(peer.nodeId);
+    if (peer.addressed) this.udp?.clearPeer(peer.slot);
+    peer.addressed = false;
+  }
+
+  private endpointOf(peer: UdpPeer): string | undefined {
+    if (peer.endpointText !== undefined) return peer.endpointText;
+    return peer.learnedHost === undefined ? undefined : formatEndpoint(peer.learnedHost, peer.learnedPort);
+  }
+
+  private onLivenessChange(peer: UdpPeer, change: LivenessChange): void {
+    if (this.peers[peer.slot] !== peer) return;
+    const fields = {
+      node: peer.node,
+      endpoint: this.endpointOf(peer),
+      rttMs: change.rttMs === undefined ? undefined : Math.round(change.rttMs * 1000) / 1000,
+    };
+    if (change.state === 'up') this.log.info(fields, 'peer up');
+    else if (change.previous === 'up') this.log.warn(fields, 'peer down');
+    else this.log.warn(fields, 'peer unreachable');
+  }
+}
+
+function nextCheckPhase(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The addon is loaded on first start, so this module imports without it (tests, tooling). */
+async function loadAddonOpener(): Promise<UdpOpener> {
+  try {
+    const { addon } = await import('../native/addon.js');
+    return (opts) => addon.openUdp(opts);
+  } catch (err: unknown) {
+    throw new UdpTransportError('ERR_PODTUN_UDP_ADDON', `cannot load the native addon: ${errorReason(err)}`, { cause: err });
+  }
+}
+
+function checkSlot(slot: number): void {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_PEER_SLOTS) {
+    throw new UdpTransportError('ERR_PODTUN_UDP_SLOT', `peer slot ${slot} is outside 0..${MAX_PEER_SLOTS - 1}`);
+  }
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new UdpTransportError('ERR_PODTUN_UDP_OPTION', `${name} must be a positive number, got ${value}`);
+  }
+  return value;
+}
+
+const ERRNO_REASONS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address in use',
+  EADDRNOTAVAIL: 'address not available on this host',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EAFNOSUPPORT: 'address family not supported',
+};
+
+/** The errno name ("EADDRINUSE") of an error carrying a numeric `errno` (as the addon's do). */
+function errnoName(errno: unknown): string | undefined {
+  if (typeof errno !== 'number') return undefined;
+  const abs = Math.abs(errno);
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === abs) return name;
+  return undefined;
+}
+
+/**
+ * "address in use" for an EADDRINUSE error (by errno, by code or named in the message),
+ * else the error's message.
+ */
+function errorReason(err: unknown): string {
+  if (typeof err === 'object' && err !== null) {
+    const byErrno = ERRNO_REASONS[errnoName((err as { errno?: unknown }).errno) ?? ''];
+    if (byErrno !== undefined) return byErrno;
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && ERRNO_REASONS[code] !== undefined) return ERRNO_REASONS[code];
+    const message = (err as { message?: unknown }).message;
+    const named = typeof message === 'string' ? /\bE[A-Z]+\b/.exec(message)?.[0] : undefined;
+    const reason = named === undefined ? undefined : ERRNO_REASONS[named];
+    if (reason !== undefined) return reason;
+    if (typeof message === 'string' && message !== '') return message;
+  }
+  return String(err);
+}

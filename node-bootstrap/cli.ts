@@ -1,0 +1,169 @@
+/**
+ * The `podtun` command line. `main` parses and dispatches and returns the exit code (tests call
+ * it); `runCli` is what bin/podtun.js runs. Commands load their modules lazily: `--help` and
+ * `version` never touch the native addon, and `run` does not need the demo.
+ *
+ * Exit codes: 0 ok, 1 failure (bad config, startup or fatal error), 2 usage error.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError, resolveConfigSources } from './config.js';
+
+export const USAGE = `Usage:
+  podtun run --config FILE [--log-level LEVEL] [--status-socket PATH]
+  podtun demo [--mode podtun|kernel-routing]
+  podtun version
+  podtun --help
+
+Commands:
+  run       Run this node's pod-network router (root: opens a TUN, sets routes and sysctls).
+  demo      Build a throwaway 3-node cluster in network namespaces and show podtun carrying it.
+  version   Print the version.
+
+Options for run:
+  --config FILE          Node config, YAML or JSON (env PODTUN_CONFIG).
+  --log-level LEVEL      trace|debug|info|warn|error; wins over the file (env PODTUN_LOG_LEVEL).
+  --status-socket PATH   Serve GET /status and /healthz on this Unix socket (env PODTUN_STATUS_SOCKET).
+
+Signals (run): SIGTERM/SIGINT shut down cleanly (a second one exits at once); SIGHUP reloads
+the config (also reloaded when the file changes).
+`;
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: CliIo = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    io.out(USAGE);
+    return command === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  switch (command) {
+    case 'version':
+    case '--version':
+      if (rest.length > 0) return usageError(io, `unexpected argument "${rest[0] ?? ''}"`);
+      io.out(`podtun ${packageVersion()}\n`);
+      return EXIT_OK;
+    case 'run':
+      return runCommand(rest, env, io);
+    case 'demo':
+      return demoCommand(rest, io);
+    default:
+      return usageError(io, `unknown command "${command}"`);
+  }
+}
+
+async function runCommand(args: readonly string[], env: Readonly<Record<string, string | undefined>>, io: CliIo): Promise<number> {
+  let values: { config?: string | undefined; 'log-level'?: string | undefined; 'status-socket'?: string | undefined; help?: boolean | undefined };
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        config: { type: 'string', short: 'c' },
+        'log-level': { type: 'string' },
+        'status-socket': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err: unknown) {
+    return usageError(io, errorMessage(err));
+  }
+  if (values.help === true) {
+    io.out(USAGE);
+    return EXIT_OK;
+  }
+  let sources;
+  try {
+    sources = resolveConfigSources({ config: values.config, logLevel: values['log-level'] }, env);
+  } catch (err: unknown) {
+    if (err instanceof ConfigError) return usageError(io, err.message);
+    throw err;
+  }
+  const statusSocket = nonEmpty(values['status-socket']) ?? nonEmpty(env['PODTUN_STATUS_SOCKET']);
+  const { runNode } = await import('./run-node.js');
+  return runNode({ configPath: sources.path, overrides: sources.overrides, statusSocket }, async () => (await import('./node-deps.js')).defaultNodeDeps);
+}
+
+async function demoCommand(args: readonly string[], io: CliIo): Promise<number> {
+  let mode: string | undefined;
+  try {
+    ({ values: { mode } } = parseArgs({ args: [...args], options: { mode: { type: 'string' } }, strict: true, allowPositionals: false }));
+  } catch (err: unknown) {
+    return usageError(io, errorMessage(err));
+  }
+  if (mode !== undefined && mode !== 'podtun' && mode !== 'kernel-routing') {
+    return usageError(io, `--mode: "${mode}" is not one of podtun|kernel-routing`);
+  }
+  let demo: typeof import('./demo.js');
+  try {
+    demo = await import('./demo.js');
+  } catch (err: unknown) {
+    io.err(`podtun: the demo is not available in this build: ${errorMessage(err)}\n`);
+    return EXIT_FAILURE;
+  }
+  try {
+    await demo.runDemo(mode === undefined ? {} : { mode });
+    return EXIT_OK;
+  } catch (err: unknown) {
+    if (err instanceof demo.DemoError) {
+      io.err(`${err.message}\n`);
+      return EXIT_FAILURE;
+    }
+    throw err;
+  }
+}
+
+function usageError(io: CliIo, reason: string): number {
+  io.err(`podtun: ${reason}\n\n${USAGE}`);
+  return EXIT_USAGE;
+}
+
+/** The version in the package.json above this file (node-bootstrap/ or dist/node-bootstrap/). */
+export function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'podtun' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not here; look one level up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+/** bin/podtun.js: runs main on this process and exits with its code. */
+export async function runCli(): Promise<never> {
+  let code: number;
+  try {
+    code = await main(process.argv.slice(2), process.env);
+  } catch (err: unknown) {
+    process.stderr.write(`podtun: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    code = EXIT_FAILURE;
+  }
+  process.exit(code);
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

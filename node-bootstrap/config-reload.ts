@@ -1,0 +1,33 @@
+/**
+ * Which config edits a running node can take: the node list (peers come and go, endpoints and
+ * MTUs change) and the log level. The rest shapes the TUN, the socket or this node's addresses,
+ * so changing it needs a restart: such a reload is refused, naming each field.
+ */
+import { ConfigError, localNodeOf, tunMtuOf } from './config.js';
+import type { NodeConfig } from './config.js';
+
+/** Throws ConfigError when `next` changes a field that only a restart can apply. */
+export function checkReloadable(running: NodeConfig, next: NodeConfig): void {
+  const issues: { path: string; reason: string }[] = [];
+  const compare = (path: string, before: unknown, after: unknown): void => {
+    const a = JSON.stringify(before);
+    const b = JSON.stringify(after);
+    if (a !== b) issues.push({ path, reason: `changed from ${a} to ${b}; restart podtun to apply` });
+  };
+  compare('nodeName', running.nodeName, next.nodeName);
+  compare('clusterCidrs', running.clusterCidrs, next.clusterCidrs);
+  compare('tunName', running.tunName, next.tunName);
+  compare('listen', running.listen.text, next.listen.text);
+  compare('underlayMtu', running.underlayMtu, next.underlayMtu);
+  if (issues.length === 0 && tunMtuOf(running) !== tunMtuOf(next)) {
+    issues.push({
+      path: 'nodes',
+      reason: `the endpoints' address family changes the tunnel MTU from ${tunMtuOf(running)} to ${tunMtuOf(next)}; restart podtun to apply`,
+    });
+  }
+  if (issues.length === 0) {
+    const at = next.nodes.findIndex((n) => n.name === next.nodeName);
+    compare(`nodes[${at}].subnets`, localNodeOf(running).subnets, localNodeOf(next).subnets);
+  }
+  if (issues.length > 0) throw new ConfigError(next.source, issues);
+}

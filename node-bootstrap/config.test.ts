@@ -1,0 +1,265 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeIdOf } from '../tunnel/node-id.js';
+import {
+  ConfigError,
+  loadConfig,
+  localNodeOf,
+  parseConfigText,
+  resolveConfigSources,
+  tunMtuOf,
+  validateConfig,
+} from './config.js';
+
+type Raw = Record<string, unknown>;
+
+function good(): Raw {
+  return {
+    nodeName: 'node-a',
+    clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/48'],
+    tunName: 'podtun0',
+    listen: '0.0.0.0:8285',
+    underlayMtu: 1500,
+    logLevel: 'info',
+    nodes: [
+      { name: 'node-a', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], endpoint: '192.168.77.1:8285' },
+      { name: 'node-b', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285', mtu: 1400 },
+    ],
+  };
+}
+
+function nodeAt(raw: Raw, i: number): Raw {
+  return (raw['nodes'] as Raw[])[i] as Raw;
+}
+
+/** Applies `edit` to a fresh good config and returns the validation error. */
+function errorOf(edit: (raw: Raw) => void): ConfigError {
+  const raw = good();
+  edit(raw);
+  try {
+    validateConfig(raw, 'node.yaml');
+  } catch (err: unknown) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('validateConfig', () => {
+  it('returns a typed, canonical, deep-frozen config', () => {
+    const raw = good();
+    nodeAt(raw, 0)['subnets'] = ['fd00:10:244:1:0::/64', '10.244.1.0/24'];
+    const config = validateConfig(raw, 'node.yaml');
+    expect(config.nodeName).toBe('node-a');
+    expect(config.nodeId).toBe(nodeIdOf('node-a'));
+    expect(config.nodes[0]?.subnets).toEqual(['10.244.1.0/24', 'fd00:10:244:1::/64']);
+    expect(config.nodes[1]?.endpoint).toEqual({ host: '192.168.77.2', port: 8285, family: 4, text: '192.168.77.2:8285' });
+    expect(config.nodes[1]?.mtu).toBe(1400);
+    expect(config.listen.text).toBe('0.0.0.0:8285');
+    expect(localNodeOf(config).name).toBe('node-a');
+    expect(tunMtuOf(config)).toBe(1460);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.nodes)).toBe(true);
+    expect(Object.isFrozen(config.nodes[0])).toBe(true);
+    expect(Object.isFrozen(config.nodes[0]?.subnets)).toBe(true);
+    expect(Object.isFrozen(config.nodes[0]?.endpoint)).toBe(true);
+    expect(Object.isFrozen(config.listen)).toBe(true);
+    expect(() => {
+      (config.nodes as unknown as unknown[]).push({});
+    }).toThrow(TypeError);
+  });
+
+  it('fills defaults', () => {
+    const config = validateConfig(
+      { nodeName: 'a', clusterCidrs: ['10.244.0.0/16'], nodes: [{ name: 'a', subnets: ['10.244.1.0/24'] }] },
+      'node.yaml',
+    );
+    expect(config).toMatchObject({ tunName: 'podtun0', underlayMtu: 1500, logLevel: 'info', listen: { text: '0.0.0.0:8285' } });
+    expect(config.nodes[0]?.endpoint).toBeUndefined();
+    expect(config.nodes[0]?.mtu).toBeUndefined();
+  });
+
+  it('sizes the TUN MTU for an IPv6 underlay', () => {
+    const raw = good();
+    nodeAt(raw, 1)['endpoint'] = '[fd00:77::2]:8285';
+    const config = validateConfig(raw, 'node.yaml');
+    expect(config.nodes[1]?.endpoint?.text).toBe('[fd00:77::2]:8285');
+    expect(tunMtuOf(config)).toBe(1440);
+  });
+
+  it('lets an override win over the file log level', () => {
+    expect(validateConfig(good(), 'node.yaml', { logLevel: 'debug' }).logLevel).toBe('debug');
+  });
+
+  // [what, edit, field path, reason]
+  const cases: [string, (raw: Raw) => void, string, RegExp][] = [
+    ['unknown top-level key', (r) => { r['nodname'] = 'x'; }, 'nodname', /unknown setting/],
+    ['unknown node key', (r) => { nodeAt(r, 1)['endpont'] = 'x'; }, 'nodes[1].endpont', /unknown setting/],
+    ['missing nodeName', (r) => { delete r['nodeName']; }, 'nodeName', /required/],
+    ['nodeName not a string', (r) => { r['nodeName'] = 7; }, 'nodeName', /expected a string, got number 7/],
+    ['nodeName not in nodes', (r) => { r['nodeName'] = 'node-z'; }, 'nodeName', /"node-z" is not in nodes \(node-a, node-b\)/],
+    ['bad node name', (r) => { nodeAt(r, 1)['name'] = 'node b'; }, 'nodes[1].name', /not a node name/],
+    ['duplicate node name', (r) => { nodeAt(r, 1)['name'] = 'node-a'; }, 'nodes[1].name', /"node-a" is already used by nodes\[0\]\.name/],
+    ['missing clusterCidrs', (r) => { delete r['clusterCidrs']; }, 'clusterCidrs', /required/],
+    ['clusterCidrs not a list', (r) => { r['clusterCidrs'] = '10.244.0.0/16'; }, 'clusterCidrs', /expected a list of CIDRs, got string "10.244.0.0\/16"/],
+    ['no IPv4 cluster CIDR', (r) => { r['clusterCidrs'] = ['fd00:10:244::/48']; }, 'clusterCidrs', /needs one IPv4 CIDR/],
+    ['two IPv4 cluster CIDRs', (r) => { r['clusterCidrs'] = ['10.244.0.0/16', '10.245.0.0/16']; }, 'clusterCidrs[1]', /a second IPv4 cluster CIDR/],
+    ['cluster CIDR host bits', (r) => { r['clusterCidrs'] = ['10.244.0.1/16']; }, 'clusterCidrs[0]', /host bits set/],
+    ['subnet host bits', (r) => { nodeAt(r, 1)['subnets'] = ['10.244.1.5/24']; }, 'nodes[1].subnets[0]', /"10\.244\.1\.5\/24" has host bits set/],
+    ['subnet not a CIDR', (r) => { nodeAt(r, 1)['subnets'] = ['10.244.2.0']; }, 'nodes[1].subnets[0]', /no prefix length/],
+    ['subnet not a string', (r) => { nodeAt(r, 1)['subnets'] = [24]; }, 'nodes[1].subnets[0]', /expected a CIDR string, got number 24/],
+    ['subnet outside cluster', (r) => { nodeAt(r, 1)['subnets'] = ['10.99.2.0/24']; }, 'nodes[1].subnets[0]', /not inside the IPv4 cluster CIDR 10\.244\.0\.0\/16/],
+    ['IPv6 subnet, no IPv6 cluster', (r) => { r['clusterCidrs'] = ['10.244.0.0/16']; }, 'nodes[0].subnets[1]', /no IPv6 cluster CIDR/],
+    ['subnets overlap', (r) => { nodeAt(r, 1)['subnets'] = ['10.244.0.0/23']; }, 'nodes[1].subnets[0]', /overlaps nodes\[0\]\.subnets\[0\] \(10\.244\.1\.0\/24\)/],
+    ['two IPv4 subnets on one node', (r) => { nodeAt(r, 1)['subnets'] = ['10.244.2.0/24', '10.244.3.0/24']; }, 'nodes[1].subnets[1]', /a second IPv4 subnet/],
+    ['no IPv4 subnet', (r) => { nodeAt(r, 1)['subnets'] = ['fd00:10:244:2::/64']; }, 'nodes[1].subnets', /needs one IPv4 subnet/],
+    ['subnet too small', (r) => { nodeAt(r, 1)['subnets'] = ['10.244.2.0/31']; }, 'nodes[1].subnets[0]', /too small/],
+    ['missing subnets', (r) => { delete nodeAt(r, 1)['subnets']; }, 'nodes[1].subnets', /required/],
+    ['endpoint without port', (r) => { nodeAt(r, 1)['endpoint'] = '192.168.77.2'; }, 'nodes[1].endpoint', /no port/],
+    ['endpoint port 0', (r) => { nodeAt(r, 1)['endpoint'] = '192.168.77.2:0'; }, 'nodes[1].endpoint', /port "0"/],
+    ['endpoint port too big', (r) => { nodeAt(r, 1)['endpoint'] = '192.168.77.2:65536'; }, 'nodes[1].endpoint', /port "65536"/],
+    ['endpoint v6 without brackets', (r) => { nodeAt(r, 1)['endpoint'] = 'fd00::2:8285'; }, 'nodes[1].endpoint', /needs brackets/],
+    ['endpoint hostname', (r) => { nodeAt(r, 1)['endpoint'] = 'node-b.example:8285'; }, 'nodes[1].endpoint', /not an IP address/],
+    ['endpoint parsed as a YAML list', (r) => { nodeAt(r, 1)['endpoint'] = ['fd00::2']; }, 'nodes[1].endpoint', /quote IPv6 endpoints/],
+    ['duplicate endpoint', (r) => { nodeAt(r, 1)['endpoint'] = '192.168.77.1:8285'; }, 'nodes[1].endpoint', /already used by nodes\[0\]\.endpoint/],
+    ['node mtu too small', (r) => { nodeAt(r, 1)['mtu'] = 500; }, 'nodes[1].mtu', /500 is out of range \(576-65535\)/],
+    ['node mtu not an integer', (r) => { nodeAt(r, 1)['mtu'] = 1400.5; }, 'nodes[1].mtu', /expected an integer/],
+    ['node mtu on IPv6 underlay', (r) => { nodeAt(r, 1)['endpoint'] = '[fd00:77::2]:8285'; nodeAt(r, 1)['mtu'] = 1000; }, 'nodes[1].mtu', /out of range \(1280-65535 on an IPv6 underlay\)/],
+    ['underlayMtu too big', (r) => { r['underlayMtu'] = 70000; }, 'underlayMtu', /out of range/],
+    ['underlayMtu a string', (r) => { r['underlayMtu'] = '1500'; }, 'underlayMtu', /expected an integer, got string "1500"/],
+    ['underlayMtu too small for IPv6 pods', (r) => { r['underlayMtu'] = 1300; }, 'underlayMtu', /tunnel MTU of 1260, below the 1280 IPv6 needs/],
+    ['listen without port', (r) => { r['listen'] = '0.0.0.0'; }, 'listen', /no port/],
+    ['listen hostname', (r) => { r['listen'] = 'localhost:8285'; }, 'listen', /not an IP address/],
+    ['bad logLevel', (r) => { r['logLevel'] = 'verbose'; }, 'logLevel', /"verbose" is not one of trace\|debug\|info\|warn\|error/],
+    ['tunName too long', (r) => { r['tunName'] = 'podtun-0123456789'; }, 'tunName', /1-15 characters/],
+    ['tunName bad character', (r) => { r['tunName'] = 'pod/tun'; }, 'tunName', /may only use/],
+    ['tunName dot', (r) => { r['tunName'] = '..'; }, 'tunName', /may only use/],
+    ['nodes empty', (r) => { r['nodes'] = []; }, 'nodes', /empty/],
+    ['nodes not a list', (r) => { r['nodes'] = { a: 1 }; }, 'nodes', /expected a list of nodes, got a mapping/],
+    ['node not a mapping', (r) => { (r['nodes'] as unknown[]).push('node-c'); }, 'nodes[2]', /expected a mapping/],
+  ];
+
+  it.each(cases)('%s -> error with field path and reason', (_what, edit, path, reason) => {
+    const err = errorOf(edit);
+    expect(err.code).toBe('ERR_PODTUN_CONFIG');
+    const found = err.issues.find((i) => i.path === path);
+    expect(found, `issues: ${err.message}`).toBeDefined();
+    expect(found?.reason).toMatch(reason);
+    expect(err.message).toContain(`node.yaml: ${path}: `);
+  });
+
+  it('rejects two names whose node ids collide', () => {
+    const names = findCollidingNames();
+    const err = errorOf((r) => {
+      r['nodes'] = [
+        { name: 'node-a', subnets: ['10.244.1.0/24'] },
+        { name: names[0], subnets: ['10.244.2.0/24'] },
+        { name: names[1], subnets: ['10.244.3.0/24'] },
+      ];
+    });
+    expect(err.issues).toEqual([
+      { path: 'nodes[2].name', reason: expect.stringMatching(/node id 0x[0-9a-f]{8}, the same as .*rename one/) as unknown },
+    ]);
+  });
+
+  it('reports every problem at once', () => {
+    const err = errorOf((r) => {
+      r['tunName'] = 'x'.repeat(16);
+      nodeAt(r, 1)['mtu'] = 1;
+    });
+    expect(err.issues.map((i) => i.path)).toEqual(['tunName', 'nodes[1].mtu']);
+    expect(err.message.split('\n')).toHaveLength(2);
+  });
+
+  it('refuses a document that is not a mapping', () => {
+    expect(() => validateConfig(['a'], 'node.yaml')).toThrow(/node\.yaml: expected a mapping of settings, got a list/);
+  });
+});
+
+/** Two node names with the same FNV-1a 32-bit id (found by brute force over n0, n1, ... in base 36). */
+function findCollidingNames(): [string, string] {
+  const names: [string, string] = ['n3pvu', 'ne3ea'];
+  expect(nodeIdOf(names[0])).toBe(nodeIdOf(names[1]));
+  return names;
+}
+
+describe('parseConfigText / loadConfig', () => {
+  let dir = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'podtun-config-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads the contract example (YAML)', async () => {
+    const path = join(dir, 'node.yaml');
+    await writeFile(path, `
+nodeName: node-a
+clusterCidrs: [10.244.0.0/16, fd00:10:244::/48]
+tunName: podtun0
+listen: 0.0.0.0:8285
+underlayMtu: 1500
+logLevel: info
+nodes:
+  - name: node-a
+    subnets: [10.244.1.0/24, fd00:10:244:1::/64]
+    endpoint: 192.168.77.1:8285
+  - name: node-b
+    subnets: [10.244.2.0/24]
+    endpoint: "[fd00:77::2]:8285"
+    mtu: 1400
+`);
+    const config = await loadConfig(path);
+    expect(config.source).toBe(path);
+    expect(config.nodes.map((n) => n.endpoint?.text)).toEqual(['192.168.77.1:8285', '[fd00:77::2]:8285']);
+  });
+
+  it('reads JSON', async () => {
+    const path = join(dir, 'node.json');
+    await writeFile(path, JSON.stringify(good()));
+    expect((await loadConfig(path)).nodes).toHaveLength(2);
+  });
+
+  it('names the file when it cannot be read', async () => {
+    await expect(loadConfig(join(dir, 'missing.yaml'))).rejects.toThrow(/missing\.yaml: cannot read: ENOENT/);
+  });
+
+  it.each([
+    ['duplicate keys', 'nodeName: a\nnodeName: b\n', /not valid YAML: Map keys must be unique/],
+    ['unquoted IPv6 endpoint', 'nodes:\n  - endpoint: [fd00::1]:8285\n', /quote IPv6 endpoints/],
+    ['broken flow list', 'clusterCidrs: [10.244.0.0/16\n', /not valid YAML/],
+  ])('reports bad YAML (%s) with the file name', (_what, text, reason) => {
+    expect(() => parseConfigText(text, 'node.yaml')).toThrow(reason);
+    expect(() => parseConfigText(text, 'node.yaml')).toThrow(/^node\.yaml: /);
+  });
+
+  it('reports bad JSON with the file name', () => {
+    expect(() => parseConfigText('{"nodeName": ', 'node.json')).toThrow(/^node\.json: not valid JSON/);
+  });
+});
+
+describe('resolveConfigSources', () => {
+  it.each([
+    [{ config: 'a.yaml' }, { PODTUN_CONFIG: 'b.yaml' }, 'a.yaml', undefined],
+    [{}, { PODTUN_CONFIG: 'b.yaml', PODTUN_LOG_LEVEL: 'warn' }, 'b.yaml', 'warn'],
+    [{ config: 'a.yaml', logLevel: 'debug' }, { PODTUN_LOG_LEVEL: 'warn' }, 'a.yaml', 'debug'],
+  ])('flags win over the environment (%o, %o)', (flags, env, path, level) => {
+    const sources = resolveConfigSources(flags, env);
+    expect(sources.path).toBe(path);
+    expect(sources.overrides.logLevel).toBe(level);
+  });
+
+  it('requires a config path', () => {
+    expect(() => resolveConfigSources({}, {})).toThrow(/--config: required \(or set PODTUN_CONFIG\)/);
+  });
+
+  it.each([
+    [{ config: 'a', logLevel: 'loud' }, {}, /^--log-level: "loud" is not one of/],
+    [{ config: 'a' }, { PODTUN_LOG_LEVEL: 'loud' }, /^PODTUN_LOG_LEVEL: "loud" is not one of/],
+  ])('names where a bad log level came from', (flags, env, reason) => {
+    expect(() => resolveConfigSources(flags, env)).toThrow(reason);
+  });
+});

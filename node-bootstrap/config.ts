@@ -1,0 +1,471 @@
+/**
+ * The node config (docs/contracts.md): read once at the edge from YAML or JSON, every field
+ * validated with its path and the reason, then deep-frozen. The only importer of `yaml`.
+ *
+ * Addresses are carried as canonical text (CIDRs as `router/cidr.ts` prints them, endpoints as
+ * "host:port" / "[v6]:port"): typed arrays cannot be frozen, and consumers re-parse cheaply with
+ * `parseCidr` where they need bytes.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { cidrContains, cidrsOverlap, parseCidr } from '../router/cidr.js';
+import type { Cidr, IpFamily } from '../router/cidr.js';
+import { formatEndpoint, parseEndpoint } from '../tunnel/endpoint.js';
+import { nodeIdOf } from '../tunnel/node-id.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const DEFAULT_TUN_NAME = 'podtun0';
+export const DEFAULT_LISTEN = '0.0.0.0:8285';
+export const DEFAULT_UNDERLAY_MTU = 1500;
+export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+
+/** Tunnel overhead on the underlay (docs/contracts.md): 12 header + 8 UDP + 20 IPv4 / 40 IPv6. */
+export const UDP_TUNNEL_OVERHEAD_V4 = 40;
+export const UDP_TUNNEL_OVERHEAD_V6 = 60;
+
+export const MTU_MIN = 576;
+export const MTU_MIN_IPV6 = 1280;
+export const MTU_MAX = 65535;
+/** Linux IFNAMSIZ - 1. */
+export const TUN_NAME_MAX = 15;
+
+/** "host:port" parsed; `host` is an IP literal (never a name: the addon binds and sends to numbers). */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+  readonly family: IpFamily;
+  /** Canonical text: "192.168.77.1:8285", "[fd00::1]:8285". */
+  readonly text: string;
+}
+
+export interface NodeSpec {
+  readonly name: string;
+  /** tunnel/node-id.ts nodeIdOf(name); unique in the config. */
+  readonly nodeId: number;
+  /** Canonical CIDR text, the IPv4 subnet first, then the optional IPv6 one. */
+  readonly subnets: readonly string[];
+  /** Undefined for a node that only dials out. */
+  readonly endpoint: HostPort | undefined;
+  /** This node's underlay MTU when smaller than the cluster's. */
+  readonly mtu: number | undefined;
+}
+
+export interface NodeConfig {
+  /** The file it came from, as given (used in messages). */
+  readonly source: string;
+  readonly nodeName: string;
+  readonly nodeId: number;
+  /** Canonical CIDR text, the IPv4 one first. */
+  readonly clusterCidrs: readonly string[];
+  readonly tunName: string;
+  readonly listen: HostPort;
+  readonly underlayMtu: number;
+  readonly logLevel: LogLevel;
+  readonly nodes: readonly NodeSpec[];
+}
+
+export interface ConfigIssue {
+  /** Field path, e.g. "nodes[1].subnets[0]"; empty for the file as a whole. */
+  readonly path: string;
+  readonly reason: string;
+}
+
+/** An invalid config: every issue found, each with its field path and reason. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_PODTUN_CONFIG';
+  readonly source: string;
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(source: string, issues: readonly ConfigIssue[], options?: { cause: unknown }) {
+    super(issues.map((i) => (i.path === '' ? `${source}: ${i.reason}` : `${source}: ${i.path}: ${i.reason}`)).join('\n'), options);
+    this.name = 'ConfigError';
+    this.source = source;
+    this.issues = Object.freeze(issues.map((i) => Object.freeze({ ...i })));
+  }
+}
+
+/** Values from flags and the environment that win over the file. */
+export interface ConfigOverrides {
+  logLevel?: LogLevel;
+}
+
+export interface ConfigSources {
+  /** Where the config file is. */
+  path: string;
+  overrides: ConfigOverrides;
+}
+
+/**
+ * Flags first, then PODTUN_ environment variables: `--config` / PODTUN_CONFIG,
+ * `--log-level` / PODTUN_LOG_LEVEL (which wins over the file's logLevel).
+ */
+export function resolveConfigSources(
+  flags: { config?: string | undefined; logLevel?: string | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+): ConfigSources {
+  const path = nonEmpty(flags.config) ?? nonEmpty(env['PODTUN_CONFIG']);
+  if (path === undefined) {
+    throw new ConfigError('podtun', [{ path: '--config', reason: 'required (or set PODTUN_CONFIG)' }]);
+  }
+  const overrides: ConfigOverrides = {};
+  const flagLevel = nonEmpty(flags.logLevel);
+  const envLevel = nonEmpty(env['PODTUN_LOG_LEVEL']);
+  const [level, from] = flagLevel !== undefined ? [flagLevel, '--log-level'] : [envLevel, 'PODTUN_LOG_LEVEL'];
+  if (level !== undefined) {
+    if (!isLogLevel(level)) throw new ConfigError(from, [{ path: '', reason: `"${level}" is not one of ${LOG_LEVELS.join('|')}` }]);
+    overrides.logLevel = level;
+  }
+  return { path, overrides };
+}
+
+/** Reads, parses and validates the file; throws ConfigError naming the file, field and reason. */
+export async function loadConfig(path: string, overrides: ConfigOverrides = {}): Promise<NodeConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err: unknown) {
+    throw new ConfigError(path, [{ path: '', reason: `cannot read: ${errorMessage(err)}` }], { cause: err });
+  }
+  return parseConfigText(text, path, overrides);
+}
+
+/** YAML (or JSON, which YAML 1.2 reads too; `.json` files go through JSON.parse). */
+export function parseConfigText(text: string, source: string, overrides: ConfigOverrides = {}): NodeConfig {
+  let raw: unknown;
+  if (source.endsWith('.json')) {
+    try {
+      raw = JSON.parse(text);
+    } catch (err: unknown) {
+      throw new ConfigError(source, [{ path: '', reason: `not valid JSON: ${errorMessage(err)}` }], { cause: err });
+    }
+  } else {
+    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+    if (doc.errors.length > 0) {
+      throw new ConfigError(source, doc.errors.map((e) => ({ path: '', reason: `not valid YAML: ${yamlReason(e.message)}` })));
+    }
+    raw = doc.toJS();
+  }
+  return validateConfig(raw, source, overrides);
+}
+
+const TOP_LEVEL_KEYS = ['nodeName', 'clusterCidrs', 'tunName', 'listen', 'underlayMtu', 'logLevel', 'nodes'] as const;
+const NODE_KEYS = ['name', 'subnets', 'endpoint', 'mtu'] as const;
+const NODE_NAME_MAX = 253;
+const NODE_NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+const TUN_NAME_RE = /^[A-Za-z0-9_.-]+$/;
+/** The TUN takes the subnet's network address and the pod bridge .1: at least 4 addresses. */
+const SUBNET_PREFIX_MAX: Record<IpFamily, number> = { 4: 30, 6: 126 };
+
+/** Validates an already parsed document. Every problem is collected, then thrown at once. */
+export function validateConfig(raw: unknown, source: string, overrides: ConfigOverrides = {}): NodeConfig {
+  const issues: ConfigIssue[] = [];
+  const issue = (path: string, reason: string): undefined => {
+    issues.push({ path, reason });
+    return undefined;
+  };
+
+  if (!isRecord(raw)) {
+    throw new ConfigError(source, [{ path: '', reason: `expected a mapping of settings, got ${describe(raw)}` }]);
+  }
+  for (const key of Object.keys(raw)) {
+    if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) issue(key, `unknown setting (known: ${TOP_LEVEL_KEYS.join(', ')})`);
+  }
+
+  const nodeName = nodeNameAt(raw['nodeName'], 'nodeName', issue, true);
+
+  // clusterCidrs: one IPv4, optionally one IPv6.
+  const clusterCidrs: Cidr[] = [];
+  const rawCidrs = raw['clusterCidrs'];
+  if (rawCidrs === undefined) issue('clusterCidrs', 'required (one IPv4 CIDR, optionally one IPv6 CIDR)');
+  else if (!Array.isArray(rawCidrs)) issue('clusterCidrs', `expected a list of CIDRs, got ${describe(rawCidrs)}`);
+  else if (rawCidrs.length === 0) issue('clusterCidrs', 'empty; needs one IPv4 CIDR');
+  else {
+    const before = issues.length;
+    rawCidrs.forEach((value: unknown, i) => {
+      const cidr = cidrAt(value, `clusterCidrs[${i}]`, issue);
+      if (cidr === undefined) return;
+      const same = clusterCidrs.find((c) => c.family === cidr.family);
+      if (same !== undefined) issue(`clusterCidrs[${i}]`, `"${cidr.text}": a second IPv${cidr.family} cluster CIDR (already ${same.text}); one per family`);
+      else clusterCidrs.push(cidr);
+    });
+    if (issues.length === before && !clusterCidrs.some((c) => c.family === 4)) issue('clusterCidrs', 'needs one IPv4 CIDR');
+  }
+  clusterCidrs.sort((a, b) => a.family - b.family);
+
+  const tunName = tunNameAt(raw['tunName'], issue);
+  const listen = hostPortAt(raw['listen'] ?? DEFAULT_LISTEN, 'listen', issue);
+
+  let logLevel: LogLevel = DEFAULT_LOG_LEVEL;
+  const rawLevel = raw['logLevel'];
+  if (rawLevel !== undefined) {
+    if (typeof rawLevel === 'string' && isLogLevel(rawLevel)) logLevel = rawLevel;
+    else issue('logLevel', `${show(rawLevel)} is not one of ${LOG_LEVELS.join('|')}`);
+  }
+  if (overrides.logLevel !== undefined) logLevel = overrides.logLevel;
+
+  // nodes
+  const nodes: NodeSpec[] = [];
+  const rawNodes = raw['nodes'];
+  const seenSubnets: { cidr: Cidr; path: string }[] = [];
+  const seenNames = new Map<string, string>();
+  const seenIds = new Map<number, { name: string; path: string }>();
+  const seenEndpoints = new Map<string, string>();
+  if (rawNodes === undefined) issue('nodes', 'required (the list of nodes, this one included)');
+  else if (!Array.isArray(rawNodes)) issue('nodes', `expected a list of nodes, got ${describe(rawNodes)}`);
+  else if (rawNodes.length === 0) issue('nodes', 'empty; it must list this node at least');
+  else {
+    rawNodes.forEach((rawNode: unknown, i) => {
+      const at = `nodes[${i}]`;
+      if (!isRecord(rawNode)) return issue(at, `expected a mapping (name, subnets, endpoint, mtu), got ${describe(rawNode)}`);
+      for (const key of Object.keys(rawNode)) {
+        if (!(NODE_KEYS as readonly string[]).includes(key)) issue(`${at}.${key}`, `unknown setting (known: ${NODE_KEYS.join(', ')})`);
+      }
+      const name = nodeNameAt(rawNode['name'], `${at}.name`, issue, true);
+      if (name !== undefined) {
+        const dup = seenNames.get(name);
+        const nodeId = nodeIdOf(name);
+        const clash = seenIds.get(nodeId);
+        if (dup !== undefined) issue(`${at}.name`, `"${name}" is already used by ${dup}`);
+        else if (clash !== undefined) {
+          issue(`${at}.name`, `"${name}" has node id 0x${hex32(nodeId)}, the same as "${clash.name}" (${clash.path}); rename one`);
+        } else {
+          seenNames.set(name, `${at}.name`);
+          seenIds.set(nodeId, { name, path: `${at}.name` });
+        }
+      }
+
+      const subnets: Cidr[] = [];
+      const rawSubnets = rawNode['subnets'];
+      if (rawSubnets === undefined) issue(`${at}.subnets`, 'required (one IPv4 subnet, optionally one IPv6 subnet)');
+      else if (!Array.isArray(rawSubnets)) issue(`${at}.subnets`, `expected a list of CIDRs, got ${describe(rawSubnets)}`);
+      else {
+        let subnetIssues = false;
+        rawSubnets.forEach((value: unknown, j) => {
+          const path = `${at}.subnets[${j}]`;
+          const before = issues.length;
+          const cidr = cidrAt(value, path, issue);
+          if (cidr !== undefined) subnetAt(cidr, path, clusterCidrs, subnets, seenSubnets, issue);
+          if (issues.length > before) subnetIssues = true;
+          else if (cidr !== undefined) {
+            subnets.push(cidr);
+            seenSubnets.push({ cidr, path });
+          }
+        });
+        if (!subnetIssues && !subnets.some((c) => c.family === 4)) issue(`${at}.subnets`, 'needs one IPv4 subnet');
+      }
+      subnets.sort((a, b) => a.family - b.family);
+
+      let endpoint: HostPort | undefined;
+      const rawEndpoint = rawNode['endpoint'];
+      if (rawEndpoint !== undefined && rawEndpoint !== null) {
+        endpoint = hostPortAt(rawEndpoint, `${at}.endpoint`, issue);
+        if (endpoint !== undefined) {
+          const dup = seenEndpoints.get(endpoint.text);
+          if (dup !== undefined) issue(`${at}.endpoint`, `"${endpoint.text}" is already used by ${dup}`);
+          else seenEndpoints.set(endpoint.text, `${at}.endpoint`);
+        }
+      }
+
+      let mtu: number | undefined;
+      if (rawNode['mtu'] !== undefined) mtu = mtuAt(rawNode['mtu'], `${at}.mtu`, endpoint?.family ?? 4, clusterCidrs, issue);
+
+      if (name !== undefined) {
+        nodes.push({ name, nodeId: nodeIdOf(name), subnets: subnets.map((c) => c.text), endpoint, mtu });
+      }
+    });
+  }
+
+  if (nodeName !== undefined && Array.isArray(rawNodes) && nodes.length > 0 && !nodes.some((n) => n.name === nodeName)) {
+    issue('nodeName', `"${nodeName}" is not in nodes (${nodes.map((n) => n.name).join(', ')})`);
+  }
+
+  const family = underlayFamily(listen, nodes);
+  const underlayMtu =
+    raw['underlayMtu'] === undefined
+      ? checkTunnelMtu(DEFAULT_UNDERLAY_MTU, 'underlayMtu', clusterCidrs, family, issue)
+      : mtuAt(raw['underlayMtu'], 'underlayMtu', family, clusterCidrs, issue);
+
+  if (issues.length > 0) throw new ConfigError(source, issues);
+  if (nodeName === undefined || tunName === undefined || listen === undefined || underlayMtu === undefined) {
+    throw new ConfigError(source, [{ path: '', reason: 'internal: missing field without an issue' }]);
+  }
+  return deepFreeze({
+    source,
+    nodeName,
+    nodeId: nodeIdOf(nodeName),
+    clusterCidrs: clusterCidrs.map((c) => c.text),
+    tunName,
+    listen,
+    underlayMtu,
+    logLevel,
+    nodes,
+  });
+}
+
+/** This node's entry (validation guarantees it exists). */
+export function localNodeOf(config: NodeConfig): NodeSpec {
+  const local = config.nodes.find((n) => n.name === config.nodeName);
+  if (local === undefined) throw new ConfigError(config.source, [{ path: 'nodeName', reason: `"${config.nodeName}" is not in nodes` }]);
+  return local;
+}
+
+/**
+ * The underlay family that sizes the TUN MTU: IPv6 when any endpoint (or a specific listen
+ * address) is IPv6, since the TUN MTU must fit the worst path; IPv4 otherwise.
+ */
+export function underlayFamilyOf(config: NodeConfig): IpFamily {
+  return underlayFamily(config.listen, config.nodes);
+}
+
+export function tunnelOverheadBytes(family: IpFamily): number {
+  return family === 6 ? UDP_TUNNEL_OVERHEAD_V6 : UDP_TUNNEL_OVERHEAD_V4;
+}
+
+/** TUN MTU = underlay MTU - tunnel overhead (1460 on a 1500-byte IPv4 underlay). */
+export function tunMtuOf(config: NodeConfig): number {
+  return config.underlayMtu - tunnelOverheadBytes(underlayFamilyOf(config));
+}
+
+/** Parses "a.b.c.d:port" or "[v6]:port" (tunnel/endpoint.ts); the host must be an IP address. */
+export function parseHostPort(text: string): HostPort {
+  const { host, port, family } = parseEndpoint(text);
+  return { host, port, family, text: formatEndpoint(host, port) };
+}
+
+// --- field validators: each returns the value or records an issue and returns undefined ---
+
+type IssueFn = (path: string, reason: string) => undefined;
+
+function nodeNameAt(value: unknown, path: string, issue: IssueFn, required: boolean): string | undefined {
+  if (value === undefined) return required ? issue(path, 'required') : undefined;
+  if (typeof value !== 'string') return issue(path, `expected a string, got ${describe(value)}`);
+  if (value.length === 0 || value.length > NODE_NAME_MAX) return issue(path, `must be 1-${NODE_NAME_MAX} characters`);
+  if (!NODE_NAME_RE.test(value)) {
+    return issue(path, `"${value}" is not a node name (letters, digits, '.', '_', '-'; starts and ends with a letter or digit)`);
+  }
+  return value;
+}
+
+function cidrAt(value: unknown, path: string, issue: IssueFn): Cidr | undefined {
+  if (typeof value !== 'string') return issue(path, `expected a CIDR string, got ${describe(value)}`);
+  try {
+    return parseCidr(value.trim());
+  } catch (err: unknown) {
+    return issue(path, errorMessage(err));
+  }
+}
+
+function subnetAt(
+  cidr: Cidr,
+  path: string,
+  clusterCidrs: readonly Cidr[],
+  sameNode: readonly Cidr[],
+  seen: readonly { cidr: Cidr; path: string }[],
+  issue: IssueFn,
+): void {
+  const cluster = clusterCidrs.find((c) => c.family === cidr.family);
+  if (cluster === undefined) {
+    issue(path, `"${cidr.text}": no IPv${cidr.family} cluster CIDR to hold it (clusterCidrs: ${clusterCidrs.map((c) => c.text).join(', ') || 'none'})`);
+  } else if (!cidrContains(cluster, cidr)) {
+    issue(path, `"${cidr.text}" is not inside the IPv${cidr.family} cluster CIDR ${cluster.text}`);
+  }
+  if (cidr.prefixLen > SUBNET_PREFIX_MAX[cidr.family]) {
+    issue(path, `"${cidr.text}" is too small for a node subnet (at most /${SUBNET_PREFIX_MAX[cidr.family]}: the TUN takes the network address, the pod bridge the next one)`);
+  }
+  const twin = sameNode.find((c) => c.family === cidr.family);
+  if (twin !== undefined) issue(path, `"${cidr.text}": a second IPv${cidr.family} subnet on this node (already ${twin.text}); one per family`);
+  const other = seen.find((s) => cidrsOverlap(s.cidr, cidr));
+  if (other !== undefined) issue(path, `"${cidr.text}" overlaps ${other.path} (${other.cidr.text})`);
+}
+
+function tunNameAt(value: unknown, issue: IssueFn): string | undefined {
+  if (value === undefined) return DEFAULT_TUN_NAME;
+  if (typeof value !== 'string') return issue('tunName', `expected a string, got ${describe(value)}`);
+  if (value.length === 0 || value.length > TUN_NAME_MAX) return issue('tunName', `"${value}" must be 1-${TUN_NAME_MAX} characters (Linux interface name)`);
+  if (!TUN_NAME_RE.test(value) || value === '.' || value === '..') {
+    return issue('tunName', `"${value}" may only use letters, digits, '_', '.', '-'`);
+  }
+  return value;
+}
+
+function hostPortAt(value: unknown, path: string, issue: IssueFn): HostPort | undefined {
+  if (Array.isArray(value)) return issue(path, `expected a "host:port" string, got a list (quote IPv6 endpoints in YAML: "[fd00::1]:8285")`);
+  if (typeof value !== 'string') return issue(path, `expected a "host:port" string, got ${describe(value)}`);
+  try {
+    return parseHostPort(value.trim());
+  } catch (err: unknown) {
+    return issue(path, errorMessage(err));
+  }
+}
+
+function mtuAt(value: unknown, path: string, family: IpFamily, clusterCidrs: readonly Cidr[], issue: IssueFn): number | undefined {
+  if (typeof value !== 'number' || !Number.isInteger(value)) return issue(path, `expected an integer, got ${describe(value)}`);
+  const min = family === 6 ? MTU_MIN_IPV6 : MTU_MIN;
+  if (value < min || value > MTU_MAX) {
+    return issue(path, `${value} is out of range (${min}-${MTU_MAX}${family === 6 ? ' on an IPv6 underlay' : ''})`);
+  }
+  return checkTunnelMtu(value, path, clusterCidrs, family, issue);
+}
+
+/** With IPv6 pods the tunnel MTU must stay >= 1280, or the kernel disables IPv6 on the TUN. */
+function checkTunnelMtu(mtu: number, path: string, clusterCidrs: readonly Cidr[], family: IpFamily, issue: IssueFn): number | undefined {
+  const overheadBytes = tunnelOverheadBytes(family);
+  if (clusterCidrs.some((c) => c.family === 6) && mtu - overheadBytes < MTU_MIN_IPV6) {
+    return issue(path, `${mtu} leaves a tunnel MTU of ${mtu - overheadBytes}, below the ${MTU_MIN_IPV6} IPv6 needs (at least ${MTU_MIN_IPV6 + overheadBytes})`);
+  }
+  return mtu;
+}
+
+function underlayFamily(listen: HostPort | undefined, nodes: readonly NodeSpec[]): IpFamily {
+  if (nodes.some((n) => n.endpoint?.family === 6)) return 6;
+  if (listen !== undefined && listen.family === 6 && listen.host !== '::') return 6;
+  return 4;
+}
+
+// --- helpers ---
+
+function isLogLevel(value: string): value is LogLevel {
+  return (LOG_LEVELS as readonly string[]).includes(value);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${show(value)}`;
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? `"${value}"` : String(value);
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function hex32(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function yamlReason(message: string): string {
+  const first = message.split('\n')[0] ?? message;
+  return /\[[0-9a-fA-F:.]+\]:\d/.test(message) ? `${first} (quote IPv6 endpoints: "[fd00::1]:8285")` : first;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

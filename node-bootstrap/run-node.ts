@@ -1,0 +1,327 @@
+/**
+ * `podtun run`: one node, wired. Flow:
+ *
+ *  1. config (already validated) -> root logger -> a child per component.
+ *  2. open the TUN (PacketDevice), create the transport (it binds when the router starts).
+ *  3. host network: addresses, MTU (underlay MTU - tunnel overhead), link up, routes, sysctls.
+ *  4. Router, started; the static SubnetManager's first batch (every node, this one included)
+ *     goes through router.applyLeaseEvents before `node ready` is logged.
+ *  5. Config edits (file watch, SIGHUP) reach the router as lease diffs.
+ *  6. SIGTERM/SIGINT: stop watching, router.close (transport, then device), undo the host
+ *     network, exit 0. A second signal exits at once. A fatal error is logged, the host
+ *     network undone, exit 1.
+ *
+ * `startNode` does 1-5 with its collaborators injected (tests use fakes); `runNode` adds the
+ * process: signals, uncaught errors, exit codes.
+ */
+import type { ConfigOverrides, LogLevel, NodeConfig } from './config.js';
+import { ConfigError, loadConfig, localNodeOf, tunnelOverheadBytes, underlayFamilyOf } from './config.js';
+import { checkReloadable } from './config-reload.js';
+import { setupHostNetwork } from './host-network.js';
+import type { HostNetwork, HostOps } from './host-network.js';
+import { componentLogger, createRootLogger } from './logger.js';
+import type { LogDestination, RootLogger, RootLoggerOptions } from './logger.js';
+import { startStatusServer } from './status-server.js';
+import type { StatusServer } from './status-server.js';
+import { StaticSubnetManager } from '../ipam/static-subnet-manager.js';
+import type { LeaseEvent } from '../ipam/subnet-manager.js';
+import type { Logger } from '../router/logger.js';
+import type { PacketDevice } from '../router/packet-device.js';
+import type { RouterOptions, RouterStats } from '../router/router.js';
+import type { Transport } from '../tunnel/transport.js';
+
+/** The router as run-node uses it (router/router.ts's Router). */
+export interface NodeRouter {
+  start(): Promise<void>;
+  applyLeaseEvents(events: LeaseEvent[]): void;
+  stats(): RouterStats;
+  close(): Promise<void>;
+}
+
+/** The collaborators, injectable: node-deps.ts has the real ones (TUN addon, UDP, Router). */
+export interface NodeDeps {
+  openDevice(options: { name: string; log: Logger }): PacketDevice | Promise<PacketDevice>;
+  createTransport(options: { listen: string; localNode: string; log: Logger }): Transport;
+  createRouter(options: RouterOptions): NodeRouter;
+  /** Default: the real host (`ip`, /proc/sys). */
+  hostOps?: HostOps;
+}
+
+export interface StartNodeOptions {
+  config: NodeConfig;
+  /** Re-reads the config on reload (file edit, SIGHUP); default loadConfig(config.source). */
+  loadConfig?: () => Promise<NodeConfig>;
+  /** Watch the config file for edits (default true). */
+  watchConfig?: boolean;
+  /** Serve GET /status and /healthz on this Unix socket. */
+  statusSocket?: string | undefined;
+  log: Logger;
+  /** A reload changed the log level. */
+  onLogLevel?: (level: LogLevel) => void;
+}
+
+export interface RunningNode {
+  readonly config: NodeConfig;
+  readonly tunName: string;
+  readonly tunnelMtu: number;
+  readonly hostNetwork: HostNetwork;
+  stats(): RouterStats;
+  /** Reloads the config now (SIGHUP); true when a new config was taken. */
+  reload(): Promise<boolean>;
+  /** Stops watching, closes the router (transport, device), undoes the host network. Safe twice. */
+  close(): Promise<void>;
+}
+
+/** Brings one node up; on failure, what was already set up is torn down before the error. */
+export async function startNode(options: StartNodeOptions, deps: NodeDeps): Promise<RunningNode> {
+  const { config, log } = options;
+  const local = localNodeOf(config);
+  const undo: (() => Promise<void> | void)[] = [];
+  const unwind = async (): Promise<void> => {
+    for (const step of undo.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (err: unknown) {
+        log.error({ err }, 'shutdown step failed');
+      }
+    }
+  };
+
+  try {
+    const device = await deps.openDevice({ name: config.tunName, log: componentLogger(log, 'tun') });
+    let deviceOwned = true;
+    undo.push(() => {
+      if (deviceOwned) device.close();
+    });
+    const transport = deps.createTransport({
+      listen: config.listen.text,
+      localNode: config.nodeName,
+      log: componentLogger(log, 'transport', { transport: 'udp' }),
+    });
+    let transportOwned = true;
+    undo.push(async () => {
+      if (transportOwned) await transport.close();
+    });
+
+    // The TUN MTU must fit the worst path: the larger of the transport's own figure (its bound
+    // family) and the one the endpoints' families call for.
+    const overheadBytes = Math.max(transport.overheadBytes, tunnelOverheadBytes(underlayFamilyOf(config)));
+    const tunnelMtu = config.underlayMtu - overheadBytes;
+
+    const hostNetwork = await setupHostNetwork({
+      tunName: device.name,
+      localSubnets: local.subnets,
+      clusterCidrs: config.clusterCidrs,
+      mtu: tunnelMtu,
+      log: componentLogger(log, 'host-network'),
+      ...(deps.hostOps === undefined ? {} : { ops: deps.hostOps }),
+    });
+    undo.push(() => hostNetwork.undo());
+
+    const router = deps.createRouter({
+      device,
+      transport,
+      localNode: config.nodeName,
+      localSubnets: [...local.subnets],
+      icmpSourceV4: undefined,
+      icmpSourceV6: undefined,
+      tunnelMtu,
+      clusterCidrs: [...config.clusterCidrs],
+      log: componentLogger(log, 'router'),
+    });
+    // From here the router owns the device and the transport (router.close closes both).
+    deviceOwned = false;
+    transportOwned = false;
+    undo.push(() => router.close());
+    await router.start();
+
+    const ipamLog = componentLogger(log, 'ipam');
+    let logLevel = config.logLevel;
+    const load = options.loadConfig ?? (() => loadConfig(config.source));
+    const manager = new StaticSubnetManager<NodeConfig>({
+      initial: config,
+      load: async () => {
+        const next = await load();
+        checkReloadable(config, next);
+        return next;
+      },
+      ...(options.watchConfig === false ? {} : { watchPath: config.source }),
+      log: ipamLog,
+      onReload: (next) => {
+        if (next.logLevel === logLevel) return;
+        logLevel = next.logLevel;
+        options.onLogLevel?.(logLevel);
+      },
+    });
+    const watchAbort = new AbortController();
+    // The first batch (the full set) is delivered before watchLeases first awaits.
+    const watching = manager.watchLeases(watchAbort.signal, (events) => {
+      ipamLog.debug({ added: count(events, 'added'), removed: count(events, 'removed') }, 'lease events');
+      router.applyLeaseEvents(events);
+    });
+    undo.push(async () => {
+      watchAbort.abort();
+      await watching;
+    });
+
+    if (options.statusSocket !== undefined) {
+      const status: StatusServer = await startStatusServer({
+        socketPath: options.statusSocket,
+        getStatus: () => router.stats(),
+        log: componentLogger(log, 'status'),
+      });
+      undo.push(() => status.close());
+    }
+
+    log.info(
+      { node: config.nodeName, subnets: local.subnets, tun: device.name, mtu: tunnelMtu, listen: config.listen.text },
+      'node ready',
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      tunName: device.name,
+      tunnelMtu,
+      hostNetwork,
+      stats: () => router.stats(),
+      reload: () => manager.reload(),
+      close() {
+        closing ??= unwind();
+        return closing;
+      },
+    };
+  } catch (err: unknown) {
+    await unwind();
+    throw err;
+  }
+}
+
+export interface RunNodeOptions {
+  configPath: string;
+  overrides: ConfigOverrides;
+  statusSocket: string | undefined;
+  /** Where logs go; default stderr. */
+  logDestination?: LogDestination;
+  /** A stream instead (tests). */
+  logStream?: RootLoggerOptions['stream'];
+}
+
+/** How long a graceful shutdown may take before the process exits anyway. */
+export const SHUTDOWN_TIMEOUT_MS = 8_000;
+
+/**
+ * The `podtun run` process: returns the exit code (0 after a signal-driven shutdown, 1 on a
+ * startup or fatal error). Installs and removes its own signal and error handlers. `loadDeps` runs
+ * after the config is valid, so a bad config is reported even where the native addon is missing.
+ */
+export async function runNode(options: RunNodeOptions, loadDeps: () => Promise<NodeDeps>): Promise<number> {
+  let config: NodeConfig;
+  try {
+    config = await loadConfig(options.configPath, options.overrides);
+  } catch (err: unknown) {
+    process.stderr.write(`podtun: invalid config\n${err instanceof ConfigError ? err.message : String(err)}\n`);
+    return 1;
+  }
+
+  const root: RootLogger = createRootLogger({
+    level: config.logLevel,
+    ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
+    ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+  });
+  const log = root.log;
+
+  let node: RunningNode | undefined;
+  let settle: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => {
+    settle = resolve;
+  });
+  let stopping = false;
+  let failed = false;
+
+  let timer: NodeJS.Timeout | undefined;
+  const shutdown = async (code: number): Promise<void> => {
+    timer = setTimeout(() => {
+      log.error({ reason: `still closing after ${SHUTDOWN_TIMEOUT_MS} ms` }, 'shutdown timed out');
+      settle(1);
+    }, SHUTDOWN_TIMEOUT_MS);
+    timer.unref();
+    try {
+      await node?.close();
+    } catch (err: unknown) {
+      log.error({ err }, 'shutdown failed');
+      code = 1;
+    }
+    clearTimeout(timer);
+    settle(code);
+  };
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without cleanup');
+      settle(signal === 'SIGINT' ? 130 : 143);
+      return;
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    // During startup there is nothing to close yet: startNode's return checks `stopping`.
+    if (node !== undefined) void shutdown(0);
+  };
+  const onHup = (): void => {
+    log.info({ signal: 'SIGHUP' }, 'reloading config');
+    void node?.reload();
+  };
+  const onFatal = (err: unknown): void => {
+    log.error({ err }, 'fatal error');
+    if (stopping) {
+      settle(1);
+      return;
+    }
+    stopping = true;
+    failed = true;
+    if (node !== undefined) void shutdown(1);
+  };
+
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', onHup);
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+  try {
+    try {
+      const starting = loadDeps().then((deps) =>
+        startNode(
+          {
+            config,
+            statusSocket: options.statusSocket,
+            log,
+            onLogLevel: (level) => root.setLevel(level),
+            loadConfig: () => loadConfig(options.configPath, options.overrides),
+          },
+          deps,
+        ),
+      );
+      // A second signal during a stuck startup exits without waiting for it.
+      const first = await Promise.race([starting, exited]);
+      if (typeof first === 'number') return first;
+      node = first;
+    } catch (err: unknown) {
+      log.error({ err, node: config.nodeName }, 'failed to start');
+      return 1;
+    }
+    if (stopping) void shutdown(failed ? 1 : 0);
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    process.off('SIGHUP', onHup);
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
+    root.flush();
+  }
+}
+
+function count(events: readonly LeaseEvent[], type: LeaseEvent['type']): number {
+  return events.filter((e) => e.type === type).length;
+}

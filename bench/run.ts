@@ -1,0 +1,288 @@
+/**
+ * `npm run bench`: podtun against the kernel, in one run, on the same machine.
+ *
+ * ```
+ *   pod ns p1a --veth-- node ns n1 ==[ data path ]== node ns n2 --veth-- pod ns p2a
+ *   10.244.1.10          (underlay ns, bridge ul0, 192.168.77.0/24)          10.244.2.10
+ * ```
+ *
+ * Data paths, each a fresh 2-node cluster with one pod per node (test/netns/cluster.ts):
+ *   kernel-routing (no tunnel, the upper bound), kernel-vxlan (flannel vxlan), podtun-udp.
+ * Figures per path:
+ *   1. single-stream TCP pod -> pod: `iperf3 -t 8 -J`, median of 3 runs;
+ *   2. ping RTT: `ping -c 50 -i 0.01`, average;
+ *   3. small packets: `iperf3 -u -l 64 -b 0 -w 4M -t 3`, datagrams received per second (iperf3's
+ *      one sending thread is often the limit: compare rows, not absolute numbers).
+ * Prints a markdown table (ratios vs kernel VXLAN, RTT added vs kernel routing) and writes it
+ * to bench/results.md. The bar (DESIGN.md): podtun-udp >= 0.6x VXLAN TCP, added RTT < 0.1 ms.
+ *
+ * Flags: --modes a,b  --runs N  --seconds S  --out FILE
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { createCluster, findRepoRoot } from '../test/netns/cluster.js';
+import type { Cluster, ClusterMode } from '../test/netns/cluster.js';
+import { missingCommand, netnsSkipReason, podtunSkipReason } from '../test/netns/requirements.js';
+import { outcomeIn, pollUntil, stopChild } from '../test/netns/shell.js';
+
+type BenchMode = 'kernel-routing' | 'kernel-vxlan' | 'podtun-udp';
+
+const ALL_MODES: readonly BenchMode[] = ['kernel-routing', 'kernel-vxlan', 'podtun-udp'];
+const CLUSTER_MODE: Readonly<Record<BenchMode, ClusterMode>> = {
+  'kernel-routing': 'kernel-routing',
+  'kernel-vxlan': 'kernel-vxlan',
+  'podtun-udp': 'podtun',
+};
+const LABEL: Readonly<Record<BenchMode, string>> = {
+  'kernel-routing': 'kernel routing, no tunnel (upper bound)',
+  'kernel-vxlan': 'kernel VXLAN (flannel vxlan)',
+  'podtun-udp': 'podtun over UDP',
+};
+const IPERF_PORT = 5201;
+const SMALL_PACKET_BYTES = 64;
+const BAR_TCP_VS_VXLAN = 0.6;
+const BAR_ADDED_RTT_MS = 0.1;
+
+interface BenchOptions {
+  modes: BenchMode[];
+  runs: number;
+  seconds: number;
+  out: string;
+}
+
+interface ModeResult {
+  mode: BenchMode;
+  tcpGbps: number[];
+  tcpMedianGbps: number | undefined;
+  rttAvgMs: number | undefined;
+  udpSmallPps: number | undefined;
+  error: string | undefined;
+}
+
+function parseArgs(argv: readonly string[], root: string): BenchOptions {
+  const options: BenchOptions = {
+    modes: [...ALL_MODES],
+    runs: 3,
+    seconds: 8,
+    out: join(root, 'bench', 'results.md'),
+  };
+  for (let i = 0; i < argv.length; i += 2) {
+    const flag = argv[i];
+    const value = argv[i + 1];
+    if (value === undefined) throw new Error(`bench: ${flag ?? ''} needs a value`);
+    if (flag === '--modes') {
+      const modes = value.split(',');
+      for (const m of modes) {
+        if (!(ALL_MODES as readonly string[]).includes(m)) {
+          throw new Error(`bench: --modes: unknown mode ${m} (known: ${ALL_MODES.join(', ')})`);
+        }
+      }
+      options.modes = modes as BenchMode[];
+    } else if (flag === '--runs') {
+      options.runs = Math.max(1, Math.min(10, Number.parseInt(value, 10) || 3));
+    } else if (flag === '--seconds') {
+      options.seconds = Math.max(1, Math.min(60, Number.parseInt(value, 10) || 8));
+    } else if (flag === '--out') {
+      options.out = value;
+    } else {
+      throw new Error(`bench: unknown flag ${flag ?? ''} (known: --modes, --runs, --seconds, --out)`);
+    }
+  }
+  return options;
+}
+
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+interface IperfJson {
+  error?: string;
+  end?: {
+    sum_received?: { bits_per_second?: number; bytes?: number; seconds?: number };
+    sum?: { packets?: number; lost_packets?: number; seconds?: number };
+  };
+}
+
+async function iperfClient(cluster: Cluster, args: readonly string[], seconds: number): Promise<IperfJson> {
+  const from = cluster.pod(1, 0);
+  const to = cluster.pod(2, 0);
+  const out = await outcomeIn(
+    from.ns,
+    ['iperf3', '-c', to.ipv4, '-p', String(IPERF_PORT), '-J', '-t', String(seconds), ...args],
+    { timeoutMs: (seconds + 20) * 1000 },
+  );
+  let parsed: IperfJson;
+  try {
+    parsed = JSON.parse(out.stdout) as IperfJson;
+  } catch {
+    throw new Error(`iperf3 gave no JSON (exit ${out.exitCode}): ${out.stderr || out.stdout.slice(0, 300)}`);
+  }
+  if (parsed.error !== undefined) throw new Error(`iperf3: ${parsed.error}`);
+  return parsed;
+}
+
+async function measure(mode: BenchMode, options: BenchOptions, log: (line: string) => void): Promise<ModeResult> {
+  const result: ModeResult = {
+    mode,
+    tcpGbps: [],
+    tcpMedianGbps: undefined,
+    rttAvgMs: undefined,
+    udpSmallPps: undefined,
+    error: undefined,
+  };
+  if (mode === 'podtun-udp') {
+    const reason = podtunSkipReason();
+    if (reason !== undefined) {
+      result.error = `not run: ${reason}`;
+      return result;
+    }
+  }
+  let cluster: Cluster | undefined;
+  try {
+    cluster = await createCluster({ nodes: 2, podsPerNode: 1, ipv6: false, mode: CLUSTER_MODE[mode] });
+    const from = cluster.pod(1, 0);
+    const to = cluster.pod(2, 0);
+    const server = cluster.spawnIn(to.ns, ['iperf3', '-s', '-p', String(IPERF_PORT)], {
+      stdio: 'ignore',
+    });
+    const c = cluster;
+    await pollUntil(
+      'iperf3 server',
+      async () => {
+        const ss = await outcomeIn(to.ns, ['ss', '-Hltn', 'sport', '=', `:${IPERF_PORT}`]);
+        return ss.stdout.trim() === '' ? undefined : true;
+      },
+      5_000,
+    );
+    // Warm up: neighbour entries, podtun peer state.
+    await c.outcome(from.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', to.ipv4]);
+
+    for (let run = 0; run < options.runs; run++) {
+      const json = await iperfClient(c, [], options.seconds);
+      const bps = json.end?.sum_received?.bits_per_second ?? 0;
+      result.tcpGbps.push(bps / 1e9);
+      log(`  ${mode}: TCP run ${run + 1}/${options.runs}: ${(bps / 1e9).toFixed(2)} Gbit/s`);
+    }
+    result.tcpMedianGbps = median(result.tcpGbps);
+
+    const ping = await c.outcome(from.ns, ['ping', '-c', '50', '-i', '0.01', '-q', '-W', '2', to.ipv4], {
+      timeoutMs: 30_000,
+    });
+    const avg = /= [\d.]+\/([\d.]+)\//.exec(ping.stdout)?.[1];
+    result.rttAvgMs = avg === undefined ? undefined : Number(avg);
+    log(`  ${mode}: ping avg ${avg ?? '?'} ms`);
+
+    // -w 4M: the receiving socket buffer should not be what drops packets.
+    const udp = await iperfClient(c, ['-u', '-l', String(SMALL_PACKET_BYTES), '-b', '0', '-w', '4M'], 3);
+    const received = udp.end?.sum_received;
+    const sum = udp.end?.sum;
+    if (received?.bytes !== undefined && received.seconds !== undefined && received.seconds > 0) {
+      result.udpSmallPps = received.bytes / SMALL_PACKET_BYTES / received.seconds;
+    } else if (sum?.packets !== undefined && sum.seconds !== undefined && sum.seconds > 0) {
+      result.udpSmallPps = (sum.packets - (sum.lost_packets ?? 0)) / sum.seconds;
+    }
+    if (result.udpSmallPps !== undefined) {
+      log(`  ${mode}: ${SMALL_PACKET_BYTES}-byte UDP received ${(result.udpSmallPps / 1000).toFixed(0)} kpps`);
+    }
+    await stopChild(server, 2_000);
+  } catch (error: unknown) {
+    result.error = error instanceof Error ? error.message.split('\n')[0] ?? 'failed' : String(error);
+    log(`  ${mode}: failed: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    await cluster?.destroy({ keepLogs: result.error !== undefined });
+  }
+  return result;
+}
+
+function fmt(value: number | undefined, digits: number): string {
+  return value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
+}
+
+function table(results: readonly ModeResult[], options: BenchOptions): string {
+  const vxlan = results.find((r) => r.mode === 'kernel-vxlan')?.tcpMedianGbps;
+  const routingRtt = results.find((r) => r.mode === 'kernel-routing')?.rttAvgMs;
+  const lines = [
+    `| data path | TCP Gbit/s (median of ${options.runs} x ${options.seconds} s) | runs | x kernel VXLAN | ping RTT ms | added RTT ms vs routing | 64 B UDP kpps received |`,
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const r of results) {
+    if (r.error !== undefined && r.tcpMedianGbps === undefined) {
+      lines.push(`| ${LABEL[r.mode]} | ${r.error.replace(/\|/g, '/')} | | | | | |`);
+      continue;
+    }
+    const ratio = vxlan === undefined || r.tcpMedianGbps === undefined ? undefined : r.tcpMedianGbps / vxlan;
+    const added = routingRtt === undefined || r.rttAvgMs === undefined ? undefined : r.rttAvgMs - routingRtt;
+    lines.push(
+      `| ${LABEL[r.mode]} | ${fmt(r.tcpMedianGbps, 2)} | ${r.tcpGbps.map((g) => g.toFixed(2)).join(', ')} | ${fmt(ratio, 2)} | ${fmt(r.rttAvgMs, 3)} | ${fmt(added, 3)} | ${fmt(r.udpSmallPps === undefined ? undefined : r.udpSmallPps / 1000, 0)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function verdict(results: readonly ModeResult[]): string[] {
+  const get = (mode: BenchMode): ModeResult | undefined => results.find((r) => r.mode === mode);
+  const podtun = get('podtun-udp');
+  const vxlan = get('kernel-vxlan');
+  const routing = get('kernel-routing');
+  if (podtun?.tcpMedianGbps === undefined) return ['- Bar: not checked (podtun-udp was not measured).'];
+  const out: string[] = [];
+  if (vxlan?.tcpMedianGbps !== undefined) {
+    const ratio = podtun.tcpMedianGbps / vxlan.tcpMedianGbps;
+    out.push(
+      `- Bar, TCP >= ${BAR_TCP_VS_VXLAN}x kernel VXLAN: ${ratio.toFixed(2)}x — ${ratio >= BAR_TCP_VS_VXLAN ? 'met' : 'NOT met'}.`,
+    );
+  }
+  if (routing?.rttAvgMs !== undefined && podtun.rttAvgMs !== undefined) {
+    const added = podtun.rttAvgMs - routing.rttAvgMs;
+    out.push(
+      `- Bar, added RTT < ${BAR_ADDED_RTT_MS} ms: ${added.toFixed(3)} ms — ${added < BAR_ADDED_RTT_MS ? 'met' : 'NOT met'}.`,
+    );
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const root = findRepoRoot();
+  const options = parseArgs(process.argv.slice(2), root);
+  const problem = netnsSkipReason(['bridge']) ?? missingCommand(['iperf3', 'ping']);
+  if (problem !== undefined) {
+    process.stderr.write(`podtun bench: ${problem}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const log = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  const cpu = cpus();
+  log(`podtun bench: ${options.modes.join(', ')}; ${cpu.length} CPUs (${cpu[0]?.model ?? '?'}), Linux ${release()}`);
+  const results: ModeResult[] = [];
+  for (const mode of options.modes) {
+    log(`${LABEL[mode]}:`);
+    results.push(await measure(mode, options, log));
+  }
+  const body = [
+    '# podtun benchmark results',
+    '',
+    `Run ${new Date().toISOString()} by \`npm run bench\` (bench/run.ts): 2 nodes, 1 pod each, pod -> pod over IPv4;`,
+    `${cpu.length} CPUs (${cpu[0]?.model ?? '?'}), Linux ${release()}, Node ${process.version}.`,
+    'TCP: iperf3 single stream; RTT: ping -c 50 -i 0.01 (avg); small packets: iperf3 -u -l 64 -b 0 -w 4M -t 3 (sender-bound on small machines).',
+    '',
+    table(results, options),
+    '',
+    ...verdict(results),
+    '',
+  ].join('\n');
+  log('');
+  log(body);
+  writeFileSync(options.out, body);
+  log(`written to ${options.out}`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`podtun bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

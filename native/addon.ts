@@ -36,6 +36,8 @@ export interface NativeTun {
    * a virtio header and is written as is. Returns how many input packets the kernel accepted.
    */
   write(buf: Buffer, offs: Int32Array, idx: Int32Array, count: number, bare: boolean): number;
+  /** Counters: readBatches, readPackets, readSupers, writePackets, mergedSupers, mergedSegments, ... */
+  stats(): Record<string, number>;
   /** Stops polling, then closes the fd. Never blocks; safe twice. */
   close(): void;
 }
@@ -88,8 +90,10 @@ export interface NativeUdp {
 export interface NativeAddon {
   openTun(opts: TunOpenOptions): NativeTun;
   openUdp(opts: UdpOpenOptions): NativeUdp;
-  /** Internet checksum helpers exposed for tests of the offload code. */
-  /** Splits one virtio super-packet into MTU segments into `out` (offs pairs); returns the count. */
+  /**
+   * The offload code paths, exposed for tests. Splits one virtio packet into plain IP packets in
+   * `out` (offs pairs) as sendPackets would; returns the count, or -1 when it is malformed.
+   */
   splitForTest(pkt: Buffer, out: Buffer, outOffs: Int32Array): number;
   /** Merges bare packets into virtio super-packets like `write(bare)` would; returns the count. */
   mergeForTest(buf: Buffer, offs: Int32Array, count: number, out: Buffer, outOffs: Int32Array): number;

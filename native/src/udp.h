@@ -1,0 +1,102 @@
+/* One NativeUdp socket: its state, shared by the bindings (udp.c) and the send path (udp-send.c). */
+#ifndef PODTUN_UDP_H
+#define PODTUN_UDP_H
+
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "io.h"
+#include "offload.h"
+
+#define PEER_SLOTS 4096
+#define SEND_SCRATCH_BYTES (2u << 20)
+#define SEND_MSGS 256
+/* One UDP_SEGMENT send carries at most 64 segments and must stay under the 64 KiB IP limit. */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 64000
+#define MAX_TUNNEL_HEADER 256
+#define RECV_SLOT_BYTES 65536
+#define RECV_MSGS 32
+#define GRO_MAX_SEGS 64
+
+typedef struct {
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+  } u;
+  socklen_t len; /* 0: empty slot */
+} pt_addr;
+
+/* One queued message: `nseg` datagrams of `seg_size` bytes (the last may be shorter). */
+typedef struct {
+  uint32_t pkt_lo, pkt_hi; /* ordinals (in this sendPackets call) of the input packets it carries */
+  uint32_t seg_size, nseg, bytes;
+  uint8_t closed; /* ended by a shorter datagram: nothing may join */
+} send_meta;
+
+typedef union {
+  struct cmsghdr align;
+  char buf[CMSG_SPACE(sizeof(uint16_t))];
+} gso_ctrl;
+
+typedef union {
+  struct cmsghdr align;
+  char buf[CMSG_SPACE(sizeof(int))];
+} gro_ctrl;
+
+typedef struct {
+  pt_io io; /* first: pt_io callbacks cast back to pt_udp */
+  pt_sink sink;
+  int family;
+  int gso, gro;
+  uint16_t port;
+  pt_addr peers[PEER_SLOTS];
+
+  /* Send scratch (allocated at open, owned here). */
+  uint8_t *scratch;
+  size_t pos;
+  uint32_t nmsgs;
+  struct mmsghdr msgs[SEND_MSGS];
+  struct iovec iov[SEND_MSGS];
+  send_meta meta[SEND_MSGS];
+  gso_ctrl ctrl[SEND_MSGS];
+  /* The sendPackets call in progress. */
+  const uint8_t *hdr;
+  uint32_t hdr_len;
+  const pt_addr *dst;
+  uint32_t cur_pkt;
+  int64_t last_failed; /* highest ordinal already counted in `failed` */
+  uint32_t failed;
+
+  /* Receive side: the JS buffer and offsets (pinned by io references) and arrays sized at start. */
+  uint8_t *rbuf;
+  int32_t *roffs;
+  uint32_t rslots, max_dgrams, rcount;
+  struct mmsghdr rmsgs[RECV_MSGS];
+  struct iovec riov[RECV_MSGS];
+  struct sockaddr_storage *rsrc; /* per slot */
+  gro_ctrl *rctrl;               /* per slot */
+  uint32_t *src_of;              /* per reported datagram: its slot */
+
+  uint64_t sends, send_calls, gso_sends, eagain_drops, error_drops, malformed_drops, no_peer_drops, split_supers,
+      gso_fallbacks, recv_batches, recv_datagrams, gro_datagrams, recv_segments, trunc_drops, recv_errors;
+} pt_udp;
+
+/* Makes u->sink lend send scratch memory. */
+void pt_udp_send_init(pt_udp *u);
+
+/*
+ * Sends the packets of `list` (each virtio header + IP, only read) to `dst`, each datagram being
+ * hdr[0..hdr_len) + one plain IP packet. Returns how many input packets were sent whole.
+ */
+uint32_t pt_udp_send_packets(pt_udp *u, const pt_addr *dst, const uint8_t *hdr, uint32_t hdr_len,
+                             const pt_packet_list *list, uint32_t count);
+
+/* One datagram, non-blocking; counted. Returns 1 when sent. */
+int pt_udp_send_one(pt_udp *u, const pt_addr *a, const uint8_t *data, size_t len);
+
+#endif

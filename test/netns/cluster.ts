@@ -77,6 +77,10 @@ export interface PodtunOptions {
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** How long `startNode` waits for readiness; default 20 s. */
   readyTimeoutMs?: number;
+  /** Tunnel over the IPv6 underlay (`listen: "[::]:8285"`, endpoints `[fd77::N]:8285`); needs ipv6. */
+  underlayIpv6?: boolean;
+  /** Node indexes listed in node i's config at start (default: all); see setMembers. */
+  members?: (i: number) => readonly number[];
 }
 
 export interface ClusterOptions {
@@ -156,6 +160,8 @@ export interface Cluster {
   blockUdp(i: number, blocked?: boolean): Promise<void>;
   /** podtun's log for node i so far ('' if none). */
   readLog(i: number): string;
+  /** Rewrites node i's config to list only these nodes (podtun picks the edit up live). */
+  setMembers(i: number, members: readonly number[]): void;
   /** Idempotent; also called on exit and signals. */
   destroy(options?: DestroyOptions): Promise<void>;
 }
@@ -393,7 +399,7 @@ class ClusterImpl implements Cluster {
     } else if (this.mode === 'kernel-vxlan') {
       await Promise.all(this.nodeInfos.map((node) => this.addVxlan(node)));
     } else if (this.mode === 'podtun') {
-      for (const node of this.nodeInfos) this.writeConfig(node);
+      for (const node of this.nodeInfos) this.writeConfig(node, this.options.podtun?.members?.(node.index));
       if (this.options.startNodes !== false) {
         await Promise.all(this.nodeInfos.map((node) => this.startNode(node.index)));
       }
@@ -493,15 +499,23 @@ class ClusterImpl implements Cluster {
   // ---- podtun ----
 
   /** One YAML per node (docs/contracts.md, "Node config"). */
-  private writeConfig(node: NodeInfo): void {
+  setMembers(i: number, members: readonly number[]): void {
+    this.writeConfig(this.node(i), members);
+  }
+
+  private writeConfig(node: NodeInfo, members?: readonly number[]): void {
     const podtun = this.options.podtun ?? {};
     const cidrs = this.options.ipv6 ? [CLUSTER_CIDR_V4, CLUSTER_CIDR_V6] : [CLUSTER_CIDR_V4];
+    const overIpv6 = podtun.underlayIpv6 === true;
+    if (overIpv6 && !this.options.ipv6) throw new Error('underlayIpv6 needs ipv6: true');
+    const endpointOf = (peer: NodeInfo): string =>
+      overIpv6 ? `[${peer.underlayIpv6 ?? ''}]:${PODTUN_PORT}` : `${peer.underlayIp}:${PODTUN_PORT}`;
     const lines = [
       `# podtun netns harness, run ${this.id}`,
       `nodeName: ${node.name}`,
       `clusterCidrs: ${yamlValue(cidrs)}`,
       `tunName: ${TUN_NAME}`,
-      `listen: ${yamlValue(`0.0.0.0:${PODTUN_PORT}`)}`,
+      `listen: ${yamlValue(overIpv6 ? `[::]:${PODTUN_PORT}` : `0.0.0.0:${PODTUN_PORT}`)}`,
       'underlayMtu: 1500',
       `logLevel: ${podtun.logLevel ?? 'info'}`,
     ];
@@ -510,11 +524,12 @@ class ClusterImpl implements Cluster {
       lines.push(`${key}: ${yamlValue(value)}`);
     }
     lines.push('nodes:');
-    for (const peer of this.nodeInfos) {
+    const listed = this.nodeInfos.filter((n) => n === node || members === undefined || members.includes(n.index));
+    for (const peer of listed) {
       const subnets = peer.subnetV6 === undefined ? [peer.subnetV4] : [peer.subnetV4, peer.subnetV6];
       lines.push(`  - name: ${peer.name}`);
       lines.push(`    subnets: ${yamlValue(subnets)}`);
-      lines.push(`    endpoint: ${yamlValue(`${peer.underlayIp}:${PODTUN_PORT}`)}`);
+      lines.push(`    endpoint: ${yamlValue(endpointOf(peer))}`);
     }
     writeFileSync(node.configFile, `${lines.join('\n')}\n`);
   }

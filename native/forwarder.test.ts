@@ -24,7 +24,7 @@ const skip = kernelSkipReason();
 if (skip !== undefined) console.log(`[skip] native/forwarder.test.ts: ${skip}`);
 
 const TUN_MTU = 1400;
-const HEADER = Buffer.from([1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]); // docs/contracts.md: v1, data
+const HEADER = Buffer.from([1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]); // tunnel/udp-header.ts: v1, data
 const RECV_BYTES = 4 * 1024 * 1024;
 const RECV_MAX = 4096;
 const TRANSFER_TIMEOUT_MS = 60_000;

@@ -1,5 +1,5 @@
 /**
- * The node config (docs/contracts.md): read once at the edge from YAML or JSON, every field
+ * The node config (the README): read once at the edge from YAML or JSON, every field
  * validated with its path and the reason, then deep-frozen. The only importer of `yaml`.
  *
  * Addresses are carried as canonical text (CIDRs as `router/cidr.ts` prints them, endpoints as
@@ -12,6 +12,7 @@ import { cidrContains, cidrsOverlap, parseCidr } from '../router/cidr.js';
 import type { Cidr, IpFamily } from '../router/cidr.js';
 import { formatEndpoint, parseEndpoint } from '../tunnel/endpoint.js';
 import { nodeIdOf } from '../tunnel/node-id.js';
+import { UDP_OVERHEAD_IPV4, UDP_OVERHEAD_IPV6 } from '../tunnel/udp-header.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -21,9 +22,6 @@ export const DEFAULT_LISTEN = '0.0.0.0:8285';
 export const DEFAULT_UNDERLAY_MTU = 1500;
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 
-/** Tunnel overhead on the underlay (docs/contracts.md): 12 header + 8 UDP + 20 IPv4 / 40 IPv6. */
-export const UDP_TUNNEL_OVERHEAD_V4 = 40;
-export const UDP_TUNNEL_OVERHEAD_V6 = 60;
 
 export const MTU_MIN = 576;
 export const MTU_MIN_IPV6 = 1280;
@@ -320,7 +318,7 @@ export function underlayFamilyOf(config: NodeConfig): IpFamily {
 }
 
 export function tunnelOverheadBytes(family: IpFamily): number {
-  return family === 6 ? UDP_TUNNEL_OVERHEAD_V6 : UDP_TUNNEL_OVERHEAD_V4;
+  return family === 6 ? UDP_OVERHEAD_IPV6 : UDP_OVERHEAD_IPV4;
 }
 
 /** TUN MTU = underlay MTU - tunnel overhead (1460 on a 1500-byte IPv4 underlay). */

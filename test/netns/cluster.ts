@@ -498,7 +498,7 @@ class ClusterImpl implements Cluster {
 
   // ---- podtun ----
 
-  /** One YAML per node (docs/contracts.md, "Node config"). */
+  /** One YAML per node (the README, "Configuration"). */
   setMembers(i: number, members: readonly number[]): void {
     this.writeConfig(this.node(i), members);
   }

@@ -1,5 +1,5 @@
 /**
- * Hand-built datagrams for injection tests, written from docs/contracts.md rather than from
+ * Hand-built datagrams for injection tests, written from the README rather than from
  * tunnel/udp-header.ts, so that a header drifting from the contract fails a test.
  *
  * podtun UDP header (12 bytes, big endian): version 1 | type | flags (2) | sender node id (4) |

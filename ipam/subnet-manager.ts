@@ -1,10 +1,16 @@
+import type { TransportMode } from '../tunnel/transport.js';
+
 /** A node's claim on pod subnets, and where its podtun can be reached. */
 export interface Lease {
   node: string;
   /** Pod subnets owned by the node, CIDR strings (one IPv4 and optionally one IPv6). */
   subnets: string[];
-  /** The node's UDP/WebSocket endpoint "host:port"; undefined for a node that only dials out. */
+  /** The node's UDP endpoint "host:port"; undefined for a node that only dials out. */
   endpoint: string | undefined;
+  /** The node's WebSocket URL ("ws://host:port", "wss://host:port"); undefined: it only dials out. */
+  wsEndpoint?: string | undefined;
+  /** How to reach the node: over UDP, over WebSocket, or UDP with WebSocket fallback (default). */
+  transport?: TransportMode;
   /** Optional per-node underlay MTU override (a peer behind a smaller link). */
   mtu?: number;
 }

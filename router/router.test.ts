@@ -324,7 +324,7 @@ describe('outside: anti-spoofing and delivery', () => {
 describe('applyLeaseEvents', () => {
   it('adds peers to the transport with their node id and logs them', async () => {
     const { a } = await cluster();
-    expect([...a.transport.peers.values()]).toEqual([{ node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: '192.168.77.2:8285' }]);
+    expect([...a.transport.peers.values()]).toEqual([{ node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: '192.168.77.2:8285', wsEndpoint: undefined, mode: 'auto' }]);
     const log = a.logs.find((r) => r.msg === 'peer added');
     expect(log?.obj).toEqual({ node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoint: '192.168.77.2:8285' });
   });

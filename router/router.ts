@@ -234,7 +234,13 @@ export class Router {
       this.peers.setTunnelMtu(record, tunnelMtu);
     }
     record.subnets = this.installPeerRoutes(record, subnets);
-    this.transport.setPeer(record.slot, { node: lease.node, nodeId: nodeIdOf(lease.node), endpoint: lease.endpoint });
+    this.transport.setPeer(record.slot, {
+      node: lease.node,
+      nodeId: nodeIdOf(lease.node),
+      endpoint: lease.endpoint,
+      wsEndpoint: lease.wsEndpoint,
+      mode: lease.transport ?? 'auto',
+    });
     this.log.info(
       { node: lease.node, subnets: record.subnets.map((c) => c.text), endpoint: lease.endpoint },
       isNew ? 'peer added' : 'peer updated',

@@ -2,14 +2,20 @@ import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
 
 export type TransportKind = 'udp' | 'ws' | 'memory';
 
+/** Per peer: UDP only, WebSocket only, or UDP while its probes are answered, else WebSocket. */
+export type TransportMode = 'udp' | 'ws' | 'auto';
+
 /** What a transport needs to know about a peer node. */
 export interface PeerSpec {
   /** Node name as in the config / lease. */
   node: string;
   /** Stable 32-bit node identity carried in tunnel headers (see tunnel/node-id.ts). */
   nodeId: number;
-  /** Where the peer listens, "host:port" (IPv6 as "[addr]:port"); absent when it only dials out. */
+  /** Where the peer listens for UDP, "host:port" (IPv6 as "[addr]:port"); absent when it only dials out. */
   endpoint: string | undefined;
+  /** Where the peer accepts WebSocket connections ("ws://host:port", "wss://host:port"), if it does. */
+  wsEndpoint: string | undefined;
+  mode: TransportMode;
 }
 
 export type PeerState = 'unknown' | 'up' | 'down';
@@ -23,6 +29,15 @@ export interface PeerStatus {
   /** Smoothed round-trip time of probes, ms; undefined until the first reply. */
   rttMs: number | undefined;
   lastSeenMs: number | undefined;
+  /** The last change of transport for this peer (transport selection only). */
+  lastSwitch?: TransportSwitch;
+}
+
+export interface TransportSwitch {
+  atMs: number;
+  from: TransportKind;
+  to: TransportKind;
+  reason: string;
 }
 
 /** Receives packets that arrived from peers (borrowed batch, valid during the call). */

@@ -213,11 +213,13 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     const atB = collector();
     await a.start(atA.sink);
     await b.start(atB.sink);
-    a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}` });
+    a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
     b.setPeer(SLOT_A, {
       node: 'node-a',
       nodeId: nodeIdOf('node-a'),
       endpoint: opts.aEndpointKnown === false ? undefined : `127.0.0.1:${a.port}`,
+      wsEndpoint: undefined,
+      mode: 'udp',
     });
     return { a, b, atA, atB };
   }
@@ -330,7 +332,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
         expect(s.lastSeenMs).toBeGreaterThan(0);
       }
       const up = lines.find((l) => l.msg === 'peer up' && l.obj['node'] === 'node-b');
-      expect(up?.obj).toMatchObject({ endpoint: `127.0.0.1:${b.port}` });
+      expect(up?.obj).toMatchObject({ endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
       expect(typeof up?.obj['rttMs']).toBe('number');
       expect(a.stats()['probeRepliesIn']).toBeGreaterThan(0);
 
@@ -346,7 +348,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     it('keeps liveness when the same peer is set again (lease refresh)', async () => {
       const { a, b } = await pair();
       await until('b up at a', () => statusOf(a, SLOT_B).state === 'up');
-      a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}` });
+      a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
       expect(statusOf(a, SLOT_B).state).toBe('up');
       expect(lines.filter((l) => l.msg === 'peer up' && l.obj['node'] === 'node-b')).toHaveLength(1);
     });
@@ -366,7 +368,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       const a2 = transport('node-a');
       const atA2 = collector();
       await a2.start(atA2.sink);
-      a2.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}` });
+      a2.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
       await until('b follows a', () => statusOf(b, SLOT_A).endpoint === `127.0.0.1:${a2.port}`);
       expect(b.send(SLOT_A, batch, idx, 1)).toBe(0);
       await until('data at a2', () => atA2.got.length >= 1);
@@ -384,12 +386,12 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect(a.send(SLOT_B, batch, idx, 2)).toBe(2);
       expect(a.peerStatus()).toEqual([]);
       expect(a.stats()['drop.peer_down']).toBe(6);
-      expect(() => a.setPeer(4096, { node: 'n', nodeId: 1, endpoint: undefined })).toThrow(UdpTransportError);
+      expect(() => a.setPeer(4096, { node: 'n', nodeId: 1, endpoint: undefined, wsEndpoint: undefined, mode: 'udp' })).toThrow(UdpTransportError);
     });
 
     it('keeps a peer whose endpoint this socket cannot reach, unaddressed and logged', async () => {
       const { a } = await pair();
-      a.setPeer(7, { node: 'node-v6', nodeId: nodeIdOf('node-v6'), endpoint: '[fd00::7]:8285' });
+      a.setPeer(7, { node: 'node-v6', nodeId: nodeIdOf('node-v6'), endpoint: '[fd00::7]:8285', wsEndpoint: undefined, mode: 'udp' });
       expect(lines.find((l) => l.msg.startsWith('peer endpoint unusable'))?.obj).toMatchObject({ node: 'node-v6' });
       const { batch, idx } = batchOf([testPacket('x')]);
       expect(a.send(7, batch, idx, 1)).toBe(1);

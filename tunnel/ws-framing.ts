@@ -1,0 +1,147 @@
+/**
+ * The WebSocket tunnel's message format: one binary WebSocket message carries a batch of packets.
+ *
+ *   message  = packet{1..MAX_PACKETS_PER_MESSAGE}
+ *   packet   = length:u32 big-endian | bytes[length]
+ *   bytes    = 10-byte virtio_net_hdr | IP packet   (exactly as read from the TUN: TSO
+ *              super-packets of up to 64 KiB stay whole, partial checksums stay partial)
+ *
+ * No header or version field inside the message: the WebSocket subprotocol (WS_SUBPROTOCOL,
+ * negotiated at the upgrade) names the format, and WebSocket already delimits messages.
+ * A message is at most the connection's `maxPayload` bytes; senders split a batch into several
+ * messages rather than exceed it (fitPackets).
+ *
+ * Receivers refuse a whole message (decodeMessage returns a negative FRAME_ERR_*) when a length
+ * runs past the end, a packet is shorter than a virtio header plus a minimal IPv4 header, or it
+ * holds more than MAX_PACKETS_PER_MESSAGE packets. Nothing here throws on peer input.
+ */
+import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
+import { VNET_HDR_LEN } from '../router/packet-batch.js';
+
+/** Names this format in the WebSocket handshake (Sec-WebSocket-Protocol). */
+export const WS_SUBPROTOCOL = 'podtun.v1';
+/** Bytes of the length prefix before each packet. */
+export const FRAME_LEN_BYTES = 4;
+/** Smallest packet carried: virtio header + a 20-byte IPv4 header. */
+export const MIN_FRAMED_PACKET_LEN = VNET_HDR_LEN + 20;
+/** Largest packet carried: virtio header + a 64 KiB IP packet (a TSO super-packet). */
+export const MAX_FRAMED_PACKET_LEN = VNET_HDR_LEN + 65535;
+/** Bound on packets in one message (sizes the receiver's reused offset arrays). */
+export const MAX_PACKETS_PER_MESSAGE = 4096;
+
+/** decodeMessage results below zero: why a message was refused. */
+export const FRAME_ERR_EMPTY = -1;
+export const FRAME_ERR_TRUNCATED = -2;
+export const FRAME_ERR_BAD_LENGTH = -3;
+export const FRAME_ERR_TOO_MANY = -4;
+
+const FRAME_ERR_NAMES: Readonly<Record<number, string>> = {
+  [FRAME_ERR_EMPTY]: 'empty message',
+  [FRAME_ERR_TRUNCATED]: 'packet length runs past the end of the message',
+  [FRAME_ERR_BAD_LENGTH]: 'packet length out of range',
+  [FRAME_ERR_TOO_MANY]: `more than ${MAX_PACKETS_PER_MESSAGE} packets in one message`,
+};
+
+/** Text for a FRAME_ERR_* code (for logs). */
+export function frameErrorName(code: number): string {
+  return FRAME_ERR_NAMES[code] ?? `frame error ${code}`;
+}
+
+/** Whether a packet of `len` bytes may be framed at all (else the sender drops it). */
+export function isFramablePacket(len: number): boolean {
+  return len >= MIN_FRAMED_PACKET_LEN && len <= MAX_FRAMED_PACKET_LEN;
+}
+
+/** Bytes that packets `idx[start..start+count)` of `batch` take once framed. */
+export function framedBytes(batch: PacketBatch, idx: Int32Array, start: number, count: number): number {
+  const offs = batch.offs;
+  let total = 0;
+  for (let i = start; i < start + count; i++) total += FRAME_LEN_BYTES + (offs[2 * (idx[i] ?? 0) + 1] ?? 0);
+  return total;
+}
+
+/**
+ * How many packets, from `idx[start]` on (at most `count`), go into one message of at most
+ * `maxPayloadBytes`: stops before the first packet that would not fit, that is not framable
+ * (isFramablePacket), or at MAX_PACKETS_PER_MESSAGE. 0 when `idx[start]` itself cannot go.
+ */
+export function fitPackets(
+  batch: PacketBatch, idx: Int32Array, start: number, count: number, maxPayloadBytes: number,
+): number {
+  const offs = batch.offs;
+  const limit = Math.min(count, MAX_PACKETS_PER_MESSAGE);
+  let bytes = 0;
+  let n = 0;
+  while (n < limit) {
+    const len = offs[2 * (idx[start + n] ?? 0) + 1] ?? 0;
+    if (!isFramablePacket(len) || bytes + FRAME_LEN_BYTES + len > maxPayloadBytes) break;
+    bytes += FRAME_LEN_BYTES + len;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * One message holding packets `idx[start..start+count)` of `batch` (choose `count` with
+ * fitPackets). One allocation for the whole message. Borrowed batch: copied out, not kept.
+ */
+export function encodeBatch(batch: PacketBatch, idx: Int32Array, start: number, count: number): Buffer {
+  const message = Buffer.allocUnsafe(framedBytes(batch, idx, start, count));
+  const src = batch.buf;
+  const offs = batch.offs;
+  let at = 0;
+  for (let i = start; i < start + count; i++) {
+    const p = idx[i] ?? 0;
+    const off = offs[2 * p] ?? 0;
+    const len = offs[2 * p + 1] ?? 0;
+    message.writeUInt32BE(len, at);
+    src.copy(message, at + FRAME_LEN_BYTES, off, off + len);
+    at += FRAME_LEN_BYTES + len;
+  }
+  return message;
+}
+
+/** A reusable InboundBatch able to hold any valid message (offsets point into the message). */
+export function newInboundBatch(): InboundBatch {
+  return {
+    buf: Buffer.alloc(0),
+    offs: new Int32Array(2 * MAX_PACKETS_PER_MESSAGE),
+    count: 0,
+    peers: new Int32Array(MAX_PACKETS_PER_MESSAGE),
+    vnetHdr: true,
+  };
+}
+
+/**
+ * Decodes `message` into `out` (made by newInboundBatch): `out.buf = message`, offsets point at
+ * each packet's virtio header, every `peers[i] = slot`. Returns the packet count, or a negative
+ * FRAME_ERR_* when the message must be dropped whole (then `out.count` is 0).
+ * `message` is borrowed by `out` until the next decode.
+ */
+export function decodeMessage(message: Buffer, slot: number, out: InboundBatch): number {
+  out.count = 0;
+  out.buf = message;
+  out.vnetHdr = true;
+  const end = message.length;
+  if (end === 0) return FRAME_ERR_EMPTY;
+  const offs = out.offs;
+  const peers = out.peers;
+  const max = Math.min(peers.length, offs.length >>> 1);
+  let at = 0;
+  let n = 0;
+  while (at < end) {
+    if (n >= max) return FRAME_ERR_TOO_MANY;
+    if (end - at < FRAME_LEN_BYTES) return FRAME_ERR_TRUNCATED;
+    const len = message.readUInt32BE(at);
+    if (!isFramablePacket(len)) return FRAME_ERR_BAD_LENGTH;
+    at += FRAME_LEN_BYTES;
+    if (len > end - at) return FRAME_ERR_TRUNCATED;
+    offs[2 * n] = at;
+    offs[2 * n + 1] = len;
+    peers[n] = slot;
+    n++;
+    at += len;
+  }
+  out.count = n;
+  return n;
+}

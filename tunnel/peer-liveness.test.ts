@@ -66,14 +66,14 @@ describe('PeerLiveness', () => {
     expect(changes.map((c) => c.state)).toEqual(['up', 'down', 'up']);
   });
 
-  it('stays up while inbound traffic arrives even without replies', () => {
+  it('goes down without replies even while the peer keeps sending (UDP blocked one way)', () => {
     const { live } = make();
     live.onProbeReply(live.tick(10_000), 10_000, 10_001);
     for (let t = 10_500; t <= 20_000; t += 500) {
       live.onInbound(t);
       live.tick(t);
     }
-    expect(live.state).toBe('up');
+    expect(live.state).toBe('down');
     expect(live.lastSeenMs).toBe(20_000);
   });
 

@@ -1,13 +1,16 @@
 /**
  * Liveness of one peer, as a pure state machine driven by the caller's clock (ms).
  *
- *   unknown --reply--> up --no reply/inbound for deadAfterMs--> down --reply--> up
- *   unknown --nothing for deadAfterMs after tracking began--> down
+ *   unknown --reply--> up --no reply for deadAfterMs--> down --reply--> up
+ *   unknown --no reply for deadAfterMs after tracking began--> down
  *
  * The owner calls `tick(now)` often (at least every probeIntervalMs): it sends a probe whenever
  * `tick` returns a sequence number, feeds replies to `onProbeReply`, and other traffic from the
- * peer to `onInbound`. Only a probe reply brings a peer up (inbound data proves the peer can
- * reach us, not that we reach it); any traffic keeps it up.
+ * peer to `onInbound`. The state answers "do our datagrams reach the peer?", so only probe
+ * replies count for it: traffic from the peer proves that it reaches us, not that we reach it,
+ * and with UDP blocked one way (a node that can receive but not send) the peer must still go
+ * down so that the transport selector moves it to WebSocket. Inbound traffic only updates
+ * `lastSeenMs` for status.
  * RTT is smoothed like TCP's srtt (RFC 6298, alpha 1/8).
  */
 import type { PeerState } from './transport.js';
@@ -38,6 +41,7 @@ export class PeerLiveness {
   private stateNow: PeerState = 'unknown';
   private srttMs: number | undefined;
   private lastSeen: number | undefined;
+  private lastReply: number | undefined;
   private readonly sinceMs: number;
   private lastProbeMs = Number.NEGATIVE_INFINITY;
   private lastSeq = 0;
@@ -69,7 +73,7 @@ export class PeerLiveness {
    * caller sends it now, stamped with `nowMs`), or -1.
    */
   tick(nowMs: number): number {
-    const quietSince = this.lastSeen ?? this.sinceMs;
+    const quietSince = this.lastReply ?? this.sinceMs;
     if (this.stateNow !== 'down' && nowMs - quietSince >= this.config.deadAfterMs) {
       this.change('down');
     }
@@ -91,11 +95,12 @@ export class PeerLiveness {
     if (!Number.isFinite(sampleMs) || sampleMs < 0 || sampleMs > nowMs - this.sinceMs) return false;
     this.srttMs = this.srttMs === undefined ? sampleMs : this.srttMs + SRTT_GAIN * (sampleMs - this.srttMs);
     this.lastSeen = nowMs;
+    this.lastReply = nowMs;
     if (this.stateNow !== 'up') this.change('up');
     return true;
   }
 
-  /** Any other traffic from the peer (data, its probes): keeps an up peer up. */
+  /** Any other traffic from the peer (data, its probes): recorded as seen, state unchanged. */
   onInbound(nowMs: number): void {
     if (this.lastSeen === undefined || nowMs > this.lastSeen) this.lastSeen = nowMs;
   }

@@ -11,6 +11,9 @@ import {
   MSG_PROBE,
   MSG_PROBE_REPLY,
   PROBE_LEN,
+  PROBE_MIN_LEN,
+  FLAG_AUTHENTICATED,
+  readFlags,
   UDP_OVERHEAD_IPV4,
   UDP_OVERHEAD_IPV6,
   checkHeader,
@@ -49,6 +52,18 @@ describe('udp header', () => {
     expect([...buf]).toEqual([1, 2, 0, 0, 0x0a, 0x0b, 0x0c, 0x0d, 1, 2, 3, 4]);
   });
 
+  it('carries the authenticated flag in bit 0 of the flags; tagged probes are 36 bytes', () => {
+    const buf = Buffer.alloc(PROBE_LEN);
+    writeHeader(buf, 0, MSG_PROBE, 0x0a0b0c0d, 0x01020304, FLAG_AUTHENTICATED);
+    expect([...buf.subarray(0, HEADER_LEN)]).toEqual([1, 2, 0, 1, 0x0a, 0x0b, 0x0c, 0x0d, 1, 2, 3, 4]);
+    expect(readFlags(buf, 0)).toBe(1);
+    expect(PROBE_LEN).toBe(36);
+    expect(checkHeader(buf, 0, PROBE_LEN)).toBe(MSG_PROBE);
+    // An untagged probe passes the header check: the transport refuses it as unauthenticated.
+    writeHeader(buf, 0, MSG_PROBE, 1, 1);
+    expect(checkHeader(buf, 0, PROBE_MIN_LEN)).toBe(MSG_PROBE);
+  });
+
   it('round trips a probe timestamp', () => {
     const buf = Buffer.alloc(PROBE_LEN);
     writeHeader(buf, 0, MSG_PROBE, 5, 6);
@@ -71,10 +86,12 @@ describe('udp header', () => {
     { name: 'type 4', buf: Object.assign(valid(MSG_DATA, 40), { 1: 4 }), len: 40, want: HEADER_ERR_TYPE },
     { name: 'type 255', buf: Object.assign(valid(MSG_DATA, 40), { 1: 255 }), len: 40, want: HEADER_ERR_TYPE },
     { name: 'flags high', buf: Object.assign(valid(MSG_DATA, 40), { 2: 0x80 }), len: 40, want: HEADER_ERR_FLAGS },
-    { name: 'flags low', buf: Object.assign(valid(MSG_PROBE, 40), { 3: 1 }), len: 40, want: HEADER_ERR_FLAGS },
+    { name: 'flags bit 1', buf: Object.assign(valid(MSG_PROBE, 40), { 3: 2 }), len: 40, want: HEADER_ERR_FLAGS },
+    { name: 'authenticated data', buf: Object.assign(valid(MSG_DATA, 40), { 3: 1 }), len: 40, want: HEADER_ERR_FLAGS },
+    { name: 'authenticated probe without tag', buf: Object.assign(valid(MSG_PROBE, PROBE_MIN_LEN), { 3: 1 }), len: PROBE_MIN_LEN, want: HEADER_ERR_TRUNCATED },
     { name: 'data, header only', buf: valid(MSG_DATA, HEADER_LEN), len: HEADER_LEN, want: HEADER_ERR_TRUNCATED },
     { name: 'data, 19-byte packet', buf: valid(MSG_DATA, DATA_MIN_LEN - 1), len: DATA_MIN_LEN - 1, want: HEADER_ERR_TRUNCATED },
-    { name: 'probe without timestamp', buf: valid(MSG_PROBE, PROBE_LEN - 1), len: PROBE_LEN - 1, want: HEADER_ERR_TRUNCATED },
+    { name: 'probe without timestamp', buf: valid(MSG_PROBE, PROBE_MIN_LEN - 1), len: PROBE_MIN_LEN - 1, want: HEADER_ERR_TRUNCATED },
     { name: 'reply without timestamp', buf: valid(MSG_PROBE_REPLY, HEADER_LEN), len: HEADER_LEN, want: HEADER_ERR_TRUNCATED },
   ])('refuses $name', ({ buf, len, want }) => {
     expect(checkHeader(buf, 0, len)).toBe(want);

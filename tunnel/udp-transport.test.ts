@@ -16,19 +16,27 @@ import { VNET_HDR_LEN } from '../router/packet-batch.js';
 import type { Logger } from '../router/logger.js';
 import { FakeUdpNetwork } from '../test/fake-native-udp.js';
 import { nodeIdOf } from './node-id.js';
+import { verifyAuthTag } from './cluster-auth.js';
 import {
+  FLAG_AUTHENTICATED,
   HEADER_LEN,
   MSG_DATA,
   MSG_PROBE,
   MSG_PROBE_REPLY,
   PROBE_LEN,
+  PROBE_MIN_LEN,
+  PROBE_OFFSET_TAG,
+  PROBE_TAG_PURPOSE,
+  REPLY_TAG_PURPOSE,
   checkHeader,
+  readFlags,
   readProbeTimestamp,
   readSenderId,
   readSeq,
   writeHeader,
   writeProbeTimestamp,
 } from './udp-header.js';
+import { writeProbeTag } from './udp-probe-auth.js';
 import { UdpTransport, UdpTransportError } from './udp-transport.js';
 import type { UdpOpener, UdpTransportOptions } from './udp-transport.js';
 
@@ -39,6 +47,17 @@ const PROBE_INTERVAL_MS = 50;
 const DEAD_AFTER_MS = 200;
 const SLOT_B = 3;
 const SLOT_A = 5;
+const SECRET = Buffer.from('the test cluster secret, 32 byte');
+const OTHER_SECRET = Buffer.from('another cluster entirely, 32 byt');
+
+/** An authenticated probe from `sender` as podtun sends it (tagged with `secret`). */
+function signedProbe(sender: string, seq: number, timestampMs: number, secret: Uint8Array = SECRET): Buffer {
+  const probe = Buffer.alloc(PROBE_LEN);
+  writeHeader(probe, 0, MSG_PROBE, nodeIdOf(sender), seq, FLAG_AUTHENTICATED);
+  writeProbeTimestamp(probe, 0, timestampMs);
+  writeProbeTag(secret, PROBE_TAG_PURPOSE, probe, 0);
+  return probe;
+}
 
 // --- test packets: 10-byte zero virtio header + IPv4/UDP with correct checksums ---
 
@@ -193,6 +212,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     const t = new UdpTransport({
       listen: '127.0.0.1:0',
       localNode: node,
+      clusterSecret: SECRET,
       log: recordingLogger(lines, { node: node }),
       probeIntervalMs: PROBE_INTERVAL_MS,
       deadAfterMs: DEAD_AFTER_MS,
@@ -203,7 +223,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     return t;
   }
 
-  async function pair(opts: { aEndpointKnown?: boolean } = {}): Promise<{
+  async function pair(opts: { aEndpointKnown?: boolean; settle?: boolean; aKnowsB?: boolean } = {}): Promise<{
     a: UdpTransport; b: UdpTransport; atA: ReturnType<typeof collector>; atB: ReturnType<typeof collector>;
   }> {
     open = await opener();
@@ -213,7 +233,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     const atB = collector();
     await a.start(atA.sink);
     await b.start(atB.sink);
-    a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
+    if (opts.aKnowsB !== false) setB(a, b);
     b.setPeer(SLOT_A, {
       node: 'node-a',
       nodeId: nodeIdOf('node-a'),
@@ -221,7 +241,16 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       wsEndpoint: undefined,
       mode: 'udp',
     });
+    // Data is accepted only from peers that have shown the secret: let the probes do that first.
+    if (opts.aEndpointKnown !== false && opts.settle !== false && opts.aKnowsB !== false) {
+      await until('a and b authenticated each other', () => statusOf(a, SLOT_B).state === 'up' && statusOf(b, SLOT_A).state === 'up');
+    }
     return { a, b, atA, atB };
+  }
+
+  /** Tells `a` about node-b in SLOT_B (it then probes b at once). */
+  function setB(a: UdpTransport, b: UdpTransport): void {
+    a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
   }
 
   function raw(): RawSocket {
@@ -239,9 +268,10 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
   describe.skipIf(native && !nativeBuilt)('', () => {
     it('reports its overhead from the listen address family', () => {
       const log = recordingLogger(lines);
-      expect(new UdpTransport({ listen: '127.0.0.1:0', localNode: 'x', log }).overheadBytes).toBe(40);
-      expect(new UdpTransport({ listen: '[::1]:0', localNode: 'x', log }).overheadBytes).toBe(60);
-      expect(new UdpTransport({ listen: '0.0.0.0:8285', localNode: 'x', log }).kind).toBe('udp');
+      const clusterSecret = SECRET;
+      expect(new UdpTransport({ listen: '127.0.0.1:0', localNode: 'x', clusterSecret, log }).overheadBytes).toBe(40);
+      expect(new UdpTransport({ listen: '[::1]:0', localNode: 'x', clusterSecret, log }).overheadBytes).toBe(60);
+      expect(new UdpTransport({ listen: '0.0.0.0:8285', localNode: 'x', clusterSecret, log }).kind).toBe('udp');
     });
 
     it('delivers data to the sink, tagged with the sender slot, without the virtio header', async () => {
@@ -267,6 +297,23 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect(atB.got.map((r) => r.packet)).toEqual(packets.map((p) => p.subarray(VNET_HDR_LEN)));
       expect(atB.got.every((r) => r.slot === SLOT_A)).toBe(true);
       expect(atB.calls.length).toBeLessThan(packets.length);
+    });
+
+    it('drops data from a peer that has not shown the secret yet, as unauthenticated', async () => {
+      const { a, b, atB } = await pair({ aKnowsB: false });
+      const r = raw();
+      const packet = testPacket('too early').subarray(VNET_HDR_LEN);
+      const early = Buffer.alloc(HEADER_LEN + packet.length);
+      writeHeader(early, 0, MSG_DATA, nodeIdOf('node-a'), 0);
+      packet.copy(early, HEADER_LEN);
+      r.send(b.port, early);
+      await until('counted at b', () => (b.stats()['drop.unauthenticated'] ?? 0) >= 1);
+      expect(atB.got).toEqual([]);
+      setB(a, b);
+      await until('authenticated', () => statusOf(a, SLOT_B).state === 'up' && statusOf(b, SLOT_A).state === 'up');
+      const { batch, idx } = batchOf([testPacket('on time')]);
+      a.send(SLOT_B, batch, idx, 1);
+      await until('data at b', () => atB.got.length >= 1);
     });
 
     it('counts and drops junk and unknown senders, and keeps forwarding', async () => {
@@ -299,19 +346,22 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect(r.got).toEqual([]);
     });
 
-    it('answers a probe at its source address, echoing sequence and timestamp', async () => {
+    it('answers a probe at its source address, echoing sequence and timestamp, with its own tag', async () => {
       const { a, b, atA } = await pair();
       const r = raw();
-      const probe = Buffer.alloc(PROBE_LEN + 16);
-      writeHeader(probe, 0, MSG_PROBE, nodeIdOf('node-a'), 0xdeadbeef);
-      writeProbeTimestamp(probe, 0, 123_456.789);
+      // Padding after the tag is allowed.
+      const probe = Buffer.concat([signedProbe('node-a', 0xdeadbeef, 123_456.789), Buffer.alloc(16)]);
       r.send(b.port, probe);
       await until('reply', () => r.got.length >= 1);
       const reply = r.got[0] as Buffer;
       expect(checkHeader(reply, 0, reply.length)).toBe(MSG_PROBE_REPLY);
+      expect(reply.length).toBe(PROBE_LEN);
+      expect(readFlags(reply, 0)).toBe(FLAG_AUTHENTICATED);
       expect(readSenderId(reply, 0)).toBe(nodeIdOf('node-b'));
       expect(readSeq(reply, 0)).toBe(0xdeadbeef);
       expect(readProbeTimestamp(reply, 0)).toBe(123_456.789);
+      expect(verifyAuthTag(SECRET, reply.subarray(PROBE_OFFSET_TAG), REPLY_TAG_PURPOSE,
+        reply.subarray(4, 8), reply.subarray(8, 12), reply.subarray(12, 20))).toBe(true);
       // node-a has a configured endpoint: b keeps sending there, not to the probe's source.
       expect(statusOf(b, SLOT_A).endpoint).toBe(`127.0.0.1:${a.port}`);
       const { batch, idx } = batchOf([testPacket('b to a')]);
@@ -320,8 +370,71 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect(r.got.filter((d) => d[1] === MSG_DATA)).toEqual([]);
     });
 
+    it('drops probes and replies without a valid tag: unanswered, counted, nothing learned', async () => {
+      const { b } = await pair({ aEndpointKnown: false, aKnowsB: false });
+      const r = raw();
+      const untagged = Buffer.alloc(PROBE_MIN_LEN);
+      writeHeader(untagged, 0, MSG_PROBE, nodeIdOf('node-a'), 1);
+      writeProbeTimestamp(untagged, 0, Date.now());
+      const wrongSecret = signedProbe('node-a', 2, Date.now(), OTHER_SECRET);
+      const flippedTag = signedProbe('node-a', 3, Date.now());
+      flippedTag[PROBE_OFFSET_TAG] = (flippedTag[PROBE_OFFSET_TAG] ?? 0) ^ 1;
+      const otherSeq = signedProbe('node-a', 4, Date.now());
+      otherSeq.writeUInt32BE(5, 8); // the tag covered seq 4
+      const forgedReply = signedProbe('node-a', 1, Date.now());
+      forgedReply[1] = MSG_PROBE_REPLY; // a probe's tag does not pass for a reply's
+      const flagOff = signedProbe('node-a', 6, Date.now());
+      flagOff.writeUInt16BE(0, 2);
+      const junk = [untagged, wrongSecret, flippedTag, otherSeq, forgedReply, flagOff];
+      for (const d of junk) r.send(b.port, d);
+      await until('all counted', () => (b.stats()['drop.unauthenticated'] ?? 0) >= junk.length);
+      await new Promise((res) => setTimeout(res, 20));
+      expect(b.stats()).toMatchObject({ 'drop.unauthenticated': junk.length, probesIn: 0, probeRepliesIn: 0, probeRepliesOut: 0 });
+      expect(r.got).toEqual([]);
+      expect(statusOf(b, SLOT_A).endpoint).toBeUndefined();
+      expect(statusOf(b, SLOT_A).state).not.toBe('up');
+      expect(lines.filter((l) => l.msg === 'peer address learned')).toEqual([]);
+    });
+
+    it('does not follow a replayed probe to another address', async () => {
+      const { b } = await pair({ aEndpointKnown: false, aKnowsB: false });
+      const r1 = raw();
+      const r2 = raw();
+      const probe = signedProbe('node-a', 1, Date.now());
+      r1.send(b.port, probe);
+      await until('learned r1', () => statusOf(b, SLOT_A).endpoint === `127.0.0.1:${r1.port}`);
+      r2.send(b.port, probe);
+      await until('replay answered', () => r2.got.length >= 1);
+      expect(statusOf(b, SLOT_A).endpoint).toBe(`127.0.0.1:${r1.port}`);
+      expect(b.stats()['staleProbes']).toBe(1);
+      r2.send(b.port, signedProbe('node-a', 2, Date.now() + 1));
+      await until('learned r2', () => statusOf(b, SLOT_A).endpoint === `127.0.0.1:${r2.port}`);
+    });
+
+    it('with another cluster secret, peers never come up and every probe is counted', async () => {
+      open = await opener();
+      const a = transport('node-a');
+      const b = transport('node-b', { clusterSecret: OTHER_SECRET });
+      await a.start(() => {});
+      await b.start(() => {});
+      a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
+      b.setPeer(SLOT_A, { node: 'node-a', nodeId: nodeIdOf('node-a'), endpoint: `127.0.0.1:${a.port}`, wsEndpoint: undefined, mode: 'udp' });
+      await until('both down', () => statusOf(a, SLOT_B).state === 'down' && statusOf(b, SLOT_A).state === 'down', 4 * DEAD_AFTER_MS);
+      for (const t of [a, b]) {
+        expect(t.stats()['drop.unauthenticated']).toBeGreaterThan(0);
+        expect(t.stats()).toMatchObject({ probesIn: 0, probeRepliesOut: 0, probeRepliesIn: 0 });
+      }
+      expect(lines.filter((l) => l.msg === 'peer up')).toEqual([]);
+    });
+
+    it('refuses a missing or short cluster secret', () => {
+      const log = recordingLogger(lines);
+      expect(() => new UdpTransport({ listen: '127.0.0.1:0', localNode: 'x', clusterSecret: Buffer.alloc(15), log }))
+        .toThrow(/clusterSecret must be at least 16 bytes/);
+    });
+
     it('brings peers up with an RTT, and down after deadAfterMs of silence', async () => {
-      const { a, b } = await pair();
+      const { a, b } = await pair({ settle: false });
       expect(statusOf(a, SLOT_B).state).toBe('unknown');
       await until('both up', () => statusOf(a, SLOT_B).state === 'up' && statusOf(b, SLOT_A).state === 'up');
       for (const [t, slot] of [[a, SLOT_B], [b, SLOT_A]] as const) {
@@ -418,7 +531,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect((err as UdpTransportError).message).toMatch(
         new RegExp(`^cannot listen on 127\\.0\\.0\\.1:${b.port}: address (already )?in use`, 'i'));
       expect((err as UdpTransportError).cause).toBeDefined();
-      expect(() => new UdpTransport({ listen: 'localhost:8285', localNode: 'x', log: recordingLogger(lines) }))
+      expect(() => new UdpTransport({ listen: 'localhost:8285', localNode: 'x', clusterSecret: SECRET, log: recordingLogger(lines) }))
         .toThrow(/^cannot listen on localhost:8285: .*not an IP address/);
     });
 

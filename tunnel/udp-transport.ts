@@ -1,6 +1,7 @@
 /**
  * The UDP tunnel: one socket of the native addon (sendmmsg/recvmmsg, UDP GSO/GRO), the 12-byte
- * header of udp-header.ts on every datagram, and probes for liveness and RTT.
+ * header of udp-header.ts on every datagram, and probes for liveness and RTT, tagged with the
+ * cluster secret (udp-probe-auth.ts).
  *
  * Inside (router -> peer):
  *   1. send(slot, batch, idx, count): one addon sendPackets per call with the peer's prebuilt
@@ -8,9 +9,15 @@
  * Outside (peer -> router), once per receive batch:
  *   1. check version, type, flags and length; refuse -> BadHeader
  *   2. sender node id -> peer; unknown -> UnknownPeer (never forwarded, never answered)
- *   3. data -> appended to the reused InboundBatch, tagged with the peer's slot
+ *   3. data -> appended to the reused InboundBatch, tagged with the peer's slot, if the peer
+ *               has shown the cluster secret lately (a fresh tagged probe or a tagged reply
+ *               within 2 x deadAfterMs), else Unauthenticated: a node with the wrong secret
+ *               cannot inject packets even though data datagrams carry no tag of their own
+ *      probe, probe reply without a valid tag -> Unauthenticated (never answered, never
+ *               brings a peer up, never re-addresses it)
  *      probe -> answered at its source address (a peer behind NAT is answered at its current
- *               mapping; a peer without a configured endpoint is re-addressed to it: roaming)
+ *               mapping; a peer without a configured endpoint is re-addressed to it: roaming,
+ *               only by a probe newer than any seen from it, so a replayed one cannot)
  *      probe reply -> liveness and RTT
  *   4. the sink is called once with everything that arrived.
  */
@@ -19,6 +26,7 @@ import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
 import { DropReason, dropCountersToObject, newDropCounters } from '../router/drop-reason.js';
 import type { Logger } from '../router/logger.js';
 import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
+import { MIN_SECRET_BYTES } from './cluster-auth.js';
 import { nodeIdOf } from './node-id.js';
 import { parseEndpoint, formatEndpoint } from './endpoint.js';
 import type { Endpoint } from './endpoint.js';
@@ -29,11 +37,16 @@ import {
 } from './peer-liveness.js';
 import type { LivenessChange } from './peer-liveness.js';
 import {
+  FLAG_AUTHENTICATED,
   HEADER_LEN,
   MSG_DATA,
   MSG_PROBE,
   MSG_PROBE_REPLY,
   PROBE_LEN,
+  PROBE_OFFSET_TAG,
+  PROBE_OFFSET_TIMESTAMP,
+  PROBE_TAG_PURPOSE,
+  REPLY_TAG_PURPOSE,
   UDP_OVERHEAD_IPV4,
   UDP_OVERHEAD_IPV6,
   checkHeader,
@@ -43,6 +56,7 @@ import {
   writeHeader,
   writeProbeTimestamp,
 } from './udp-header.js';
+import { probeTagValid, writeProbeTag } from './udp-probe-auth.js';
 import type { InboundSink, PeerSpec, PeerStatus, Transport } from './transport.js';
 
 /** Slots the addon can address (0..MAX_PEER_SLOTS-1). */
@@ -60,6 +74,11 @@ export interface UdpTransportOptions {
   listen: string;
   /** This node's name; its id (node-id.ts) goes in every header. */
   localNode: string;
+  /**
+   * The cluster secret (at least 16 bytes): probes and replies carry a tag made with it, and
+   * only tagged ones are answered or count as a reply. Copied at construction.
+   */
+  clusterSecret: Uint8Array;
   log: Logger;
   probeIntervalMs?: number;
   deadAfterMs?: number;
@@ -98,6 +117,10 @@ interface UdpPeer {
   /** Address learned from its probes (only used when it has no configured endpoint). */
   learnedHost: string | undefined;
   learnedPort: number;
+  /** Timestamp of the newest authenticated probe from it: only a newer one may re-address it. */
+  newestProbeMs: number;
+  /** Data from it is accepted until then: refreshed by each authenticated probe or reply. */
+  authenticUntilMs: number;
   /** The addon's slot holds an address: sends can go out. */
   addressed: boolean;
   /** Data header prebuilt for this peer (room for per-peer authentication later). */
@@ -114,6 +137,7 @@ export class UdpTransport implements Transport {
   private readonly listen: Endpoint;
   private readonly listenText: string;
   private readonly localId: number;
+  private readonly secret: Buffer;
   private readonly log: Logger;
   private readonly probeIntervalMs: number;
   private readonly deadAfterMs: number;
@@ -149,6 +173,7 @@ export class UdpTransport implements Transport {
   private probeRepliesOut = 0;
   private probeRepliesIn = 0;
   private staleReplies = 0;
+  private staleProbes = 0;
   private controlSendFailures = 0;
 
   constructor(options: UdpTransportOptions) {
@@ -161,6 +186,11 @@ export class UdpTransport implements Transport {
     this.listenText = options.listen;
     this.overheadBytes = this.listen.family === 4 ? UDP_OVERHEAD_IPV4 : UDP_OVERHEAD_IPV6;
     this.localId = nodeIdOf(options.localNode);
+    if (!(options.clusterSecret instanceof Uint8Array) || options.clusterSecret.length < MIN_SECRET_BYTES) {
+      throw new UdpTransportError('ERR_PODTUN_UDP_OPTION',
+        `clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
+    }
+    this.secret = Buffer.from(options.clusterSecret);
     this.log = options.log;
     this.probeIntervalMs = positive(options.probeIntervalMs, DEFAULT_PROBE_INTERVAL_MS, 'probeIntervalMs');
     this.deadAfterMs = positive(options.deadAfterMs, DEFAULT_DEAD_AFTER_MS, 'deadAfterMs');
@@ -262,6 +292,8 @@ export class UdpTransport implements Transport {
       endpoint,
       learnedHost: undefined,
       learnedPort: 0,
+      newestProbeMs: Number.NEGATIVE_INFINITY,
+      authenticUntilMs: Number.NEGATIVE_INFINITY,
       addressed: false,
       header,
       liveness,
@@ -269,6 +301,9 @@ export class UdpTransport implements Transport {
     this.peers[slot] = peer;
     this.bySenderId.set(nodeId, peer);
     this.address(peer);
+    // Probe a new peer at once: its data is accepted only after it has shown the secret, so the
+    // first exchange should not wait for the next tick.
+    this.tick();
   }
 
   removePeer(slot: number): void {
@@ -323,6 +358,7 @@ export class UdpTransport implements Transport {
       probeRepliesOut: this.probeRepliesOut,
       probeRepliesIn: this.probeRepliesIn,
       staleReplies: this.staleReplies,
+      staleProbes: this.staleProbes,
       controlSendFailures: this.controlSendFailures,
     };
     const drops = dropCountersToObject(this.drops);
@@ -376,15 +412,22 @@ export class UdpTransport implements Transport {
         continue;
       }
       if (type === MSG_DATA) {
+        if (nowMs >= peer.authenticUntilMs) {
+          drops[DropReason.Unauthenticated] = (drops[DropReason.Unauthenticated] ?? 0) + 1;
+          continue;
+        }
         inOffs[2 * n] = off + HEADER_LEN;
         inOffs[2 * n + 1] = len - HEADER_LEN;
         inPeers[n] = peer.slot;
         n++;
         peer.liveness.onInbound(nowMs);
+      } else if (!probeTagValid(this.secret, type === MSG_PROBE ? PROBE_TAG_PURPOSE : REPLY_TAG_PURPOSE, buf, off, len)) {
+        drops[DropReason.Unauthenticated] = (drops[DropReason.Unauthenticated] ?? 0) + 1;
       } else if (type === MSG_PROBE) {
         this.answerProbe(peer, i, off, nowMs);
       } else if (peer.liveness.onProbeReply(readSeq(buf, off), readProbeTimestamp(buf, off), nowMs)) {
         this.probeRepliesIn++;
+        peer.authenticUntilMs = nowMs + 2 * this.deadAfterMs;
       } else {
         this.staleReplies++;
       }
@@ -395,21 +438,31 @@ export class UdpTransport implements Transport {
     this.sink(inbound);
   }
 
+  /** An authenticated probe: answered at its source; a newer one keeps the peer alive and may re-address it. */
   private answerProbe(peer: UdpPeer, i: number, off: number, nowMs: number): void {
     const udp = this.udp;
     if (udp === undefined) return;
     this.probesIn++;
-    peer.liveness.onInbound(nowMs);
     const source = udp.sourceOf(i);
-    if (peer.endpoint === undefined && (source.host !== peer.learnedHost || source.port !== peer.learnedPort)) {
-      peer.learnedHost = source.host;
-      peer.learnedPort = source.port;
-      this.address(peer);
-      this.log.info({ node: peer.node, endpoint: formatEndpoint(source.host, source.port) }, 'peer address learned');
+    const sentAtMs = readProbeTimestamp(this.recvBuf, off);
+    if (sentAtMs > peer.newestProbeMs) {
+      peer.newestProbeMs = sentAtMs;
+      peer.authenticUntilMs = nowMs + 2 * this.deadAfterMs;
+      peer.liveness.onInbound(nowMs);
+      if (peer.endpoint === undefined && (source.host !== peer.learnedHost || source.port !== peer.learnedPort)) {
+        peer.learnedHost = source.host;
+        peer.learnedPort = source.port;
+        this.address(peer);
+        this.log.info({ node: peer.node, endpoint: formatEndpoint(source.host, source.port) }, 'peer address learned');
+      }
+    } else {
+      // A replay, or the peer's clock stepped back: still answered (harmless), nothing learned.
+      this.staleProbes++;
     }
     const reply = this.controlBuf;
-    writeHeader(reply, 0, MSG_PROBE_REPLY, this.localId, readSeq(this.recvBuf, off));
-    this.recvBuf.copy(reply, HEADER_LEN, off + HEADER_LEN, off + PROBE_LEN);
+    writeHeader(reply, 0, MSG_PROBE_REPLY, this.localId, readSeq(this.recvBuf, off), FLAG_AUTHENTICATED);
+    this.recvBuf.copy(reply, PROBE_OFFSET_TIMESTAMP, off + PROBE_OFFSET_TIMESTAMP, off + PROBE_OFFSET_TAG);
+    writeProbeTag(this.secret, REPLY_TAG_PURPOSE, reply, 0);
     if (udp.sendToAddress(source.host, source.port, reply, PROBE_LEN)) this.probeRepliesOut++;
     else this.controlSendFailures++;
   }
@@ -424,8 +477,9 @@ export class UdpTransport implements Transport {
     for (const peer of this.bySenderId.values()) {
       const seq = peer.liveness.tick(nowMs);
       if (seq < 0 || !peer.addressed) continue;
-      writeHeader(probe, 0, MSG_PROBE, this.localId, seq);
+      writeHeader(probe, 0, MSG_PROBE, this.localId, seq, FLAG_AUTHENTICATED);
       writeProbeTimestamp(probe, 0, nowMs);
+      writeProbeTag(this.secret, PROBE_TAG_PURPOSE, probe, 0);
       if (udp.sendTo(peer.slot, probe, PROBE_LEN)) this.probesOut++;
       else this.controlSendFailures++;
     }

@@ -25,6 +25,10 @@ describe('diffLeases', () => {
     ['subnet added', [b], [{ ...b, subnets: [...b.subnets, 'fd00:10:244:2::/64'] }], ['-b', '+b']],
     ['subnet replaced', [b], [{ ...b, subnets: ['10.244.9.0/24'] }], ['-b', '+b']],
     ['mtu set', [b], [{ ...b, mtu: 1400 }], ['-b', '+b']],
+    ['wsEndpoint set', [b], [{ ...b, wsEndpoint: 'wss://b.example:8443' }], ['-b', '+b']],
+    ['wsEndpoint changed', [{ ...b, wsEndpoint: 'ws://192.168.77.2:8080' }], [{ ...b, wsEndpoint: 'ws://192.168.77.2:8081' }], ['-b', '+b']],
+    ['transport changed', [{ ...b, transport: 'auto' }], [{ ...b, transport: 'ws' }], ['-b', '+b']],
+    ['transport auto is the default', [b], [{ ...b, transport: 'auto' }], []],
     ['removals before additions', [a, b], [c, { ...a, endpoint: '192.168.77.5:8285' }], ['-a', '-b', '+a', '+c']],
   ])('%s', (_what, before, after, events) => {
     expect(brief(before, after)).toEqual(events);

@@ -6,7 +6,7 @@ import type { Lease, LeaseEvent } from './subnet-manager.js';
 
 /**
  * Events that turn `before` into `after`, leases keyed by node name. A node whose subnets,
- * endpoint or MTU changed yields `removed` (old lease) then `added` (new lease). All removals come
+ * endpoint, WebSocket endpoint, transport mode or MTU changed yields `removed` (old lease) then `added` (new lease). All removals come
  * first, so a subnet that moves from one node to another is never owned twice at once. Subnet
  * order does not matter; subnets are compared as canonical text.
  */
@@ -36,6 +36,7 @@ export function fullSet(leases: readonly Lease[]): LeaseEvent[] {
 
 export function sameLease(a: Lease, b: Lease): boolean {
   if (a.node !== b.node || a.endpoint !== b.endpoint || a.mtu !== b.mtu) return false;
+  if (a.wsEndpoint !== b.wsEndpoint || (a.transport ?? 'auto') !== (b.transport ?? 'auto')) return false;
   if (a.subnets.length !== b.subnets.length) return false;
   const bs = new Set(b.subnets);
   return a.subnets.every((s) => bs.has(s));

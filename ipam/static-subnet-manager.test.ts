@@ -33,6 +33,7 @@ function memoryLogger(lines: LogLine[]): Logger {
 function yamlFor(nodes: { name: string; subnet: string; endpoint: string }[]): string {
   return [
     'nodeName: node-a',
+    'clusterSecret: "static subnet manager test secret"',
     'clusterCidrs: [10.244.0.0/16]',
     'nodes:',
     ...nodes.flatMap((n) => [`  - name: ${n.name}`, `    subnets: [${n.subnet}]`, `    endpoint: ${n.endpoint}`]),
@@ -98,7 +99,7 @@ describe('StaticSubnetManager', () => {
   });
 
   it('gives the local lease from the node entry', async () => {
-    expect(await manager.localLease()).toEqual({ node: 'node-a', subnets: ['10.244.1.0/24'], endpoint: '192.168.77.1:8285' });
+    expect(await manager.localLease()).toEqual({ node: 'node-a', subnets: ['10.244.1.0/24'], endpoint: '192.168.77.1:8285', transport: 'auto' });
   });
 
   it('emits the full set first, the local node included', () => {
@@ -106,7 +107,7 @@ describe('StaticSubnetManager', () => {
     expect(brief(batches[0] ?? [])).toEqual(['+node-a', '+node-b']);
     expect(batches[0]?.[1]).toEqual({
       type: 'added',
-      lease: { node: 'node-b', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285' },
+      lease: { node: 'node-b', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285', transport: 'auto' },
     });
   });
 

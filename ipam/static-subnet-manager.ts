@@ -14,6 +14,7 @@ import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../router/logger.js';
+import type { TransportMode } from '../tunnel/transport.js';
 import { diffLeases, fullSet } from './lease-diff.js';
 import type { Lease, LeaseEvent, SubnetManager } from './subnet-manager.js';
 
@@ -23,6 +24,8 @@ export interface StaticNode {
   readonly subnets: readonly string[];
   readonly endpoint: { readonly text: string } | undefined;
   readonly mtu: number | undefined;
+  readonly wsEndpoint?: string | undefined;
+  readonly transport?: TransportMode;
 }
 
 /** What the manager reads; node-bootstrap's NodeConfig has this shape. */
@@ -182,6 +185,8 @@ export class StaticSubnetManager<C extends StaticNodeList> implements SubnetMana
 
 export function leaseOf(node: StaticNode): Lease {
   const lease: Lease = { node: node.name, subnets: [...node.subnets], endpoint: node.endpoint?.text };
+  if (node.wsEndpoint !== undefined) lease.wsEndpoint = node.wsEndpoint;
+  if (node.transport !== undefined) lease.transport = node.transport;
   if (node.mtu !== undefined) lease.mtu = node.mtu;
   return lease;
 }

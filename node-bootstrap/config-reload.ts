@@ -1,7 +1,8 @@
 /**
- * Which config edits a running node can take: the node list (peers come and go, endpoints and
- * MTUs change) and the log level. The rest shapes the TUN, the socket or this node's addresses,
- * so changing it needs a restart: such a reload is refused, naming each field.
+ * Which config edits a running node can take: the node list (peers come and go, endpoints,
+ * WebSocket endpoints, transport modes and MTUs change) and the log level. The rest shapes the
+ * TUN, the sockets, the secret or this node's addresses, so changing it needs a restart: such a
+ * reload is refused, naming each field (never printing the secret or proxy credentials).
  */
 import { ConfigError, localNodeOf, tunMtuOf } from './config.js';
 import type { NodeConfig } from './config.js';
@@ -19,6 +20,11 @@ export function checkReloadable(running: NodeConfig, next: NodeConfig): void {
   compare('tunName', running.tunName, next.tunName);
   compare('listen', running.listen.text, next.listen.text);
   compare('underlayMtu', running.underlayMtu, next.underlayMtu);
+  compare('ws', running.ws, next.ws);
+  if (!running.clusterSecret.equals(next.clusterSecret)) {
+    issues.push({ path: 'clusterSecret', reason: 'changed; restart podtun to apply (on every node)' });
+  }
+  if (running.proxy !== next.proxy) issues.push({ path: 'proxy', reason: 'changed; restart podtun to apply' });
   if (issues.length === 0 && tunMtuOf(running) !== tunMtuOf(next)) {
     issues.push({
       path: 'nodes',

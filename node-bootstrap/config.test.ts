@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inspect } from 'node:util';
 import { nodeIdOf } from '../tunnel/node-id.js';
 import {
   ConfigError,
@@ -15,6 +16,8 @@ import {
 
 type Raw = Record<string, unknown>;
 
+const SECRET = 'c2VjcmV0IG9mIHRoZSBjb25maWcgdGVzdHM=';
+
 function good(): Raw {
   return {
     nodeName: 'node-a',
@@ -23,6 +26,7 @@ function good(): Raw {
     listen: '0.0.0.0:8285',
     underlayMtu: 1500,
     logLevel: 'info',
+    clusterSecret: SECRET,
     nodes: [
       { name: 'node-a', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], endpoint: '192.168.77.1:8285' },
       { name: 'node-b', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285', mtu: 1400 },
@@ -73,10 +77,14 @@ describe('validateConfig', () => {
 
   it('fills defaults', () => {
     const config = validateConfig(
-      { nodeName: 'a', clusterCidrs: ['10.244.0.0/16'], nodes: [{ name: 'a', subnets: ['10.244.1.0/24'] }] },
+      { nodeName: 'a', clusterCidrs: ['10.244.0.0/16'], clusterSecret: SECRET, nodes: [{ name: 'a', subnets: ['10.244.1.0/24'] }] },
       'node.yaml',
     );
     expect(config).toMatchObject({ tunName: 'podtun0', underlayMtu: 1500, logLevel: 'info', listen: { text: '0.0.0.0:8285' } });
+    expect(config.ws).toEqual({ listen: undefined, tls: undefined, caFile: undefined });
+    expect(config.proxy).toBeUndefined();
+    expect(config.nodes[0]?.transport).toBe('auto');
+    expect(config.nodes[0]?.wsEndpoint).toBeUndefined();
     expect(config.nodes[0]?.endpoint).toBeUndefined();
     expect(config.nodes[0]?.mtu).toBeUndefined();
   });
@@ -139,6 +147,32 @@ describe('validateConfig', () => {
     ['nodes empty', (r) => { r['nodes'] = []; }, 'nodes', /empty/],
     ['nodes not a list', (r) => { r['nodes'] = { a: 1 }; }, 'nodes', /expected a list of nodes, got a mapping/],
     ['node not a mapping', (r) => { (r['nodes'] as unknown[]).push('node-c'); }, 'nodes[2]', /expected a mapping/],
+    // cluster secret
+    ['no cluster secret', (r) => { delete r['clusterSecret']; }, 'clusterSecret',
+      /required \(or clusterSecretFile\).*head -c 32 \/dev\/urandom \| base64 > \/etc\/podtun\/secret/],
+    ['both secret forms', (r) => { r['clusterSecretFile'] = '/etc/podtun/secret'; }, 'clusterSecret', /not both/],
+    ['short cluster secret', (r) => { r['clusterSecret'] = 'fifteen bytes!!'; }, 'clusterSecret', /15 bytes is too short \(at least 16 bytes\).*urandom/],
+    ['cluster secret not a string', (r) => { r['clusterSecret'] = 12345678901234567890; }, 'clusterSecret', /expected a string/],
+    ['missing secret file', (r) => { delete r['clusterSecret']; r['clusterSecretFile'] = '/nonexistent/podtun-secret'; }, 'clusterSecretFile', /cannot read \/nonexistent\/podtun-secret: ENOENT/],
+    // ws, proxy
+    ['ws not a mapping', (r) => { r['ws'] = '0.0.0.0:8443'; }, 'ws', /expected a mapping \(listen, tls, caFile\)/],
+    ['unknown ws key', (r) => { r['ws'] = { listen: '0.0.0.0:8443', port: 1 }; }, 'ws.port', /unknown setting \(known: listen, tls, caFile\)/],
+    ['ws.listen hostname', (r) => { r['ws'] = { listen: 'localhost:8443' }; }, 'ws.listen', /not an IP address/],
+    ['ws.tls without key', (r) => { r['ws'] = { listen: '0.0.0.0:8443', tls: { certFile: 'c.pem' } }; }, 'ws.tls.keyFile', /required/],
+    ['ws.tls without listen', (r) => { r['ws'] = { tls: { certFile: 'c.pem', keyFile: 'k.pem' } }; }, 'ws.tls', /only used by the listener/],
+    ['proxy https', (r) => { r['proxy'] = 'https://10.0.0.1:3128'; }, 'proxy', /scheme "https:" not supported; expected "http:\/\/\[user:pass@\]host:port"/],
+    ['proxy not a URL', (r) => { r['proxy'] = '10.0.0.1:3128'; }, 'proxy', /expected "http:\/\/\[user:pass@\]host:port"/],
+    ['proxy with a path', (r) => { r['proxy'] = 'http://10.0.0.1:3128/x'; }, 'proxy', /no path/],
+    // per node
+    ['wsEndpoint http', (r) => { nodeAt(r, 1)['wsEndpoint'] = 'http://192.168.77.2:8443'; }, 'nodes[1].wsEndpoint', /scheme must be ws or wss/],
+    ['wsEndpoint not a URL', (r) => { nodeAt(r, 1)['wsEndpoint'] = '192.168.77.2:8443'; }, 'nodes[1].wsEndpoint', /not a URL; expected "ws:\/\/host:port" or "wss:\/\/host:port"/],
+    ['wsEndpoint credentials', (r) => { nodeAt(r, 1)['wsEndpoint'] = 'wss://u:p@b.example:8443'; }, 'nodes[1].wsEndpoint', /no credentials/],
+    ['wsEndpoint query', (r) => { nodeAt(r, 1)['wsEndpoint'] = 'wss://b.example:8443/?x=1'; }, 'nodes[1].wsEndpoint', /no query/],
+    ['bad transport', (r) => { nodeAt(r, 1)['transport'] = 'tcp'; }, 'nodes[1].transport', /"tcp" is not one of udp\|ws\|auto/],
+    ['ws peer nobody can dial', (r) => { nodeAt(r, 1)['transport'] = 'ws'; }, 'nodes[1].transport',
+      /"ws" but node-b has no wsEndpoint and this node has no ws.listen: neither side can dial the other/],
+    ['own wsEndpoint without ws.listen', (r) => { nodeAt(r, 0)['wsEndpoint'] = 'ws://192.168.77.1:8443'; }, 'nodes[0].wsEndpoint',
+      /this node \(node-a\) has no ws.listen/],
   ];
 
   it.each(cases)('%s -> error with field path and reason', (_what, edit, path, reason) => {
@@ -148,6 +182,53 @@ describe('validateConfig', () => {
     expect(found, `issues: ${err.message}`).toBeDefined();
     expect(found?.reason).toMatch(reason);
     expect(err.message).toContain(`node.yaml: ${path}: `);
+  });
+
+  it('takes the WebSocket settings, proxy and per-node transport', () => {
+    const raw = good();
+    raw['ws'] = { listen: '0.0.0.0:8443', tls: { certFile: 'tls/cert.pem', keyFile: '/etc/podtun/key.pem' }, caFile: 'ca.pem' };
+    raw['proxy'] = 'http://user:pass@10.0.0.1:3128';
+    nodeAt(raw, 0)['wsEndpoint'] = 'wss://node-a.example:8443';
+    nodeAt(raw, 1)['wsEndpoint'] = 'ws://192.168.77.2:8443';
+    nodeAt(raw, 1)['transport'] = 'ws';
+    delete nodeAt(raw, 1)['endpoint'];
+    const config = validateConfig(raw, '/etc/podtun/node.yaml');
+    expect(config.ws).toEqual({
+      listen: { host: '0.0.0.0', port: 8443, family: 4, text: '0.0.0.0:8443' },
+      tls: { certFile: '/etc/podtun/tls/cert.pem', keyFile: '/etc/podtun/key.pem' },
+      caFile: '/etc/podtun/ca.pem',
+    });
+    expect(config.proxy).toBe('http://user:pass@10.0.0.1:3128');
+    expect(config.nodes.map((n) => [n.wsEndpoint, n.transport, n.endpoint?.text])).toEqual([
+      ['wss://node-a.example:8443', 'auto', '192.168.77.1:8285'],
+      ['ws://192.168.77.2:8443', 'ws', undefined],
+    ]);
+    expect(Object.isFrozen(config.ws)).toBe(true);
+  });
+
+  it.each([
+    ['a peer with neither endpoint (it dials out)', (r: Raw) => { delete nodeAt(r, 1)['endpoint']; }],
+    ['transport udp without endpoint (reached by its own probes)', (r: Raw) => { delete nodeAt(r, 1)['endpoint']; nodeAt(r, 1)['transport'] = 'udp'; }],
+    ['transport ws with the peer\'s wsEndpoint', (r: Raw) => { nodeAt(r, 1)['transport'] = 'ws'; nodeAt(r, 1)['wsEndpoint'] = 'ws://192.168.77.2:8443'; }],
+    ['transport ws, the peer dials us', (r: Raw) => { nodeAt(r, 1)['transport'] = 'ws'; r['ws'] = { listen: '0.0.0.0:8443' }; }],
+    ['this node transport ws without wsEndpoint (it dials out)', (r: Raw) => { nodeAt(r, 0)['transport'] = 'ws'; }],
+  ])('accepts %s', (_what, edit) => {
+    const raw = good();
+    edit(raw);
+    expect(() => validateConfig(raw, 'node.yaml')).not.toThrow();
+  });
+
+  it('keeps the secret as bytes, never printed', () => {
+    const config = validateConfig(good(), 'node.yaml');
+    expect(config.clusterSecret.bytes()).toEqual(Buffer.from(SECRET, 'utf8'));
+    expect(config.clusterSecret.length).toBe(SECRET.length);
+    expect(JSON.stringify(config)).not.toContain(SECRET);
+    expect(JSON.stringify(config)).toContain('"clusterSecret":"[redacted]"');
+    expect(inspect(config, { depth: 5 })).not.toContain(SECRET);
+    expect(`${String(config.clusterSecret)}`).toBe('[redacted]');
+    // bytes() hands out a copy.
+    config.clusterSecret.bytes().fill(0);
+    expect(config.clusterSecret.bytes()).toEqual(Buffer.from(SECRET, 'utf8'));
   });
 
   it('rejects two names whose node ids collide', () => {
@@ -198,6 +279,7 @@ describe('parseConfigText / loadConfig', () => {
     const path = join(dir, 'node.yaml');
     await writeFile(path, `
 nodeName: node-a
+clusterSecret: "${SECRET}"
 clusterCidrs: [10.244.0.0/16, fd00:10:244::/48]
 tunName: podtun0
 listen: 0.0.0.0:8285
@@ -215,6 +297,23 @@ nodes:
     const config = await loadConfig(path);
     expect(config.source).toBe(path);
     expect(config.nodes.map((n) => n.endpoint?.text)).toEqual(['192.168.77.1:8285', '[fd00:77::2]:8285']);
+  });
+
+  it('reads clusterSecretFile relative to the config file, trailing newline stripped', async () => {
+    await writeFile(join(dir, 'secret'), `${SECRET}\n`);
+    const raw = good();
+    delete raw['clusterSecret'];
+    raw['clusterSecretFile'] = 'secret';
+    const path = join(dir, 'secret.json');
+    await writeFile(path, JSON.stringify(raw));
+    const config = await loadConfig(path);
+    expect(config.clusterSecret.bytes().toString('utf8')).toBe(SECRET);
+    expect(config.clusterSecret.equals(validateConfig(good(), 'x.yaml').clusterSecret)).toBe(true);
+
+    await writeFile(join(dir, 'short'), 'short secret\n\n');
+    raw['clusterSecretFile'] = join(dir, 'short');
+    await writeFile(path, JSON.stringify(raw));
+    await expect(loadConfig(path)).rejects.toThrow(/clusterSecretFile: .*short holds 12 bytes, too short \(at least 16 bytes\)/);
   });
 
   it('reads JSON', async () => {

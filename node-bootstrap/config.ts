@@ -6,13 +6,18 @@
  * "host:port" / "[v6]:port"): typed arrays cannot be frozen, and consumers re-parse cheaply with
  * `parseCidr` where they need bytes.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { cidrContains, cidrsOverlap, parseCidr } from '../router/cidr.js';
 import type { Cidr, IpFamily } from '../router/cidr.js';
 import { formatEndpoint, parseEndpoint } from '../tunnel/endpoint.js';
+import { MIN_SECRET_BYTES } from '../tunnel/cluster-auth.js';
 import { nodeIdOf } from '../tunnel/node-id.js';
+import type { TransportMode } from '../tunnel/transport.js';
 import { UDP_OVERHEAD_IPV4, UDP_OVERHEAD_IPV6 } from '../tunnel/udp-header.js';
+import { ClusterSecret } from './cluster-secret.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -21,6 +26,10 @@ export const DEFAULT_TUN_NAME = 'podtun0';
 export const DEFAULT_LISTEN = '0.0.0.0:8285';
 export const DEFAULT_UNDERLAY_MTU = 1500;
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+export const TRANSPORT_MODES = ['udp', 'ws', 'auto'] as const satisfies readonly TransportMode[];
+export const DEFAULT_TRANSPORT_MODE: TransportMode = 'auto';
+/** How to make a secret, quoted in the errors about it. */
+export const SECRET_HOWTO = 'make one with `head -c 32 /dev/urandom | base64 > /etc/podtun/secret` and set clusterSecretFile: /etc/podtun/secret (the same file on every node)';
 
 
 export const MTU_MIN = 576;
@@ -48,6 +57,20 @@ export interface NodeSpec {
   readonly endpoint: HostPort | undefined;
   /** This node's underlay MTU when smaller than the cluster's. */
   readonly mtu: number | undefined;
+  /** Where the node accepts WebSocket connections ("ws://host:port", "wss://host:port"), as written. */
+  readonly wsEndpoint: string | undefined;
+  /** How peers reach the node: udp, ws, or auto (UDP, WebSocket while UDP is unanswered). */
+  readonly transport: TransportMode;
+}
+
+/** The WebSocket transport's settings (the `ws` block); file paths are absolute. */
+export interface WsSettings {
+  /** "host:port" to accept connections on; undefined: this node only dials out. */
+  readonly listen: HostPort | undefined;
+  /** Certificate and key for the listener (wss); undefined: plain ws. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** CA bundle to trust when dialing wss peers (default: the system's). */
+  readonly caFile: string | undefined;
 }
 
 export interface NodeConfig {
@@ -61,6 +84,11 @@ export interface NodeConfig {
   readonly listen: HostPort;
   readonly underlayMtu: number;
   readonly logLevel: LogLevel;
+  /** Proves membership on both transports; printed as "[redacted]". */
+  readonly clusterSecret: ClusterSecret;
+  readonly ws: WsSettings;
+  /** HTTP proxy for WebSocket dials ("http://[user:pass@]host:port"); undefined: from the environment. */
+  readonly proxy: string | undefined;
   readonly nodes: readonly NodeSpec[];
 }
 
@@ -148,8 +176,13 @@ export function parseConfigText(text: string, source: string, overrides: ConfigO
   return validateConfig(raw, source, overrides);
 }
 
-const TOP_LEVEL_KEYS = ['nodeName', 'clusterCidrs', 'tunName', 'listen', 'underlayMtu', 'logLevel', 'nodes'] as const;
-const NODE_KEYS = ['name', 'subnets', 'endpoint', 'mtu'] as const;
+const TOP_LEVEL_KEYS = [
+  'nodeName', 'clusterCidrs', 'tunName', 'listen', 'underlayMtu', 'logLevel',
+  'clusterSecret', 'clusterSecretFile', 'ws', 'proxy', 'nodes',
+] as const;
+const NODE_KEYS = ['name', 'subnets', 'endpoint', 'wsEndpoint', 'transport', 'mtu'] as const;
+const WS_KEYS = ['listen', 'tls', 'caFile'] as const;
+const TLS_KEYS = ['certFile', 'keyFile'] as const;
 const NODE_NAME_MAX = 253;
 const NODE_NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 const TUN_NAME_RE = /^[A-Za-z0-9_.-]+$/;
@@ -202,6 +235,11 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     else issue('logLevel', `${show(rawLevel)} is not one of ${LOG_LEVELS.join('|')}`);
   }
   if (overrides.logLevel !== undefined) logLevel = overrides.logLevel;
+
+  const baseDir = dirname(source);
+  const clusterSecret = clusterSecretAt(raw['clusterSecret'], raw['clusterSecretFile'], baseDir, issue);
+  const ws = wsSettingsAt(raw['ws'], baseDir, issue);
+  const proxy = raw['proxy'] === undefined || raw['proxy'] === null ? undefined : proxyAt(raw['proxy'], issue);
 
   // nodes
   const nodes: NodeSpec[] = [];
@@ -269,8 +307,22 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
       let mtu: number | undefined;
       if (rawNode['mtu'] !== undefined) mtu = mtuAt(rawNode['mtu'], `${at}.mtu`, endpoint?.family ?? 4, clusterCidrs, issue);
 
-      if (name !== undefined) {
-        nodes.push({ name, nodeId: nodeIdOf(name), subnets: subnets.map((c) => c.text), endpoint, mtu });
+      const rawWsEndpoint = rawNode['wsEndpoint'];
+      const wsEndpoint = rawWsEndpoint === undefined || rawWsEndpoint === null
+        ? undefined
+        : wsEndpointAt(rawWsEndpoint, `${at}.wsEndpoint`, issue);
+      const transport = transportAt(rawNode['transport'], `${at}.transport`, issue);
+      const isLocal = name !== undefined && name === nodeName;
+      // Simple rules, each about who could dial whom over WebSocket (ws.listen absent = dial-out only).
+      if (isLocal && wsEndpoint !== undefined && ws !== undefined && ws.listen === undefined) {
+        issue(`${at}.wsEndpoint`, `this node (${name}) has no ws.listen, so nothing answers at ${wsEndpoint}; add ws.listen or drop wsEndpoint`);
+      }
+      if (!isLocal && transport === 'ws' && (rawWsEndpoint === undefined || rawWsEndpoint === null) && ws !== undefined && ws.listen === undefined) {
+        issue(`${at}.transport`, `"ws" but ${name ?? 'this node'} has no wsEndpoint and this node has no ws.listen: neither side can dial the other (add one, or use auto/udp)`);
+      }
+
+      if (name !== undefined && transport !== undefined) {
+        nodes.push({ name, nodeId: nodeIdOf(name), subnets: subnets.map((c) => c.text), endpoint, mtu, wsEndpoint, transport });
       }
     });
   }
@@ -286,7 +338,8 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
       : mtuAt(raw['underlayMtu'], 'underlayMtu', family, clusterCidrs, issue);
 
   if (issues.length > 0) throw new ConfigError(source, issues);
-  if (nodeName === undefined || tunName === undefined || listen === undefined || underlayMtu === undefined) {
+  if (nodeName === undefined || tunName === undefined || listen === undefined || underlayMtu === undefined ||
+    clusterSecret === undefined || ws === undefined) {
     throw new ConfigError(source, [{ path: '', reason: 'internal: missing field without an issue' }]);
   }
   return deepFreeze({
@@ -298,6 +351,9 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     listen,
     underlayMtu,
     logLevel,
+    clusterSecret,
+    ws,
+    proxy,
     nodes,
   });
 }
@@ -396,6 +452,119 @@ function hostPortAt(value: unknown, path: string, issue: IssueFn): HostPort | un
   } catch (err: unknown) {
     return issue(path, errorMessage(err));
   }
+}
+
+/**
+ * Exactly one of clusterSecret (the text's UTF-8 bytes) and clusterSecretFile (the file's bytes,
+ * trailing newlines stripped; a relative path is taken from the config file's directory), at
+ * least MIN_SECRET_BYTES long. Required: tunnels accept only peers that prove they hold it.
+ */
+function clusterSecretAt(text: unknown, file: unknown, baseDir: string, issue: IssueFn): ClusterSecret | undefined {
+  const needed = `at least ${MIN_SECRET_BYTES} bytes`;
+  if (text !== undefined && file !== undefined) {
+    return issue('clusterSecret', 'set clusterSecret or clusterSecretFile, not both');
+  }
+  if (text === undefined && file === undefined) {
+    return issue('clusterSecret', `required (or clusterSecretFile): tunnels accept only peers holding the cluster secret; ${SECRET_HOWTO}`);
+  }
+  if (text !== undefined) {
+    if (typeof text !== 'string') return issue('clusterSecret', `expected a string, got ${typeof text}`);
+    const bytes = Buffer.from(text, 'utf8');
+    if (bytes.length < MIN_SECRET_BYTES) return issue('clusterSecret', `${bytes.length} bytes is too short (${needed}); ${SECRET_HOWTO}`);
+    return new ClusterSecret(bytes);
+  }
+  if (typeof file !== 'string' || file.trim() === '') return issue('clusterSecretFile', `expected a file path, got ${describe(file)}`);
+  const path = resolve(baseDir, file.trim());
+  let content: Buffer;
+  try {
+    content = readFileSync(path);
+  } catch (err: unknown) {
+    return issue('clusterSecretFile', `cannot read ${path}: ${errorMessage(err)}`);
+  }
+  let end = content.length;
+  while (end > 0 && (content[end - 1] === 0x0a || content[end - 1] === 0x0d)) end--;
+  if (end < MIN_SECRET_BYTES) return issue('clusterSecretFile', `${path} holds ${end} bytes, too short (${needed}); ${SECRET_HOWTO}`);
+  return new ClusterSecret(content.subarray(0, end));
+}
+
+/** The optional `ws` block; absent means no listener (this node still dials out). */
+function wsSettingsAt(value: unknown, baseDir: string, report: IssueFn): WsSettings | undefined {
+  if (value === undefined || value === null) return { listen: undefined, tls: undefined, caFile: undefined };
+  if (!isRecord(value)) return report('ws', `expected a mapping (listen, tls, caFile), got ${describe(value)}`);
+  let bad = false;
+  const issue: IssueFn = (path, reason) => {
+    bad = true;
+    return report(path, reason);
+  };
+  for (const key of Object.keys(value)) {
+    if (!(WS_KEYS as readonly string[]).includes(key)) issue(`ws.${key}`, `unknown setting (known: ${WS_KEYS.join(', ')})`);
+  }
+  const listen = value['listen'] === undefined ? undefined : hostPortAt(value['listen'], 'ws.listen', issue);
+  let tls: WsSettings['tls'];
+  const rawTls = value['tls'];
+  if (rawTls !== undefined) {
+    if (!isRecord(rawTls)) issue('ws.tls', `expected a mapping (certFile, keyFile), got ${describe(rawTls)}`);
+    else {
+      for (const key of Object.keys(rawTls)) {
+        if (!(TLS_KEYS as readonly string[]).includes(key)) issue(`ws.tls.${key}`, `unknown setting (known: ${TLS_KEYS.join(', ')})`);
+      }
+      const certFile = filePathAt(rawTls['certFile'], 'ws.tls.certFile', baseDir, issue, true);
+      const keyFile = filePathAt(rawTls['keyFile'], 'ws.tls.keyFile', baseDir, issue, true);
+      if (certFile !== undefined && keyFile !== undefined) tls = { certFile, keyFile };
+      if (value['listen'] === undefined) issue('ws.tls', 'only used by the listener: set ws.listen too, or drop ws.tls');
+    }
+  }
+  const caFile = filePathAt(value['caFile'], 'ws.caFile', baseDir, issue, false);
+  if (bad) return undefined;
+  return { listen, tls, caFile };
+}
+
+/** An `http://[user:pass@]host:port` proxy URL, kept as written. */
+function proxyAt(value: unknown, issue: IssueFn): string | undefined {
+  const form = '"http://[user:pass@]host:port"';
+  if (typeof value !== 'string') return issue('proxy', `expected ${form}, got ${describe(value)}`);
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    return issue('proxy', `not a URL; expected ${form}`);
+  }
+  if (url.protocol !== 'http:') return issue('proxy', `scheme "${url.protocol}" not supported; expected ${form}`);
+  if (url.hostname === '' || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    return issue('proxy', `expected ${form} (a host and port, no path)`);
+  }
+  return value.trim();
+}
+
+/** "ws://host:port" or "wss://host:port" (a host name is fine: TLS checks names), kept as written. */
+function wsEndpointAt(value: unknown, path: string, issue: IssueFn): string | undefined {
+  const form = '"ws://host:port" or "wss://host:port"';
+  if (typeof value !== 'string') return issue(path, `expected ${form}, got ${describe(value)}`);
+  const text = value.trim();
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return issue(path, `"${text}" is not a URL; expected ${form}`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') return issue(path, `"${text}": scheme must be ws or wss`);
+  if (url.hostname === '') return issue(path, `"${text}" has no host`);
+  if (url.username !== '' || url.password !== '') return issue(path, `"${text}": no credentials in the URL (peers prove the cluster secret)`);
+  if (url.search !== '' || url.hash !== '') return issue(path, `"${text}": no query or fragment`);
+  return text;
+}
+
+function transportAt(value: unknown, path: string, issue: IssueFn): TransportMode | undefined {
+  if (value === undefined || value === null) return DEFAULT_TRANSPORT_MODE;
+  if (typeof value === 'string' && (TRANSPORT_MODES as readonly string[]).includes(value)) return value as TransportMode;
+  return issue(path, `${show(value)} is not one of ${TRANSPORT_MODES.join('|')}`);
+}
+
+/** A file path (absolute, or relative to the config file's directory); existence is checked by its user. */
+function filePathAt(value: unknown, path: string, baseDir: string, issue: IssueFn, required: boolean): string | undefined {
+  if (value === undefined) return required ? issue(path, 'required') : undefined;
+  if (typeof value !== 'string' || value.trim() === '') return issue(path, `expected a file path, got ${describe(value)}`);
+  return resolve(baseDir, value.trim());
 }
 
 function mtuAt(value: unknown, path: string, family: IpFamily, clusterCidrs: readonly Cidr[], issue: IssueFn): number | undefined {

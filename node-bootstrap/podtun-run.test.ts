@@ -43,6 +43,7 @@ const skipReason =
 if (skipReason !== undefined) console.log(`podtun-run.test.ts skipped: ${skipReason}`);
 
 const CONFIG = `nodeName: node-a
+clusterSecret: "podtun-run test cluster secret"
 clusterCidrs: [10.244.0.0/16, fd00:10:244::/48]
 nodes:
   - name: node-a

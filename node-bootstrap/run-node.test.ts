@@ -15,7 +15,7 @@ import type { InboundSink, PeerSpec, PeerStatus, Transport } from '../tunnel/tra
 import { loadConfig } from './config.js';
 import type { HostOps } from './host-network.js';
 import { runNode, startNode } from './run-node.js';
-import type { NodeDeps, RunningNode } from './run-node.js';
+import type { NodeDeps, RunningNode, UdpTransportSettings, WsTransportSettings } from './run-node.js';
 
 interface LogLine {
   level: string;
@@ -73,10 +73,12 @@ class FakeTransport implements Transport {
     return 0;
   }
   peerStatus(): PeerStatus[] {
-    return [];
+    return [...this.peers].map(([slot, p]) => ({
+      slot, node: p.node, transport: this.kind, endpoint: p.endpoint, state: 'up', rttMs: 0.1, lastSeenMs: undefined,
+    }));
   }
   stats(): Record<string, number> {
-    return {};
+    return { sent: 0 };
   }
   close(): Promise<void> {
     this.closed++;
@@ -138,8 +140,11 @@ class FakeHost implements HostOps {
   }
 }
 
+const SECRET = 'a secret of the test cluster, 44 bytes long..';
+
 const CONFIG = (extra: string[] = []): string => [
   'nodeName: node-a',
+  `clusterSecret: "${SECRET}"`,
   'clusterCidrs: [10.244.0.0/16, fd00:10:244::/48]',
   'nodes:',
   '  - name: node-a',
@@ -161,6 +166,9 @@ describe('startNode', () => {
   let host: FakeHost;
   let device: FakeDevice;
   let transport: FakeTransport;
+  let wsTransport: FakeTransport;
+  let udpSettings: UdpTransportSettings[];
+  let wsSettings: WsTransportSettings[];
   let routers: Router[];
   let deps: NodeDeps;
   let node: RunningNode | undefined;
@@ -173,10 +181,20 @@ describe('startNode', () => {
     host = new FakeHost();
     device = new FakeDevice('podtun0');
     transport = new FakeTransport();
+    wsTransport = new FakeTransport();
+    udpSettings = [];
+    wsSettings = [];
     routers = [];
     deps = {
       openDevice: () => device,
-      createTransport: () => transport,
+      createUdpTransport: (options) => {
+        udpSettings.push(options);
+        return transport;
+      },
+      createWsTransport: (options) => {
+        wsSettings.push(options);
+        return wsTransport;
+      },
       createRouter: (options) => {
         const router = new Router(options);
         routers.push(router);
@@ -212,6 +230,7 @@ describe('startNode', () => {
       tun: 'podtun0',
       mtu: 1460,
       listen: '0.0.0.0:8285',
+      ws: 'dial-out only',
     });
     // Components log through children that name themselves.
     expect(lines.find((l) => l.msg === 'peer added')?.obj).toMatchObject({ component: 'router', node: 'node-b' });
@@ -222,6 +241,7 @@ describe('startNode', () => {
     await node.close();
     await node.close();
     expect(transport.closed).toBe(1);
+    expect(wsTransport.closed).toBe(1);
     expect(device.closed).toBe(1);
     expect(host.link).toMatchObject({ mtu: 1500, up: false, addresses: [] });
     expect(host.routes.size).toBe(0);
@@ -246,6 +266,21 @@ describe('startNode', () => {
     expect(await node.reload()).toBe(false);
     expect(lines.filter((l) => l.msg === 'config reload rejected; keeping the running config').at(-1)?.obj['reason'])
       .toMatch(/nodes\[0\]\.subnets: changed from/);
+  });
+
+  it('refuses a reload that changes the secret, the ws block or the proxy, without printing them', async () => {
+    node = await startNode({ config: await loadConfig(path), log: memoryLogger(lines), watchConfig: false }, deps);
+    await writeFile(path, CONFIG().replace(SECRET, 'another secret, also long enough').replace('nodes:', 'proxy: http://u:pw@10.0.0.1:3128\nws: { listen: 0.0.0.0:8443 }\nnodes:'));
+    expect(await node.reload()).toBe(false);
+    const reason = String(lines.find((l) => l.msg === 'config reload rejected; keeping the running config')?.obj['reason']);
+    expect(reason).toMatch(/ws: changed from .*restart podtun to apply/);
+    expect(reason).toMatch(/clusterSecret: changed; restart podtun to apply/);
+    expect(reason).toMatch(/proxy: changed; restart podtun to apply/);
+    expect(reason).not.toMatch(/another secret|u:pw/);
+    // A peer's transport and WebSocket endpoint are live edits.
+    await writeFile(path, CONFIG().replace('    endpoint: 192.168.77.2:8285', '    endpoint: 192.168.77.2:8285\n    transport: udp\n    wsEndpoint: ws://192.168.77.2:8443'));
+    expect(await node.reload()).toBe(true);
+    expect(wsTransport.peers.get(0)).toMatchObject({ node: 'node-b', mode: 'udp', wsEndpoint: 'ws://192.168.77.2:8443' });
   });
 
   it('passes a new log level on to the root logger', async () => {
@@ -274,6 +309,51 @@ describe('startNode', () => {
     expect(host.sysctls.get('net.ipv4.ip_forward')).toBe('0');
     expect(device.closed).toBe(1);
     expect(transport.closed).toBe(1);
+    expect(wsTransport.closed).toBe(1);
+  });
+
+  it('closes the UDP transport when the WebSocket one cannot be created', async () => {
+    deps.createWsTransport = () => {
+      throw new Error('bad tls');
+    };
+    await expect(startNode({ config: await loadConfig(path), log: memoryLogger(lines) }, deps)).rejects.toThrow('bad tls');
+    expect(transport.closed).toBe(1);
+    expect(device.closed).toBe(1);
+  });
+
+  it('builds both transports from the config and selects per peer', async () => {
+    await writeFile(path, CONFIG().replace('nodes:', [
+      'ws:',
+      '  listen: 0.0.0.0:8443',
+      '  caFile: ca.pem',
+      'proxy: http://u:p@10.0.0.1:3128',
+      'nodes:',
+    ].join('\n')).replace('    endpoint: 192.168.77.2:8285', [
+      '    endpoint: 192.168.77.2:8285',
+      '    wsEndpoint: wss://node-b.example:8443',
+      '    transport: ws',
+    ].join('\n')));
+    node = await startNode({ config: await loadConfig(path), log: memoryLogger(lines) }, deps);
+    expect(udpSettings).toHaveLength(1);
+    expect(udpSettings[0]).toMatchObject({ listen: '0.0.0.0:8285', localNode: 'node-a' });
+    expect(Buffer.from(udpSettings[0]?.clusterSecret ?? [])).toEqual(Buffer.from(SECRET));
+    expect(wsSettings).toHaveLength(1);
+    const ws = wsSettings[0];
+    expect(ws).toMatchObject({ listen: '0.0.0.0:8443', localNode: 'node-a', caFile: join(dir, 'ca.pem') });
+    expect(ws?.tls).toBeUndefined();
+    expect(Buffer.from(ws?.clusterSecret ?? [])).toEqual(Buffer.from(SECRET));
+    expect(ws?.proxyFor('wss://node-b.example:8443')).toBe('http://u:p@10.0.0.1:3128');
+    // Both transports know the peer, with its WebSocket endpoint and mode.
+    expect(wsTransport.peers.get(0)).toMatchObject({ node: 'node-b', wsEndpoint: 'wss://node-b.example:8443', mode: 'ws' });
+    expect(transport.peers.get(0)).toMatchObject({ node: 'node-b', mode: 'ws' });
+    expect(lines.find((l) => l.msg === 'node ready')?.obj).toMatchObject({ ws: '0.0.0.0:8443', mtu: 1460 });
+    // Status: per peer the carrying transport; counters of both under prefixes.
+    const stats = node.stats();
+    expect(stats.peers).toMatchObject([{ node: 'node-b', transport: 'ws', state: 'up' }]);
+    expect(stats.transport).toEqual({ 'udp.sent': 0, 'ws.sent': 0, switches: 0 });
+    // Nothing logged carries the secret or the proxy password.
+    expect(JSON.stringify(lines)).not.toContain(SECRET);
+    expect(JSON.stringify(lines)).not.toContain('u:p@');
   });
 
   it('serves the router stats on the status socket', async () => {
@@ -307,7 +387,8 @@ describe('runNode (process wiring)', () => {
   const stream = { write: (line: string): void => void out.push(line) };
   const deps = (): NodeDeps => ({
     openDevice: () => device,
-    createTransport: () => transport,
+    createUdpTransport: () => transport,
+    createWsTransport: () => new FakeTransport(),
     createRouter: (options) => {
       const router = new Router(options);
       return {
@@ -398,7 +479,7 @@ describe('runNode (process wiring)', () => {
   });
 
   it('a startup failure is logged with err and resolves 1, the host untouched', async () => {
-    const failing = (): NodeDeps => ({ ...deps(), createTransport: () => { throw new Error('port in use'); } });
+    const failing = (): NodeDeps => ({ ...deps(), createUdpTransport: () => { throw new Error('port in use'); } });
     const code = await runNode({ configPath: path, overrides: { logLevel: 'warn' }, statusSocket: undefined, logStream: stream }, () => Promise.resolve(failing()));
     expect(code).toBe(1);
     const failed = out.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'failed to start');

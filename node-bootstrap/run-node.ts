@@ -2,7 +2,9 @@
  * `podtun run`: one node, wired. Flow:
  *
  *  1. config (already validated) -> root logger -> a child per component.
- *  2. open the TUN (PacketDevice), create the transport (it binds when the router starts).
+ *  2. open the TUN (PacketDevice); create the UDP and WebSocket transports and the per-peer
+ *     TransportSelector over them (they bind when the router starts). The TUN MTU is sized
+ *     for UDP whichever transport carries a peer.
  *  3. host network: addresses, MTU (underlay MTU - tunnel overhead), link up, routes, sysctls.
  *  4. Router, started; the static SubnetManager's first batch (every node, this one included)
  *     goes through router.applyLeaseEvents before `node ready` is logged.
@@ -29,6 +31,9 @@ import type { Logger } from '../router/logger.js';
 import type { PacketDevice } from '../router/packet-device.js';
 import type { RouterOptions, RouterStats } from '../router/router.js';
 import type { Transport } from '../tunnel/transport.js';
+import { TransportSelector } from '../tunnel/transport-selector.js';
+import { proxyResolver } from './ws-proxy.js';
+import type { ProxyFor } from './ws-proxy.js';
 
 /** The router as run-node uses it (router/router.ts's Router). */
 export interface NodeRouter {
@@ -38,10 +43,31 @@ export interface NodeRouter {
   close(): Promise<void>;
 }
 
-/** The collaborators, injectable: node-deps.ts has the real ones (TUN addon, UDP, Router). */
+/** What the UDP transport is built from (tunnel/udp-transport.ts's options). */
+export interface UdpTransportSettings {
+  listen: string;
+  localNode: string;
+  clusterSecret: Uint8Array;
+  log: Logger;
+}
+
+/** What the WebSocket transport is built from (tunnel/ws-transport.ts's options). */
+export interface WsTransportSettings {
+  localNode: string;
+  /** undefined: no listener, this node only dials out. */
+  listen: string | undefined;
+  tls?: { certFile: string; keyFile: string };
+  caFile?: string;
+  clusterSecret: Uint8Array;
+  proxyFor: ProxyFor;
+  log: Logger;
+}
+
+/** The collaborators, injectable: node-deps.ts has the real ones (TUN addon, UDP, WebSocket, Router). */
 export interface NodeDeps {
   openDevice(options: { name: string; log: Logger }): PacketDevice | Promise<PacketDevice>;
-  createTransport(options: { listen: string; localNode: string; log: Logger }): Transport;
+  createUdpTransport(options: UdpTransportSettings): Transport;
+  createWsTransport(options: WsTransportSettings): Transport;
   createRouter(options: RouterOptions): NodeRouter;
   /** Default: the real host (`ip`, /proc/sys). */
   hostOps?: HostOps;
@@ -93,15 +119,30 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     undo.push(() => {
       if (deviceOwned) device.close();
     });
-    const transport = deps.createTransport({
+    // Until the router takes it over, `owned` is what to close on failure: UDP, then the selector
+    // (which closes both).
+    const udp = deps.createUdpTransport({
       listen: config.listen.text,
       localNode: config.nodeName,
+      clusterSecret: config.clusterSecret.bytes(),
       log: componentLogger(log, 'transport', { transport: 'udp' }),
     });
-    let transportOwned = true;
+    let owned: Transport | undefined = udp;
     undo.push(async () => {
-      if (transportOwned) await transport.close();
+      if (owned !== undefined) await owned.close();
     });
+    const wsSettings: WsTransportSettings = {
+      localNode: config.nodeName,
+      listen: config.ws.listen?.text,
+      clusterSecret: config.clusterSecret.bytes(),
+      proxyFor: proxyResolver(config.proxy),
+      log: componentLogger(log, 'transport', { transport: 'ws' }),
+    };
+    if (config.ws.tls !== undefined) wsSettings.tls = { ...config.ws.tls };
+    if (config.ws.caFile !== undefined) wsSettings.caFile = config.ws.caFile;
+    const ws = deps.createWsTransport(wsSettings);
+    const transport = new TransportSelector(udp, ws, componentLogger(log, 'transport', { transport: 'selector' }));
+    owned = transport;
 
     // The TUN MTU must fit the worst path: the larger of the transport's own figure (its bound
     // family) and the one the endpoints' families call for.
@@ -131,7 +172,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     });
     // From here the router owns the device and the transport (router.close closes both).
     deviceOwned = false;
-    transportOwned = false;
+    owned = undefined;
     undo.push(() => router.close());
     await router.start();
 
@@ -174,7 +215,14 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     }
 
     log.info(
-      { node: config.nodeName, subnets: local.subnets, tun: device.name, mtu: tunnelMtu, listen: config.listen.text },
+      {
+        node: config.nodeName,
+        subnets: local.subnets,
+        tun: device.name,
+        mtu: tunnelMtu,
+        listen: config.listen.text,
+        ws: config.ws.listen?.text ?? 'dial-out only',
+      },
       'node ready',
     );
 

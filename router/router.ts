@@ -20,7 +20,7 @@ import type { RouteTable } from './route-table.js';
 import { TrieRouteTable } from './trie-route-table.js';
 import type { Lease, LeaseEvent } from '../ipam/subnet-manager.js';
 import { nodeIdOf } from '../tunnel/node-id.js';
-import type { PeerState, PeerStatus, Transport } from '../tunnel/transport.js';
+import type { PeerState, PeerStatus, Transport, TransportKind, TransportSwitch } from '../tunnel/transport.js';
 
 export interface RouterOptions {
   device: PacketDevice;
@@ -52,6 +52,10 @@ export interface PeerStats {
   spoofed: number;
   state: PeerState;
   rttMs: number | undefined;
+  /** The transport carrying the peer now (per peer with transport selection). */
+  transport: TransportKind | undefined;
+  /** The last change of transport for this peer, if any. */
+  lastSwitch?: TransportSwitch;
 }
 
 export interface RouterStats {
@@ -179,7 +183,7 @@ export class Router {
       icmpSuppressed: this.icmp.suppressed,
       peers: peers.all().map((record) => {
         const s = status.get(record.slot);
-        return {
+        const peer: PeerStats = {
           node: record.node,
           subnets: record.subnets.map((c) => c.text),
           endpoint: record.endpoint,
@@ -191,7 +195,10 @@ export class Router {
           spoofed: peers.spoofed[record.slot] ?? 0,
           state: s?.state ?? 'unknown',
           rttMs: s?.rttMs,
+          transport: s?.transport,
         };
+        if (s?.lastSwitch !== undefined) peer.lastSwitch = s.lastSwitch;
+        return peer;
       }),
       transport: this.transport.stats(),
     };

@@ -19,6 +19,11 @@
  * - `kernel-vxlan`: flannel's vxlan backend by hand (VNI 1, port 8472, static fdb/neigh, MTU 1450);
  * - `none`: no cross-node path (pods on one node still talk through cni0).
  *
+ * In podtun mode every node listens on UDP :8285 and WebSocket :8443 and carries the run's
+ * random clusterSecret; `blockUdp`, `blockInbound` (nftables) and `startProxy` +
+ * `isolateBehindProxy` (a squid / tinyproxy namespace at 192.168.77.200) make the restricted
+ * networks the WebSocket transport is for.
+ *
  * Rules kept: the root namespace gets no address or route; every name carries the run id
  * (`pt<id>-n1`); the run is recorded under the OS temp dir with its owner PID, and namespaces of
  * dead owners are removed at the next start; `destroy()` also runs on exit, SIGINT and SIGTERM.
@@ -26,11 +31,12 @@
  * Numbering: nodes are 1-based (`node(1)` is n1), pods 0-based within a node (`pod(1, 0)` is
  * p1a at 10.244.1.10).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
+import { fetchStatus } from '../../node-bootstrap/status-server.js';
 import {
   harnessDir,
   listNamespaces,
@@ -61,9 +67,20 @@ export const PODTUN_PORT = 8285;
 export const TUN_NAME = 'podtun0';
 export const VXLAN_PORT = 8472;
 export const VXLAN_MTU = 1450;
+/** Where every node accepts WebSocket connections (`ws.listen`, `wsEndpoint` in configs). */
+export const WS_PORT = 8443;
+/** The forward proxy of `startProxy`, on the underlay. */
+export const PROXY_IP = '192.168.77.200';
+export const PROXY_PORT = 3128;
+/** A proxy outlives no run: it exits by itself after this long even if nobody ends it. */
+const PROXY_LIFETIME_S = 900;
 /** 1500-byte underlay minus podtun's 40 bytes of IPv4 + UDP + tunnel header. */
 export const PODTUN_POD_MTU = 1460;
 const POD_HOST_OFFSET = 10;
+/** How long cluster creation waits for podtun peers to come up before going on anyway. */
+const SETTLE_PEERS_MS = 5_000;
+/** How long startNode waits for the `node ready` line before judging readiness by the kernel state. */
+const READY_FALLBACK_MS = 5_000;
 const MAX_NODES = 50;
 const MAX_PODS_PER_NODE = 26;
 
@@ -81,6 +98,50 @@ export interface PodtunOptions {
   underlayIpv6?: boolean;
   /** Node indexes listed in node i's config at start (default: all); see setMembers. */
   members?: (i: number) => readonly number[];
+  /**
+   * `transport:` written on the peer entries of every node's config: one mode for all, or per
+   * (node, peer); undefined leaves the key out (podtun's default, auto).
+   */
+  transport?: TransportChoice | ((i: number, peer: number) => TransportChoice | undefined);
+  /** Node i's `clusterSecret`; undefined: the run's random `cluster.clusterSecret`. */
+  secretFor?: (i: number) => string | undefined;
+  /**
+   * WebSocket listener (`ws.listen` on WS_PORT) and `wsEndpoint` for every node; default true.
+   * false writes neither (UDP only, as before the WebSocket transport).
+   */
+  ws?: boolean;
+  /** Top-level keys for node i's config, after `config`; a value of undefined removes the key. */
+  nodeOverrides?: (i: number) => Readonly<Record<string, unknown>>;
+  /** Keys of peer `peer`'s entry in node i's config; undefined removes the key (e.g. `endpoint`). */
+  peerOverrides?: (i: number, peer: number) => Readonly<Record<string, unknown>>;
+  /** Extra environment for node i's podtun (after `env`), e.g. HTTPS_PROXY. */
+  envFor?: (i: number) => Readonly<Record<string, string>>;
+}
+
+export type TransportChoice = 'udp' | 'ws' | 'auto';
+
+export type ProxyKind = 'squid' | 'tinyproxy';
+
+export interface ProxyOptions {
+  /** Basic credentials the proxy requires (both or neither). */
+  user?: string;
+  pass?: string;
+  /** Ports CONNECT may reach; default [WS_PORT]. */
+  connectPorts?: readonly number[];
+}
+
+export interface ProxyInfo {
+  kind: ProxyKind;
+  ns: string;
+  ip: string;
+  port: number;
+  /** `http://[user:pass@]192.168.77.200:3128`, for a node's `proxy:` key. */
+  url: string;
+  /** Where the proxy logs requests (squid's access log; tinyproxy's log). */
+  accessLog: string;
+  /** The proxy's log so far ('' if none). */
+  readLog(): string;
+  pid: number;
 }
 
 export interface ClusterOptions {
@@ -138,6 +199,8 @@ export interface Cluster {
   /** Temp dir with configs and logs. */
   readonly dir: string;
   readonly repoRoot: string;
+  /** The `clusterSecret` every node's config carries (random per run), unless `secretFor`. */
+  readonly clusterSecret: string;
   node(i: number): NodeInfo;
   pod(i: number, k: number): PodInfo;
   nodes(): NodeInfo[];
@@ -156,8 +219,32 @@ export interface Cluster {
   killNode(i: number): Promise<void>;
   /** Whether node i's podtun process is running. */
   nodeRunning(i: number): boolean;
-  /** Drops (or stops dropping) UDP to/from the podtun port in node i's namespace (nftables). */
+  /** PID of node i's podtun process (node itself: `ip netns exec` execs it), if running. */
+  nodePid(i: number): number | undefined;
+  /** Sends a signal to node i's podtun (SIGSTOP / SIGCONT / SIGHUP); false if not running. */
+  signalNode(i: number, signal: NodeJS.Signals): boolean;
+  /**
+   * Drops (or stops dropping) UDP to/from the podtun port in node i's namespace, both ways
+   * (nftables table `ptblock`, input and output hooks).
+   */
   blockUdp(i: number, blocked?: boolean): Promise<void>;
+  /**
+   * Drops new inbound TCP and UDP flows to `ports` in node i's namespace (nftables table
+   * `ptinbound`, `ct state new`): like a node behind a stateful firewall, it can only dial out;
+   * replies to what it sent still arrive. `blocked = false` removes the table.
+   */
+  blockInbound(i: number, ports: readonly number[], blocked?: boolean): Promise<void>;
+  /**
+   * Starts a forward proxy (squid or tinyproxy) in a namespace of its own on the underlay at
+   * PROXY_IP:PROXY_PORT; config and logs in the run's dir; ended at destroy(), and by itself
+   * after 15 minutes. One per cluster.
+   */
+  startProxy(kind: ProxyKind, options?: ProxyOptions): Promise<ProxyInfo>;
+  /**
+   * Leaves node i's underlay only a /32 route to PROXY_IP (the /24 and /64 on-link routes are
+   * removed): it reaches peers only through the proxy, and peers cannot reach it directly.
+   */
+  isolateBehindProxy(i: number): Promise<void>;
   /** podtun's log for node i so far ('' if none). */
   readLog(i: number): string;
   /** Rewrites node i's config to list only these nodes (podtun picks the edit up live). */
@@ -237,6 +324,20 @@ function yamlValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
+const KEY_RE = /^[A-Za-z][A-Za-z0-9]*$/;
+
+/** Sets `overrides` into `into`, in order; an undefined value removes the key. */
+function mergeKeys(into: Map<string, unknown>, overrides: Readonly<Record<string, unknown>> | undefined): void {
+  for (const [key, value] of Object.entries(overrides ?? {})) {
+    if (!KEY_RE.test(key)) throw new Error(`bad config key ${key}`);
+    if (value === undefined) into.delete(key);
+    else into.set(key, value);
+  }
+}
+
+/** Environment variables naming a proxy; the harness does not pass the caller's on to podtun. */
+const PROXY_ENV = new Set(['http_proxy', 'https_proxy', 'no_proxy', 'all_proxy']);
+
 /** Builds the cluster; on any failure everything built so far is torn down. */
 export async function createCluster(options: ClusterOptions): Promise<Cluster> {
   if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > MAX_NODES) {
@@ -270,6 +371,8 @@ class ClusterImpl implements Cluster {
   private readonly podInfos: PodInfo[][] = [];
   private readonly podtunProcs = new Map<number, ChildProcess>();
   private readonly spawned = new Set<ChildProcess>();
+  private proxy: ProxyInfo | undefined;
+  readonly clusterSecret = randomBytes(24).toString('base64url');
   private destroyed = false;
   private destroying: Promise<void> | undefined;
 
@@ -402,6 +505,25 @@ class ClusterImpl implements Cluster {
       for (const node of this.nodeInfos) this.writeConfig(node, this.options.podtun?.members?.(node.index));
       if (this.options.startNodes !== false) {
         await Promise.all(this.nodeInfos.map((node) => this.startNode(node.index)));
+        await this.settlePeers();
+      }
+    }
+  }
+
+  /**
+   * Best effort, bounded: waits until every node reports all its peers up (tunnel data is only
+   * accepted once peers have authenticated each other with their first probes). Set-ups where
+   * some peer never comes up (a wrong secret, UDP blocked before WebSocket takes over) just
+   * continue after the bound; their tests check what they expect.
+   */
+  private async settlePeers(): Promise<void> {
+    const deadline = Date.now() + SETTLE_PEERS_MS;
+    for (const node of this.nodeInfos) {
+      for (let round = 0; round < SETTLE_PEERS_MS / 100 && Date.now() < deadline; round++) {
+        const status = await fetchStatus(node.statusSocket).catch(() => undefined);
+        const peers = (status as { peers?: Array<{ state?: string }> } | undefined)?.peers;
+        if (peers !== undefined && peers.every((p) => p.state === 'up')) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
   }
@@ -505,31 +627,43 @@ class ClusterImpl implements Cluster {
 
   private writeConfig(node: NodeInfo, members?: readonly number[]): void {
     const podtun = this.options.podtun ?? {};
+    const i = node.index;
     const cidrs = this.options.ipv6 ? [CLUSTER_CIDR_V4, CLUSTER_CIDR_V6] : [CLUSTER_CIDR_V4];
     const overIpv6 = podtun.underlayIpv6 === true;
     if (overIpv6 && !this.options.ipv6) throw new Error('underlayIpv6 needs ipv6: true');
-    const endpointOf = (peer: NodeInfo): string =>
-      overIpv6 ? `[${peer.underlayIpv6 ?? ''}]:${PODTUN_PORT}` : `${peer.underlayIp}:${PODTUN_PORT}`;
-    const lines = [
-      `# podtun netns harness, run ${this.id}`,
-      `nodeName: ${node.name}`,
-      `clusterCidrs: ${yamlValue(cidrs)}`,
-      `tunName: ${TUN_NAME}`,
-      `listen: ${yamlValue(overIpv6 ? `[::]:${PODTUN_PORT}` : `0.0.0.0:${PODTUN_PORT}`)}`,
-      'underlayMtu: 1500',
-      `logLevel: ${podtun.logLevel ?? 'info'}`,
-    ];
-    for (const [key, value] of Object.entries(podtun.config ?? {})) {
-      if (!/^[A-Za-z][A-Za-z0-9]*$/.test(key)) throw new Error(`bad config key ${key}`);
-      lines.push(`${key}: ${yamlValue(value)}`);
-    }
+    const withWs = podtun.ws !== false;
+    const hostOf = (peer: NodeInfo): string => (overIpv6 ? `[${peer.underlayIpv6 ?? ''}]` : peer.underlayIp);
+    const top = new Map<string, unknown>([
+      ['nodeName', node.name],
+      ['clusterCidrs', cidrs],
+      ['tunName', TUN_NAME],
+      ['listen', overIpv6 ? `[::]:${PODTUN_PORT}` : `0.0.0.0:${PODTUN_PORT}`],
+      ['underlayMtu', 1500],
+      ['logLevel', podtun.logLevel ?? 'info'],
+      ['clusterSecret', podtun.secretFor?.(i) ?? this.clusterSecret],
+    ]);
+    if (withWs) top.set('ws', { listen: overIpv6 ? `[::]:${WS_PORT}` : `0.0.0.0:${WS_PORT}` });
+    mergeKeys(top, podtun.config);
+    mergeKeys(top, podtun.nodeOverrides?.(i));
+    const lines = [`# podtun netns harness, run ${this.id}`];
+    for (const [key, value] of top) lines.push(`${key}: ${yamlValue(value)}`);
     lines.push('nodes:');
     const listed = this.nodeInfos.filter((n) => n === node || members === undefined || members.includes(n.index));
     for (const peer of listed) {
-      const subnets = peer.subnetV6 === undefined ? [peer.subnetV4] : [peer.subnetV4, peer.subnetV6];
-      lines.push(`  - name: ${peer.name}`);
-      lines.push(`    subnets: ${yamlValue(subnets)}`);
-      lines.push(`    endpoint: ${yamlValue(endpointOf(peer))}`);
+      const entry = new Map<string, unknown>([
+        ['name', peer.name],
+        ['subnets', peer.subnetV6 === undefined ? [peer.subnetV4] : [peer.subnetV4, peer.subnetV6]],
+        ['endpoint', `${hostOf(peer)}:${PODTUN_PORT}`],
+      ]);
+      if (withWs) entry.set('wsEndpoint', `ws://${hostOf(peer)}:${WS_PORT}`);
+      const mode = typeof podtun.transport === 'function' ? podtun.transport(i, peer.index) : podtun.transport;
+      if (mode !== undefined && peer !== node) entry.set('transport', mode);
+      mergeKeys(entry, podtun.peerOverrides?.(i, peer.index));
+      let first = true;
+      for (const [key, value] of entry) {
+        lines.push(`${first ? '  - ' : '    '}${key}: ${yamlValue(value)}`);
+        first = false;
+      }
     }
     writeFileSync(node.configFile, `${lines.join('\n')}\n`);
   }
@@ -537,12 +671,14 @@ class ClusterImpl implements Cluster {
   private podtunEnv(node: NodeInfo): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
     for (const [key, value] of Object.entries(process.env)) {
-      if (!key.startsWith('PODTUN_') && key !== 'NODE_OPTIONS') env[key] = value;
+      if (key.startsWith('PODTUN_') || key === 'NODE_OPTIONS' || PROXY_ENV.has(key.toLowerCase())) continue;
+      env[key] = value;
     }
     return {
       ...env,
       PODTUN_STATUS_SOCKET: node.statusSocket,
       ...(this.options.podtun?.env ?? {}),
+      ...(this.options.podtun?.envFor?.(node.index) ?? {}),
     };
   }
 
@@ -564,6 +700,7 @@ class ClusterImpl implements Cluster {
       closeSync(logFd);
     }
     this.podtunProcs.set(i, child);
+    const startedAt = Date.now();
     const timeoutMs = this.options.podtun?.readyTimeoutMs ?? 20_000;
     try {
       await pollUntil(
@@ -574,7 +711,7 @@ class ClusterImpl implements Cluster {
               `podtun on ${node.name} exited (${child.exitCode ?? child.signalCode}); log ${node.logFile}:\n${tail(this.readLog(i).slice(logStart), 30)}`,
             );
           }
-          return (await this.isReady(node, logStart)) ? true : undefined;
+          return (await this.isReady(node, logStart, Date.now() - startedAt)) ? true : undefined;
         },
         timeoutMs,
         100,
@@ -587,9 +724,14 @@ class ClusterImpl implements Cluster {
     }
   }
 
-  /** Ready: the `node ready` log line, or the TUN up + cluster route + UDP port bound. */
-  private async isReady(node: NodeInfo, logStart: number): Promise<boolean> {
+  /**
+   * Ready: the `node ready` log line (written once every listener is up). A build that never
+   * writes it is taken as ready after READY_FALLBACK_MS with the TUN up + cluster route + UDP
+   * port bound.
+   */
+  private async isReady(node: NodeInfo, logStart: number, elapsedMs: number): Promise<boolean> {
     if (this.readLog(node.index).slice(logStart).includes('node ready')) return true;
+    if (elapsedMs < READY_FALLBACK_MS) return false;
     const link = await outcomeIn(node.ns, ['ip', '-j', 'link', 'show', 'dev', TUN_NAME]);
     if (link.exitCode !== 0) return false;
     const parsed = JSON.parse(link.stdout) as Array<{ flags?: string[] }>;
@@ -605,11 +747,27 @@ class ClusterImpl implements Cluster {
     return child !== undefined && child.exitCode === null && child.signalCode === null;
   }
 
+  nodePid(i: number): number | undefined {
+    return this.nodeRunning(i) ? this.podtunProcs.get(i)?.pid : undefined;
+  }
+
+  signalNode(i: number, signal: NodeJS.Signals): boolean {
+    const pid = this.nodePid(i);
+    if (pid === undefined) return false;
+    try {
+      process.kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async stopNode(i: number): Promise<number | null> {
     const child = this.podtunProcs.get(i);
     if (child === undefined) return null;
     const pid = child.pid;
     if (pid !== undefined && this.nodeRunning(i)) {
+      signalGroup(pid, 'SIGCONT');
       signalGroup(pid, 'SIGTERM');
       if (!(await waitExit(child, 10_000))) {
         signalGroup(pid, 'SIGKILL');
@@ -647,6 +805,103 @@ class ClusterImpl implements Cluster {
     await runIn(ns, ['nft', '-f', '-'], { input: script });
   }
 
+  async blockInbound(i: number, ports: readonly number[], blocked = true): Promise<void> {
+    const ns = this.node(i).ns;
+    await outcomeIn(ns, ['nft', 'delete', 'table', 'inet', 'ptinbound']);
+    if (!blocked) return;
+    if (ports.length === 0 || !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
+      throw new Error(`blockInbound: bad ports ${ports.join(',')}`);
+    }
+    const set = `{ ${ports.join(', ')} }`;
+    const script = [
+      'table inet ptinbound {',
+      '  chain input { type filter hook input priority 0; policy accept;',
+      `    ct state new tcp dport ${set} drop; ct state new udp dport ${set} drop; }`,
+      '}',
+    ].join('\n');
+    await runIn(ns, ['nft', '-f', '-'], { input: script });
+  }
+
+  async startProxy(kind: ProxyKind, options: ProxyOptions = {}): Promise<ProxyInfo> {
+    if (this.proxy !== undefined) throw new Error(`startProxy: ${this.proxy.kind} already runs in this cluster`);
+    if ((options.user === undefined) !== (options.pass === undefined)) {
+      throw new Error('startProxy: give both user and pass, or neither');
+    }
+    for (const part of [options.user, options.pass]) {
+      if (part !== undefined && !/^[A-Za-z0-9._-]+$/.test(part)) {
+        throw new Error('startProxy: user and pass must be [A-Za-z0-9._-]+ (they go into configs and URLs)');
+      }
+    }
+    const ns = `pt${this.id}-x`;
+    const dir = join(this.dir, `proxy-${kind}`);
+    mkdirSync(dir, { recursive: true });
+    // squid drops to its own user ('proxy') and must write its logs here.
+    chmodSync(dir, 0o777);
+    await this.addNamespace(ns);
+    await this.ip(this.underlayNs, ['link', 'add', 'px', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await this.ip(this.underlayNs, ['link', 'set', 'px', 'master', 'ul0', 'up']);
+    await this.ip(ns, ['addr', 'add', `${PROXY_IP}/24`, 'dev', 'eth0']);
+    await this.ip(ns, ['link', 'set', 'eth0', 'up']);
+    const { argv, accessLog } = await writeProxyConfig(kind, dir, options);
+    const outFd = openSync(join(dir, `${kind}.out`), 'a');
+    let child: ChildProcess;
+    try {
+      child = this.spawnIn(ns, ['timeout', String(PROXY_LIFETIME_S), ...argv], {
+        stdio: ['ignore', outFd, outFd],
+        cwd: dir,
+      });
+    } finally {
+      closeSync(outFd);
+    }
+    const readOut = (): string => {
+      try {
+        return readFileSync(join(dir, `${kind}.out`), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    await pollUntil(
+      `${kind} listening on ${PROXY_IP}:${PROXY_PORT}`,
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`${kind} exited (${child.exitCode ?? child.signalCode}): ${tail(readOut(), 20)}`);
+        }
+        const ss = await outcomeIn(ns, ['ss', '-Hltn', 'sport', '=', `:${PROXY_PORT}`]);
+        return ss.stdout.trim() === '' ? undefined : true;
+      },
+      15_000,
+      100,
+    );
+    const creds = options.user === undefined ? '' : `${options.user}:${options.pass ?? ''}@`;
+    const info: ProxyInfo = {
+      kind,
+      ns,
+      ip: PROXY_IP,
+      port: PROXY_PORT,
+      url: `http://${creds}${PROXY_IP}:${PROXY_PORT}`,
+      accessLog,
+      pid: child.pid ?? -1,
+      readLog: () => {
+        try {
+          return readFileSync(accessLog, 'utf8');
+        } catch {
+          return '';
+        }
+      },
+    };
+    this.proxy = info;
+    return info;
+  }
+
+  async isolateBehindProxy(i: number): Promise<void> {
+    const node = this.node(i);
+    await this.ip(node.ns, ['route', 'del', `${UNDERLAY_V4_PREFIX}0/24`, 'dev', 'eth0']);
+    await this.ip(node.ns, ['route', 'add', `${PROXY_IP}/32`, 'dev', 'eth0']);
+    if (node.underlayIpv6 !== undefined) {
+      await this.ip(node.ns, ['-6', 'route', 'del', `${UNDERLAY_V6_PREFIX}/64`, 'dev', 'eth0']);
+    }
+  }
+
   readLog(i: number): string {
     try {
       return readFileSync(this.node(i).logFile, 'utf8');
@@ -664,6 +919,10 @@ class ClusterImpl implements Cluster {
 
   private async teardown(options: DestroyOptions): Promise<void> {
     this.destroyed = true;
+    // A node a test stopped (SIGSTOP) could not act on SIGTERM.
+    for (const child of this.podtunProcs.values()) {
+      if (child.pid !== undefined) signalGroup(child.pid, 'SIGCONT');
+    }
     // Graceful first: podtun should remove its TUN and routes on SIGTERM.
     await Promise.all([...this.podtunProcs.values()].map((child) => stopChild(child, 3_000)));
     this.podtunProcs.clear();
@@ -707,6 +966,76 @@ class ClusterImpl implements Cluster {
       process.stderr.write(`podtun netns harness: could not delete namespaces ${failed.join(', ')}\n`);
     }
   }
+}
+
+/** Writes the proxy's config into `dir`; returns how to run it (foreground) and its request log. */
+async function writeProxyConfig(
+  kind: ProxyKind,
+  dir: string,
+  options: ProxyOptions,
+): Promise<{ argv: string[]; accessLog: string }> {
+  const ports = options.connectPorts ?? [WS_PORT];
+  const subnet = `${UNDERLAY_V4_PREFIX}0/24`;
+  if (kind === 'tinyproxy') {
+    const conf = join(dir, 'tinyproxy.conf');
+    const accessLog = join(dir, 'tinyproxy.log');
+    const lines = [
+      `Port ${PROXY_PORT}`,
+      `Listen ${PROXY_IP}`,
+      'BindSame yes',
+      'Timeout 120',
+      'MaxClients 64',
+      'LogLevel Info',
+      `LogFile "${accessLog}"`,
+      `PidFile "${join(dir, 'tinyproxy.pid')}"`,
+      `Allow ${subnet}`,
+      'DisableViaHeader Yes',
+      ...ports.map((p) => `ConnectPort ${p}`),
+      ...(options.user === undefined ? [] : [`BasicAuth ${options.user} ${options.pass ?? ''}`]),
+    ];
+    writeFileSync(conf, `${lines.join('\n')}\n`);
+    return { argv: ['tinyproxy', '-d', '-c', conf], accessLog };
+  }
+  const conf = join(dir, 'squid.conf');
+  const accessLog = join(dir, 'squid-access.log');
+  const auth: string[] = [];
+  if (options.user !== undefined) {
+    const helper = ['/usr/lib/squid/basic_ncsa_auth', '/usr/lib64/squid/basic_ncsa_auth'].find((p) => existsSync(p));
+    if (helper === undefined) throw new Error('startProxy: squid basic_ncsa_auth helper not found (Debian package squid)');
+    const hashed = await runIn(null, ['openssl', 'passwd', '-1', options.pass ?? '']);
+    const passwd = join(dir, 'passwd');
+    writeFileSync(passwd, `${options.user}:${hashed.stdout.trim()}\n`);
+    chmodSync(passwd, 0o644);
+    auth.push(
+      `auth_param basic program ${helper} ${passwd}`,
+      'auth_param basic realm podtun',
+      'acl authed proxy_auth REQUIRED',
+    );
+  }
+  const lines = [
+    `http_port ${PROXY_IP}:${PROXY_PORT}`,
+    ...auth,
+    `acl nodes src ${subnet}`,
+    `acl tunnel_ports port ${ports.join(' ')}`,
+    'acl CONNECT method CONNECT',
+    'http_access deny CONNECT !tunnel_ports',
+    options.user === undefined ? 'http_access allow nodes' : 'http_access allow nodes authed',
+    'http_access deny all',
+    'http_upgrade_request_protocols websocket allow all',
+    'cache deny all',
+    'cache_mem 8 MB',
+    'workers 1',
+    'pinger_enable off',
+    `access_log stdio:${accessLog}`,
+    `cache_log ${join(dir, 'squid-cache.log')}`,
+    `pid_filename ${join(dir, 'squid.pid')}`,
+    `coredump_dir ${dir}`,
+    'shutdown_lifetime 1 seconds',
+    'dns_nameservers 127.0.0.1',
+  ];
+  writeFileSync(conf, `${lines.join('\n')}\n`);
+  await runIn(null, ['squid', '-k', 'parse', '-f', conf]);
+  return { argv: ['squid', '-N', '-f', conf], accessLog };
 }
 
 function readSize(path: string): number {

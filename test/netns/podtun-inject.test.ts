@@ -18,7 +18,7 @@ import { describe, expect, it } from 'vitest';
 import { ipv4UdpPacket, podtunDataDatagram, podtunDataHeader } from './inject-packet.js';
 import { probe, startProbe } from './probe.js';
 import type { UdpListenResult, UdpSendResult } from './probe.js';
-import { dropCount, readStatus } from './podtun-status.js';
+import { dropCount, readStatus, transportStat } from './podtun-status.js';
 import type { NodeStatus } from './podtun-status.js';
 import { PODTUN_PORT } from './cluster.js';
 import type { Cluster } from './cluster.js';
@@ -35,8 +35,9 @@ const LISTEN_PORT = 6000;
  * inner packet.
  */
 function junkDrops(status: NodeStatus): number {
-  const transport = (status['transport'] ?? {}) as Record<string, number | undefined>;
-  return (transport['drop.bad_header'] ?? 0) + (transport['drop.unknown_peer'] ?? 0) + dropCount(status, 'malformed');
+  // Keys carry the transport's prefix ('udp.') behind transport selection.
+  const udp = (key: string): number => transportStat(status, `udp.${key}`) + transportStat(status, key);
+  return udp('drop.bad_header') + udp('drop.unknown_peer') + udp('drop.unauthenticated') + dropCount(status, 'malformed');
 }
 
 async function inject(c: Cluster, datagram: Buffer, count = 1): Promise<void> {

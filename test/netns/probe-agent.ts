@@ -8,8 +8,9 @@
  *
  * Modes:
  *   tcp-sink --port P                 accept one connection; {bytes, sha256, peerAddress, peerPort, seconds}
- *   tcp-send --to A --port P --bytes N --seed S [--bind A]
- *                                     deterministic pseudo-random bytes; {bytes, sha256, seconds, localAddress}
+ *   tcp-send --to A --port P --bytes N --seed S [--bind A] [--rate-mbps R]
+ *                                     deterministic pseudo-random bytes, paced to R Mbit/s if given;
+ *                                     {bytes, sha256, seconds, localAddress}
  *   echo-server --port P [--connections N]
  *                                     echoes what it receives; ends after N connections (default 1000) or timeout
  *   tcp-rtt --to A --port P --count N [--size B]
@@ -20,6 +21,11 @@
  *                                     counts datagrams for D ms (default 2000) or until N; {datagrams, bytes, sources, firstHex}
  *   udp-flood --to A --port P --size B --duration-ms D
  *                                     sends as fast as it can; {datagrams, bytes, seconds}
+ *   ws-raw --to A --port P [--path /] [--headers-json {...}] [--junk N] [--oversize B] [--hold-ms M]
+ *                                     a hand-made WebSocket client (RFC 6455, zero mask): the upgrade
+ *                                     with the given headers, then N junk binary messages (random
+ *                                     bytes, 1..2048 each), then one binary message of B bytes;
+ *                                     {status, junkSent, oversizeSent, closeCode, closedAfterMs}
  */
 import { createHash } from 'node:crypto';
 import { createServer, connect, isIPv6 } from 'node:net';
@@ -185,11 +191,22 @@ async function tcpSend(flags: Flags): Promise<object> {
   const hash = createHash('sha256');
   const started = process.hrtime.bigint();
   let sent = 0;
+  // Pacing: bytes allowed so far = elapsed * rate; chunks of at most 64 KiB so the rate is smooth.
+  const rateBytesPerMs = int(flags, 'rate-mbps', 0) * 125;
+  const chunkBytes = rateBytesPerMs > 0 ? 64 * 1024 : CHUNK_BYTES;
+  const startMs = Date.now();
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     const pump = (): void => {
       while (sent < total) {
-        const n = Math.min(CHUNK_BYTES, total - sent);
+        if (rateBytesPerMs > 0) {
+          const aheadMs = sent / rateBytesPerMs - (Date.now() - startMs);
+          if (aheadMs > 0) {
+            setTimeout(pump, Math.max(1, Math.ceil(aheadMs)));
+            return;
+          }
+        }
+        const n = Math.min(chunkBytes, total - sent);
         const chunk = Buffer.allocUnsafeSlow(n);
         prng.fill(chunk, n);
         hash.update(chunk);
@@ -389,7 +406,122 @@ async function udpFlood(flags: Flags): Promise<object> {
   return { datagrams, bytes: datagrams * size, seconds: (Date.now() - started) / 1000 };
 }
 
+/** A client frame: FIN, `opcode`, masked with a zero key (the payload goes out as is). */
+function wsFrame(opcode: number, payload: Buffer): Buffer {
+  const len = payload.length;
+  const head = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const frame = Buffer.alloc(head + 4 + len);
+  frame[0] = 0x80 | opcode;
+  if (len < 126) {
+    frame[1] = 0x80 | len;
+  } else if (len < 65536) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(len, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeBigUInt64BE(BigInt(len), 2);
+  }
+  // Mask key bytes [head, head + 4) stay zero.
+  payload.copy(frame, head + 4);
+  return frame;
+}
+
+async function wsRaw(flags: Flags): Promise<object> {
+  const path = str(flags, 'path', '/');
+  const headers = JSON.parse(str(flags, 'headers-json', '{}')) as Record<string, string>;
+  const junk = int(flags, 'junk', 0);
+  const oversize = int(flags, 'oversize', 0);
+  const holdMs = int(flags, 'hold-ms', 3000);
+  const socket = await connectTcp(flags);
+  const host = str(flags, 'to');
+  const request = [
+    `GET ${path} HTTP/1.1`,
+    `Host: ${isIPv6(host) ? `[${host}]` : host}:${int(flags, 'port')}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    '',
+    '',
+  ].join('\r\n');
+  let buffered = Buffer.alloc(0);
+  let status = 0;
+  let closeCode = -1;
+  let closedAt = 0;
+  let upgradedAt = 0;
+  let responseHead = '';
+  const closed = new Promise<void>((resolve) => {
+    socket.once('close', () => {
+      closedAt = Date.now();
+      resolve();
+    });
+  });
+  socket.on('error', () => undefined);
+  const upgraded = new Promise<void>((resolve) => {
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (status === 0) {
+        const end = buffered.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        responseHead = buffered.subarray(0, end).toString('latin1');
+        status = Number(/^HTTP\/1\.1 (\d{3})/.exec(responseHead)?.[1] ?? -1);
+        buffered = buffered.subarray(end + 4);
+        upgradedAt = Date.now();
+        resolve();
+      }
+      // Server frames: look for a close frame (opcode 8) and its code.
+      while (status === 101 && buffered.length >= 2) {
+        const opcode = (buffered[0] ?? 0) & 0x0f;
+        let len = (buffered[1] ?? 0) & 0x7f;
+        let off = 2;
+        if (len === 126) {
+          if (buffered.length < 4) return;
+          len = buffered.readUInt16BE(2);
+          off = 4;
+        } else if (len === 127) {
+          if (buffered.length < 10) return;
+          len = Number(buffered.readBigUInt64BE(2));
+          off = 10;
+        }
+        if (buffered.length < off + len) return;
+        if (opcode === 8 && len >= 2) closeCode = buffered.readUInt16BE(off);
+        buffered = buffered.subarray(off + len);
+      }
+    });
+    socket.once('close', () => resolve());
+  });
+  socket.write(request);
+  await upgraded;
+  let junkSent = 0;
+  let oversizeSent = false;
+  if (status === 101) {
+    for (let i = 0; i < junk && !socket.destroyed; i++) {
+      const payload = randomBytes(1 + Math.floor(Math.random() * 2048));
+      socket.write(wsFrame(2, payload));
+      junkSent++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (junk > 0) await new Promise((r) => setTimeout(r, 300));
+    if (oversize > 0 && !socket.destroyed) {
+      socket.write(wsFrame(2, Buffer.alloc(oversize, 0x41)));
+      oversizeSent = true;
+    }
+  }
+  await Promise.race([closed, new Promise((r) => setTimeout(r, holdMs))]);
+  socket.destroy();
+  return {
+    status,
+    response: responseHead.split('\r\n')[0] ?? '',
+    junkSent,
+    oversizeSent,
+    closeCode,
+    closedAfterMs: closedAt === 0 ? -1 : closedAt - upgradedAt,
+  };
+}
+
 const MODES: Record<string, (flags: Flags) => Promise<object>> = {
+  'ws-raw': wsRaw,
   'tcp-sink': tcpSink,
   'tcp-send': tcpSend,
   'echo-server': echoServer,

@@ -7,14 +7,19 @@
  * ```
  *
  * Data paths, each a fresh 2-node cluster with one pod per node (test/netns/cluster.ts):
- *   kernel-routing (no tunnel, the upper bound), kernel-vxlan (flannel vxlan), podtun-udp.
+ *   kernel-routing (no tunnel, the upper bound), kernel-vxlan (flannel vxlan), podtun-udp
+ *   (`transport: udp` on every peer), podtun-ws (`transport: ws`: WebSocket carries everything).
  * Figures per path:
  *   1. single-stream TCP pod -> pod: `iperf3 -t 8 -J`, median of 3 runs;
  *   2. ping RTT: `ping -c 50 -i 0.01`, average;
  *   3. small packets: `iperf3 -u -l 64 -b 0 -w 4M -t 3`, datagrams received per second (iperf3's
  *      one sending thread is often the limit: compare rows, not absolute numbers).
+ * And podtun-fallback: 2 nodes in transport auto, `ping -D -i 0.01` pod -> pod running; UDP is
+ * blocked on n1 (nftables) and the time until replies resume (over WebSocket) is taken, median of
+ * 3; UDP is unblocked and both nodes are back on UDP before the next run.
  * Prints a markdown table (ratios vs kernel VXLAN, RTT added vs kernel routing) and writes it
- * to bench/results.md. The bar (DESIGN.md): podtun-udp >= 0.6x VXLAN TCP, added RTT < 0.1 ms.
+ * to bench/results.md. The bar (DESIGN.md): podtun-udp >= 0.6x VXLAN TCP, podtun-ws >= 0.4x,
+ * added RTT < 0.1 ms.
  *
  * Flags: --modes a,b  --runs N  --seconds S  --out FILE
  */
@@ -24,24 +29,33 @@ import { join } from 'node:path';
 import { createCluster, findRepoRoot } from '../test/netns/cluster.js';
 import type { Cluster, ClusterMode } from '../test/netns/cluster.js';
 import { missingCommand, netnsSkipReason, podtunSkipReason } from '../test/netns/requirements.js';
-import { outcomeIn, pollUntil, stopChild } from '../test/netns/shell.js';
+import { waitPeers } from '../test/netns/podtun-status.js';
+import { outcomeIn, pollUntil, sleep, stopChild } from '../test/netns/shell.js';
 
-type BenchMode = 'kernel-routing' | 'kernel-vxlan' | 'podtun-udp';
+type DataPath = 'kernel-routing' | 'kernel-vxlan' | 'podtun-udp' | 'podtun-ws';
+type BenchMode = DataPath | 'podtun-fallback';
 
-const ALL_MODES: readonly BenchMode[] = ['kernel-routing', 'kernel-vxlan', 'podtun-udp'];
-const CLUSTER_MODE: Readonly<Record<BenchMode, ClusterMode>> = {
+const ALL_MODES: readonly BenchMode[] = ['kernel-routing', 'kernel-vxlan', 'podtun-udp', 'podtun-ws', 'podtun-fallback'];
+const CLUSTER_MODE: Readonly<Record<DataPath, ClusterMode>> = {
   'kernel-routing': 'kernel-routing',
   'kernel-vxlan': 'kernel-vxlan',
   'podtun-udp': 'podtun',
+  'podtun-ws': 'podtun',
 };
 const LABEL: Readonly<Record<BenchMode, string>> = {
   'kernel-routing': 'kernel routing, no tunnel (upper bound)',
   'kernel-vxlan': 'kernel VXLAN (flannel vxlan)',
   'podtun-udp': 'podtun over UDP',
+  'podtun-ws': 'podtun over WebSocket (transport: ws)',
+  'podtun-fallback': 'podtun fallback switch time (auto, UDP blocked)',
 };
 const IPERF_PORT = 5201;
 const SMALL_PACKET_BYTES = 64;
 const BAR_TCP_VS_VXLAN = 0.6;
+const BAR_WS_TCP_VS_VXLAN = 0.4;
+const FALLBACK_RUNS = 3;
+/** Longest wait for pings to resume after UDP is blocked, ms. */
+const FALLBACK_LIMIT_MS = 30_000;
 const BAR_ADDED_RTT_MS = 0.1;
 
 interface BenchOptions {
@@ -52,7 +66,7 @@ interface BenchOptions {
 }
 
 interface ModeResult {
-  mode: BenchMode;
+  mode: DataPath;
   tcpGbps: number[];
   tcpMedianGbps: number | undefined;
   rttAvgMs: number | undefined;
@@ -125,7 +139,7 @@ async function iperfClient(cluster: Cluster, args: readonly string[], seconds: n
   return parsed;
 }
 
-async function measure(mode: BenchMode, options: BenchOptions, log: (line: string) => void): Promise<ModeResult> {
+async function measure(mode: DataPath, options: BenchOptions, log: (line: string) => void): Promise<ModeResult> {
   const result: ModeResult = {
     mode,
     tcpGbps: [],
@@ -134,7 +148,7 @@ async function measure(mode: BenchMode, options: BenchOptions, log: (line: strin
     udpSmallPps: undefined,
     error: undefined,
   };
-  if (mode === 'podtun-udp') {
+  if (mode === 'podtun-udp' || mode === 'podtun-ws') {
     const reason = podtunSkipReason();
     if (reason !== undefined) {
       result.error = `not run: ${reason}`;
@@ -143,7 +157,19 @@ async function measure(mode: BenchMode, options: BenchOptions, log: (line: strin
   }
   let cluster: Cluster | undefined;
   try {
-    cluster = await createCluster({ nodes: 2, podsPerNode: 1, ipv6: false, mode: CLUSTER_MODE[mode] });
+    cluster = await createCluster({
+      nodes: 2,
+      podsPerNode: 1,
+      ipv6: false,
+      mode: CLUSTER_MODE[mode],
+      // Each podtun row pins its transport: auto could carry the first seconds over the other one.
+      ...(mode === 'podtun-ws' ? { podtun: { transport: 'ws' as const } } : {}),
+      ...(mode === 'podtun-udp' ? { podtun: { transport: 'udp' as const } } : {}),
+    });
+    if (mode === 'podtun-ws') {
+      await waitPeers(cluster, 1, ['n2'], { transport: 'ws' }, 20_000);
+      await waitPeers(cluster, 2, ['n1'], { transport: 'ws' }, 20_000);
+    }
     const from = cluster.pod(1, 0);
     const to = cluster.pod(2, 0);
     const server = cluster.spawnIn(to.ns, ['iperf3', '-s', '-p', String(IPERF_PORT)], {
@@ -198,6 +224,72 @@ async function measure(mode: BenchMode, options: BenchOptions, log: (line: strin
   return result;
 }
 
+interface FallbackResult {
+  switchMs: number[];
+  medianMs: number | undefined;
+  error: string | undefined;
+}
+
+/** Reply timestamps (s, from `ping -D`) of the lines seen so far. */
+function replyTimes(pingOut: string): number[] {
+  const times: number[] = [];
+  for (const m of pingOut.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from /gm)) times.push(Number(m[1]));
+  return times;
+}
+
+async function measureFallback(log: (line: string) => void): Promise<FallbackResult> {
+  const result: FallbackResult = { switchMs: [], medianMs: undefined, error: undefined };
+  const reason = podtunSkipReason() ?? missingCommand(['nft']);
+  if (reason !== undefined) {
+    result.error = `not run: ${reason}`;
+    return result;
+  }
+  let cluster: Cluster | undefined;
+  try {
+    const c = await createCluster({ nodes: 2, podsPerNode: 1, ipv6: false, mode: 'podtun' });
+    cluster = c;
+    const from = c.pod(1, 0);
+    const to = c.pod(2, 0);
+    const onUdp = async (): Promise<void> => {
+      await waitPeers(c, 1, ['n2'], { transport: 'udp' }, 30_000);
+      await waitPeers(c, 2, ['n1'], { transport: 'udp' }, 30_000);
+    };
+    await onUdp();
+    const ping = c.spawnIn(from.ns, ['ping', '-D', '-n', '-i', '0.01', '-W', '1', to.ipv4]);
+    let pingOut = '';
+    ping.stdout?.setEncoding('utf8');
+    ping.stdout?.on('data', (d: string) => {
+      pingOut += d;
+      if (pingOut.length > 4_000_000) pingOut = pingOut.slice(-1_000_000);
+    });
+    for (let run = 0; run < FALLBACK_RUNS; run++) {
+      await sleep(1_000);
+      await c.blockUdp(1);
+      const t0 = Date.now() / 1000;
+      // Replies in flight at t0 take well under 50 ms; a later one came over WebSocket.
+      const resumed = await pollUntil(
+        'ping replies after UDP was blocked',
+        async () => replyTimes(pingOut).find((t) => t > t0 + 0.05),
+        FALLBACK_LIMIT_MS,
+        20,
+      );
+      const ms = (resumed - t0) * 1000;
+      result.switchMs.push(ms);
+      log(`  podtun-fallback: run ${run + 1}/${FALLBACK_RUNS}: pings resumed ${ms.toFixed(0)} ms after the UDP block`);
+      await c.blockUdp(1, false);
+      await onUdp();
+    }
+    await stopChild(ping, 1_000);
+    result.medianMs = median(result.switchMs);
+  } catch (error: unknown) {
+    result.error = error instanceof Error ? error.message.split('\n')[0] ?? 'failed' : String(error);
+    log(`  podtun-fallback: failed: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    await cluster?.destroy({ keepLogs: result.error !== undefined });
+  }
+  return result;
+}
+
 function fmt(value: number | undefined, digits: number): string {
   return value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
 }
@@ -223,23 +315,41 @@ function table(results: readonly ModeResult[], options: BenchOptions): string {
   return lines.join('\n');
 }
 
-function verdict(results: readonly ModeResult[]): string[] {
-  const get = (mode: BenchMode): ModeResult | undefined => results.find((r) => r.mode === mode);
+function verdict(results: readonly ModeResult[], fallback: FallbackResult | undefined): string[] {
+  const get = (mode: DataPath): ModeResult | undefined => results.find((r) => r.mode === mode);
   const podtun = get('podtun-udp');
+  const ws = get('podtun-ws');
   const vxlan = get('kernel-vxlan');
   const routing = get('kernel-routing');
-  if (podtun?.tcpMedianGbps === undefined) return ['- Bar: not checked (podtun-udp was not measured).'];
   const out: string[] = [];
-  if (vxlan?.tcpMedianGbps !== undefined) {
-    const ratio = podtun.tcpMedianGbps / vxlan.tcpMedianGbps;
+  if (podtun?.tcpMedianGbps === undefined) {
+    out.push('- Bar: not checked (podtun-udp was not measured).');
+  } else {
+    if (vxlan?.tcpMedianGbps !== undefined) {
+      const ratio = podtun.tcpMedianGbps / vxlan.tcpMedianGbps;
+      out.push(
+        `- Bar, TCP >= ${BAR_TCP_VS_VXLAN}x kernel VXLAN: ${ratio.toFixed(2)}x — ${ratio >= BAR_TCP_VS_VXLAN ? 'met' : 'NOT met'}.`,
+      );
+    }
+    if (routing?.rttAvgMs !== undefined && podtun.rttAvgMs !== undefined) {
+      const added = podtun.rttAvgMs - routing.rttAvgMs;
+      out.push(
+        `- Bar, added RTT < ${BAR_ADDED_RTT_MS} ms: ${added.toFixed(3)} ms — ${added < BAR_ADDED_RTT_MS ? 'met' : 'NOT met'}.`,
+      );
+    }
+  }
+  if (ws?.tcpMedianGbps !== undefined && vxlan?.tcpMedianGbps !== undefined) {
+    const ratio = ws.tcpMedianGbps / vxlan.tcpMedianGbps;
     out.push(
-      `- Bar, TCP >= ${BAR_TCP_VS_VXLAN}x kernel VXLAN: ${ratio.toFixed(2)}x — ${ratio >= BAR_TCP_VS_VXLAN ? 'met' : 'NOT met'}.`,
+      `- Bar, WebSocket TCP >= ${BAR_WS_TCP_VS_VXLAN}x kernel VXLAN: ${ratio.toFixed(2)}x — ${ratio >= BAR_WS_TCP_VS_VXLAN ? 'met' : 'NOT met'}.`,
     );
   }
-  if (routing?.rttAvgMs !== undefined && podtun.rttAvgMs !== undefined) {
-    const added = podtun.rttAvgMs - routing.rttAvgMs;
+  if (fallback !== undefined) {
     out.push(
-      `- Bar, added RTT < ${BAR_ADDED_RTT_MS} ms: ${added.toFixed(3)} ms — ${added < BAR_ADDED_RTT_MS ? 'met' : 'NOT met'}.`,
+      fallback.medianMs === undefined
+        ? `- Fallback switch time: ${fallback.error ?? 'not measured'}.`
+        : `- Fallback switch time (auto; UDP blocked on n1 under \`ping -i 0.01\`, until replies resume over WebSocket): ` +
+            `median ${fallback.medianMs.toFixed(0)} ms of ${fallback.switchMs.map((m) => m.toFixed(0)).join(', ')} ms.`,
     );
   }
   return out;
@@ -260,9 +370,11 @@ async function main(): Promise<void> {
   const cpu = cpus();
   log(`podtun bench: ${options.modes.join(', ')}; ${cpu.length} CPUs (${cpu[0]?.model ?? '?'}), Linux ${release()}`);
   const results: ModeResult[] = [];
+  let fallback: FallbackResult | undefined;
   for (const mode of options.modes) {
     log(`${LABEL[mode]}:`);
-    results.push(await measure(mode, options, log));
+    if (mode === 'podtun-fallback') fallback = await measureFallback(log);
+    else results.push(await measure(mode, options, log));
   }
   const body = [
     '# podtun benchmark results',
@@ -273,7 +385,7 @@ async function main(): Promise<void> {
     '',
     table(results, options),
     '',
-    ...verdict(results),
+    ...verdict(results, fallback),
     '',
   ].join('\n');
   log('');

@@ -1,18 +1,21 @@
 /**
  * `podtun demo`: a throwaway 3-node cluster in network namespaces on this machine, with podtun
- * carrying pod traffic between nodes; prints who reaches whom (TCP round trips) and a transfer
- * rate, then removes everything, also on Ctrl-C.
+ * carrying pod traffic between nodes; n3's underlay drops all UDP, so n3 is reached over
+ * WebSocket without any setting (transport auto). Prints each node's peers (transport, state),
+ * who reaches whom (TCP round trips) and a transfer rate, then removes everything, also on Ctrl-C.
  *
  * ```
  *                  underlay ns (bridge ul0, 192.168.77.0/24)
  *               /               |                \
- *    n1: podtun run        n2: podtun run        n3: podtun run      (UDP :8285)
+ *    n1: podtun run        n2: podtun run        n3: podtun run      n1 <-> n2: UDP :8285
+ *                                                [UDP dropped]       n3 <-> n1/n2: WebSocket :8443
  *     p1a   p1b             p2a   p2b             p3a   p3b          (10.244.N.10/.11)
  * ```
  *
- * Flow: 1. check root and `ip`; 2. build the cluster (test/netns/cluster.ts); 3. an echo server
- * per pod, then TCP round trips from every pod to every other; 4. one cross-node transfer with
- * its SHA-256 checked at the sink; 5. tear down.
+ * Flow: 1. check root and `ip`; 2. build the cluster (test/netns/cluster.ts), block UDP on n3
+ * (nftables), start podtun everywhere; 3. wait until n3's peers show transport 'ws' (bounded),
+ * print the peer tables; 4. an echo server per pod, then TCP round trips from every pod to every
+ * other; 5. one cross-node transfer with its SHA-256 checked at the sink; 6. tear down.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,11 +24,15 @@ import type { Cluster, PodInfo } from '../test/netns/cluster.js';
 import { ensureProbeAgent, probe, startProbe } from '../test/netns/probe.js';
 import type { ProbeServer, RttResult, SendResult, SinkResult } from '../test/netns/probe.js';
 import { missingCommand } from '../test/netns/requirements.js';
+import { readStatus, waitPeers } from '../test/netns/podtun-status.js';
 
 const ECHO_PORT = 7000;
 const SINK_PORT = 7001;
 const TRANSFER_BYTES = 256 * 1024 * 1024;
 const RTT_COUNT = 10;
+/** The node whose underlay drops UDP. */
+const WS_ONLY_NODE = 3;
+const WS_WAIT_MS = 30_000;
 
 /** Why the demo cannot run; `code` is stable for the CLI. */
 export class DemoError extends Error {
@@ -79,6 +86,26 @@ function printMatrix(pods: readonly PodInfo[], cells: ReadonlyMap<string, string
   }
 }
 
+/** Per node: its peers with the transport and state /status reports. */
+async function printPeerTables(cluster: Cluster): Promise<void> {
+  for (const node of cluster.nodes()) {
+    let rows: string[];
+    try {
+      const status = await readStatus(cluster, node.index);
+      rows = (status.peers ?? []).map(
+        (p) =>
+          `    ${p.node.padEnd(6)}${(p.transport ?? '?').padEnd(11)}${(p.state ?? '?').padEnd(9)}` +
+          (p.lastSwitch === undefined ? '' : `switched ${p.lastSwitch.from} -> ${p.lastSwitch.to}: ${p.lastSwitch.reason}`),
+      );
+    } catch (error: unknown) {
+      rows = [`    (no status: ${error instanceof Error ? error.message : String(error)})`];
+    }
+    out(`  ${node.name}${node.index === WS_ONLY_NODE ? ' (UDP blocked)' : ''}:`);
+    out(`    ${'peer'.padEnd(6)}${'transport'.padEnd(11)}${'state'.padEnd(9)}`);
+    for (const row of rows) out(row);
+  }
+}
+
 export interface DemoOptions {
   /** The data path between nodes; 'podtun' unless trying the demo itself against the kernel. */
   mode?: 'podtun' | 'kernel-routing';
@@ -108,11 +135,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   try {
     out(
       mode === 'podtun'
-        ? 'podtun demo: 3 nodes x 2 pods in network namespaces, pods talk through podtun over UDP'
+        ? 'podtun demo: 3 nodes x 2 pods in network namespaces, pods talk through podtun (UDP, or WebSocket where UDP is blocked)'
         : `podtun demo (${mode}, no podtun): 3 nodes x 2 pods in network namespaces`,
     );
     const t0 = Date.now();
-    cluster = await createCluster({ nodes: 3, podsPerNode: 2, ipv6: true, mode });
+    cluster = await createCluster({ nodes: 3, podsPerNode: 2, ipv6: true, mode, startNodes: false });
+    if (mode === 'podtun') {
+      if (missingCommand(['nft']) === undefined) {
+        await cluster.blockUdp(WS_ONLY_NODE);
+      } else {
+        out(`  (${missingCommand(['nft']) ?? ''}: n3's UDP is not blocked, every peer stays on UDP)`);
+      }
+      const c = cluster;
+      await Promise.all(c.nodes().map((node) => c.startNode(node.index)));
+    }
     out(`cluster ${cluster.id} up in ${((Date.now() - t0) / 1000).toFixed(1)} s (namespaces pt${cluster.id}-*)`);
     for (const node of cluster.nodes()) {
       const pods = cluster.pods().filter((p) => p.node === node.index);
@@ -120,6 +156,26 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
         `  ${node.name}: underlay ${node.underlayIp}, pods ${node.subnetV4} ${node.subnetV6 ?? ''}: ` +
           pods.map((p) => `${p.name} ${p.ipv4}`).join(', '),
       );
+    }
+
+    if (mode === 'podtun') {
+      const c = cluster;
+      const n3 = c.node(WS_ONLY_NODE).name;
+      const others = c.nodes().filter((n) => n.index !== WS_ONLY_NODE);
+      out();
+      out(`${n3}'s underlay drops all UDP; waiting for its peers to move to WebSocket...`);
+      const w0 = Date.now();
+      try {
+        await Promise.all([
+          waitPeers(c, WS_ONLY_NODE, others.map((n) => n.name), { transport: 'ws' }, WS_WAIT_MS),
+          ...others.map((n) => waitPeers(c, n.index, [n3], { transport: 'ws' }, WS_WAIT_MS)),
+        ]);
+        out(`  after ${((Date.now() - w0) / 1000).toFixed(1)} s: ${n3} is reached over WebSocket, without any setting (transport auto)`);
+      } catch (error: unknown) {
+        out(`  ${n3}'s peers did not all reach 'ws' in ${WS_WAIT_MS / 1000} s: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      out('peers as each node reports them (GET /status):');
+      await printPeerTables(c);
     }
 
     const pods = cluster.pods();

@@ -5,26 +5,14 @@
  *   router --send(slot)--> TransportSelector --current[slot]--> udp (memory) | ws (memory)
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../router/logger.js';
 import type { PacketBatch } from '../router/packet-batch.js';
 import { MemoryTransport } from '../test/memory-transport.js';
 import { TransportSelector, TransportSelectorError } from './transport-selector.js';
 import type { TransportSelectorOptions } from './transport-selector.js';
 import type { PeerSpec, TransportMode } from './transport.js';
 
-interface LogLine { level: string; obj: Record<string, unknown>; msg: string }
-
-function recordingLogger(lines: LogLine[]): Logger {
-  const at = (level: string) => (objOrMsg: object | string, msg?: string): void => {
-    if (typeof objOrMsg === 'string') lines.push({ level, obj: {}, msg: objOrMsg });
-    else lines.push({ level, obj: { ...(objOrMsg as Record<string, unknown>) }, msg: msg ?? '' });
-  };
-  const log: Logger = {
-    debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'),
-    child: () => log, isLevelEnabled: () => true,
-  };
-  return log;
-}
+import { recordingLogger } from '../test/recording-logger.js';
+import type { LogLine } from '../test/recording-logger.js';
 
 const SLOT = 2;
 const HOLD_MS = 2000;

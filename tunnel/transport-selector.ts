@@ -33,7 +33,7 @@ import type {
   TransportMode,
   TransportSwitch,
 } from './transport.js';
-import { MAX_PEER_SLOTS } from './udp-transport.js';
+import { MAX_PEER_SLOTS } from './transport.js';
 
 export const DEFAULT_SWITCH_CHECK_MS = 250;
 export const DEFAULT_UDP_UP_HOLD_MS = 2000;

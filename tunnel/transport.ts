@@ -2,6 +2,9 @@ import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
 
 export type TransportKind = 'udp' | 'ws' | 'memory';
 
+/** Peer slots a transport addresses: 0..MAX_PEER_SLOTS-1 (the native UDP socket's table size). */
+export const MAX_PEER_SLOTS = 4096;
+
 /** Per peer: UDP only, WebSocket only, or UDP while its probes are answered, else WebSocket. */
 export type TransportMode = 'udp' | 'ws' | 'auto';
 

@@ -11,9 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
-import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
+import type { PacketBatch } from '../router/packet-batch.js';
 import { VNET_HDR_LEN } from '../router/packet-batch.js';
-import type { Logger } from '../router/logger.js';
 import { FakeUdpNetwork } from '../test/fake-native-udp.js';
 import { nodeIdOf } from './node-id.js';
 import { verifyAuthTag } from './cluster-auth.js';
@@ -39,6 +38,9 @@ import {
 import { writeProbeTag } from './udp-probe-auth.js';
 import { UdpTransport, UdpTransportError } from './udp-transport.js';
 import type { UdpOpener, UdpTransportOptions } from './udp-transport.js';
+import { recordingLogger } from '../test/recording-logger.js';
+import type { LogLine } from '../test/recording-logger.js';
+import { collector } from '../test/inbound-collector.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const nativeBuilt = existsSync(join(root, 'build', 'Release', 'podtun.node'));
@@ -114,38 +116,7 @@ function batchOf(packets: Buffer[]): { batch: PacketBatch; idx: Int32Array } {
 
 // --- recording logger and sink ---
 
-interface LogLine { level: string; obj: Record<string, unknown>; msg: string }
 
-function recordingLogger(lines: LogLine[], bindings: Record<string, unknown> = {}): Logger {
-  const at = (level: string) => (objOrMsg: object | string, msg?: string): void => {
-    if (typeof objOrMsg === 'string') lines.push({ level, obj: { ...bindings }, msg: objOrMsg });
-    else lines.push({ level, obj: { ...bindings, ...(objOrMsg as Record<string, unknown>) }, msg: msg ?? '' });
-  };
-  return {
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (more) => recordingLogger(lines, { ...bindings, ...more }),
-    isLevelEnabled: () => true,
-  };
-}
-
-interface Received { packet: Buffer; slot: number; vnetHdr: boolean }
-
-function collector(): { sink: (b: InboundBatch) => void; got: Received[]; calls: number[] } {
-  const got: Received[] = [];
-  const calls: number[] = [];
-  const sink = (b: InboundBatch): void => {
-    calls.push(b.count);
-    for (let i = 0; i < b.count; i++) {
-      const off = b.offs[2 * i] ?? 0;
-      const len = b.offs[2 * i + 1] ?? 0;
-      got.push({ packet: Buffer.from(b.buf.subarray(off, off + len)), slot: b.peers[i] ?? -1, vnetHdr: b.vnetHdr });
-    }
-  };
-  return { sink, got, calls };
-}
 
 function countOf(list: string[], item: string): number {
   return list.filter((x) => x === item).length;

@@ -21,7 +21,6 @@
  *      probe reply -> liveness and RTT
  *   4. the sink is called once with everything that arrived.
  */
-import { constants as osConstants } from 'node:os';
 import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
 import { DropReason, dropCountersToObject, newDropCounters } from '../router/drop-reason.js';
 import type { Logger } from '../router/logger.js';
@@ -57,10 +56,10 @@ import {
   writeProbeTimestamp,
 } from './udp-header.js';
 import { probeTagValid, writeProbeTag } from './udp-probe-auth.js';
+import { MAX_PEER_SLOTS } from './transport.js';
 import type { InboundSink, PeerSpec, PeerStatus, Transport } from './transport.js';
+import { errorReason } from './error-reason.js';
 
-/** Slots the addon can address (0..MAX_PEER_SLOTS-1). */
-export const MAX_PEER_SLOTS = 4096;
 export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;
 /** The receive buffer the addon fills per batch. */
@@ -569,37 +568,5 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   return value;
 }
 
-const ERRNO_REASONS: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'address in use',
-  EADDRNOTAVAIL: 'address not available on this host',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EAFNOSUPPORT: 'address family not supported',
-};
 
-/** The errno name ("EADDRINUSE") of an error carrying a numeric `errno` (as the addon's do). */
-function errnoName(errno: unknown): string | undefined {
-  if (typeof errno !== 'number') return undefined;
-  const abs = Math.abs(errno);
-  for (const [name, value] of Object.entries(osConstants.errno)) if (value === abs) return name;
-  return undefined;
-}
 
-/**
- * "address in use" for an EADDRINUSE error (by errno, by code or named in the message),
- * else the error's message.
- */
-function errorReason(err: unknown): string {
-  if (typeof err === 'object' && err !== null) {
-    const byErrno = ERRNO_REASONS[errnoName((err as { errno?: unknown }).errno) ?? ''];
-    if (byErrno !== undefined) return byErrno;
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && ERRNO_REASONS[code] !== undefined) return ERRNO_REASONS[code];
-    const message = (err as { message?: unknown }).message;
-    const named = typeof message === 'string' ? /\bE[A-Z]+\b/.exec(message)?.[0] : undefined;
-    const reason = named === undefined ? undefined : ERRNO_REASONS[named];
-    if (reason !== undefined) return reason;
-    if (typeof message === 'string' && message !== '') return message;
-  }
-  return String(err);
-}

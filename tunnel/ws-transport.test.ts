@@ -18,15 +18,17 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
+import type { PacketBatch } from '../router/packet-batch.js';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from '../router/packet-batch.js';
-import type { Logger } from '../router/logger.js';
 import { PROTO_TCP, ipv4, tcp, udp, withVnetHdr } from '../test/packet-fixtures.js';
 import type { PeerSpec, PeerStatus } from './transport.js';
 import { WS_SUBPROTOCOL, encodeBatch } from './ws-framing.js';
 import { HEADER_NONCE, clientHello, serverProofLines } from './ws-handshake.js';
 import { WsTransport, WsTransportError } from './ws-transport.js';
 import type { WsTransportOptions } from './ws-transport.js';
+import { recordingLogger } from '../test/recording-logger.js';
+import type { LogLine } from '../test/recording-logger.js';
+import { collector } from '../test/inbound-collector.js';
 
 const SECRET = Buffer.from('podtun test cluster secret, 32 b');
 const OTHER_SECRET = Buffer.from('some other cluster secret 32 byt');
@@ -70,39 +72,7 @@ function sendAll(t: WsTransport, slot: number, packets: Buffer[]): number {
 
 // --- recording logger and sink ---
 
-interface LogLine { level: string; obj: Record<string, unknown>; msg: string; atMs: number }
 
-function recordingLogger(lines: LogLine[], bindings: Record<string, unknown> = {}): Logger {
-  const at = (level: string) => (objOrMsg: object | string, msg?: string): void => {
-    const atMs = performance.now();
-    if (typeof objOrMsg === 'string') lines.push({ level, obj: { ...bindings }, msg: objOrMsg, atMs });
-    else lines.push({ level, obj: { ...bindings, ...(objOrMsg as Record<string, unknown>) }, msg: msg ?? '', atMs });
-  };
-  return {
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (more) => recordingLogger(lines, { ...bindings, ...more }),
-    isLevelEnabled: () => true,
-  };
-}
-
-interface Received { packet: Buffer; slot: number; vnetHdr: boolean }
-
-function collector(): { sink: (b: InboundBatch) => void; got: Received[]; calls: number[] } {
-  const got: Received[] = [];
-  const calls: number[] = [];
-  const sink = (b: InboundBatch): void => {
-    calls.push(b.count);
-    for (let i = 0; i < b.count; i++) {
-      const off = b.offs[2 * i] ?? 0;
-      const len = b.offs[2 * i + 1] ?? 0;
-      got.push({ packet: Buffer.from(b.buf.subarray(off, off + len)), slot: b.peers[i] ?? -1, vnetHdr: b.vnetHdr });
-    }
-  };
-  return { sink, got, calls };
-}
 
 async function until(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

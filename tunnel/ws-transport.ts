@@ -55,10 +55,10 @@ import {
   newInboundBatch,
 } from './ws-framing.js';
 import { HandshakeVerifier, checkServerProof, clientHello, serverProofLines } from './ws-handshake.js';
+import { MAX_PEER_SLOTS } from './transport.js';
 import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from './transport.js';
+import { errorReason } from './error-reason.js';
 
-/** Slots this transport can address (0..MAX_PEER_SLOTS-1), as the UDP transport. */
-export const MAX_PEER_SLOTS = 4096;
 export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_PING_INTERVAL_MS = 1000;
@@ -975,26 +975,4 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   503: 'Service Unavailable',
 };
 
-const ERRNO_REASONS: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'address in use',
-  EADDRNOTAVAIL: 'address not available on this host',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  ENOENT: 'no such file',
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset',
-  ETIMEDOUT: 'timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-};
 
-/** A short reason: the errno's meaning when there is one, else the error's message. */
-function errorReason(err: unknown): string {
-  if (typeof err === 'object' && err !== null) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && ERRNO_REASONS[code] !== undefined) return ERRNO_REASONS[code];
-    const message = (err as { message?: unknown }).message;
-    if (typeof message === 'string' && message !== '') return message;
-  }
-  return String(err);
-}

@@ -13,38 +13,12 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PODTUN_PORT, WS_PORT } from './cluster.js';
-import type { Cluster } from './cluster.js';
-import { probe, startProbe } from './probe.js';
-import type { ProbeServer, RttResult } from './probe.js';
 import { describePeers, readStatus, waitPeers } from './podtun-status.js';
-import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
+import { expectBothWays, netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping', 'nft']) ?? podtunSkipReason();
 printSkip('podtun-dialout.test.ts', skipReason);
 
-const ECHO_PORT = 7000;
-
-async function bothWays(c: Cluster, others: readonly number[]): Promise<void> {
-  const p1 = c.pod(1, 0);
-  const servers: ProbeServer<unknown>[] = [];
-  try {
-    for (const pod of c.pods()) servers.push(await startProbe(c, pod.ns, 'echo-server', { port: ECHO_PORT, 'timeout-ms': 60_000 }));
-    for (const i of others) {
-      const other = c.pod(i, 0);
-      for (const [a, b] of [
-        [p1, other],
-        [other, p1],
-      ] as const) {
-        const ping = await c.outcome(a.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', b.ipv4]);
-        expect(parsePing(ping.stdout).received, `${a.name} -> ${b.name} ping`).toBe(3);
-        const rtt = await probe<RttResult>(c, a.ns, 'tcp-rtt', { to: b.ipv4, port: ECHO_PORT, count: 5, 'timeout-ms': 10_000 });
-        expect(rtt.count, `${a.name} -> ${b.name} tcp`).toBe(5);
-      }
-    }
-  } finally {
-    await Promise.all(servers.map((s) => s.stop()));
-  }
-}
 
 describe.skipIf(skipReason !== undefined)('podtun: n1 only dials out, WebSocket forced (3 nodes)', () => {
   const cluster = useCluster({
@@ -77,7 +51,7 @@ describe.skipIf(skipReason !== undefined)('podtun: n1 only dials out, WebSocket 
   });
 
   it('carries ping and TCP both ways between n1’s pod and n2/n3’s pods', async () => {
-    await bothWays(cluster(), [2, 3]);
+    await expectBothWays(cluster(), 1, [2, 3]);
   });
 });
 
@@ -94,7 +68,7 @@ describe.skipIf(skipReason !== undefined)('podtun: n1 only dials out, transport 
     const c = cluster();
     await waitPeers(c, 1, ['n2'], {}, 20_000);
     await waitPeers(c, 2, ['n1'], {}, 20_000);
-    await bothWays(c, [2]);
+    await expectBothWays(c, 1, [2]);
     process.stdout.write(`  n1 peers: ${describePeers(await readStatus(c, 1))}; n2 peers: ${describePeers(await readStatus(c, 2))}\n`);
   });
 });

@@ -17,17 +17,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PROXY_IP, PROXY_PORT } from './cluster.js';
 import type { Cluster, ProxyInfo, ProxyKind, ProxyOptions } from './cluster.js';
-import { probe, startProbe } from './probe.js';
-import type { ProbeServer, RttResult } from './probe.js';
 import { waitPeers } from './podtun-status.js';
 import { pollUntil } from './shell.js';
 import { missingCommand } from './requirements.js';
-import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
+import { expectBothWays, netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const baseSkip = netnsSkipReason(['ping']) ?? podtunSkipReason();
 printSkip('podtun-proxy.test.ts', baseSkip);
 
-const ECHO_PORT = 7000;
 
 const CASES: Array<{ kind: ProxyKind; proxy: ProxyOptions }> = [
   { kind: 'squid', proxy: {} },
@@ -84,24 +81,7 @@ for (const tc of CASES) {
 
     it('lets n1’s pod and n2/n3’s pods reach each other both ways', async () => {
       const c = cluster();
-      const p1 = c.pod(1, 0);
-      const servers: ProbeServer<unknown>[] = [];
-      try {
-        for (const pod of c.pods()) servers.push(await startProbe(c, pod.ns, 'echo-server', { port: ECHO_PORT, 'timeout-ms': 60_000 }));
-        for (const other of [c.pod(2, 0), c.pod(3, 0)]) {
-          for (const [a, b] of [
-            [p1, other],
-            [other, p1],
-          ] as const) {
-            const ping = await c.outcome(a.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', b.ipv4]);
-            expect(parsePing(ping.stdout).received, `${a.name} -> ${b.name} ping`).toBe(3);
-            const rtt = await probe<RttResult>(c, a.ns, 'tcp-rtt', { to: b.ipv4, port: ECHO_PORT, count: 5, 'timeout-ms': 10_000 });
-            expect(rtt.count, `${a.name} -> ${b.name} tcp`).toBe(5);
-          }
-        }
-      } finally {
-        await Promise.all(servers.map((s) => s.stop()));
-      }
+      await expectBothWays(c, 1, [2, 3]);
     });
 
     it(`shows n1’s tunnels in ${tc.kind}’s log`, async () => {

@@ -2,10 +2,11 @@
  * Shared pieces of the namespace test files: skip reasons, a per-file cluster with teardown
  * that keeps logs when a test failed, and output parsers for ping.
  */
-import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { createCluster, findRepoRoot, tail } from './cluster.js';
 import type { Cluster, ClusterOptions } from './cluster.js';
-import { ensureProbeAgent } from './probe.js';
+import { ensureProbeAgent, probe, startProbe } from './probe.js';
+import type { ProbeServer, RttResult } from './probe.js';
 
 export { netnsSkipReason, podtunSkipReason } from './requirements.js';
 
@@ -61,4 +62,32 @@ export function parsePing(output: string): PingSummary {
     received: Number(counts?.[2] ?? 0),
     avgMs: rtt?.[1] === undefined ? undefined : Number(rtt[1]),
   };
+}
+
+const ECHO_PORT = 7000;
+
+/**
+ * Pod `from`'s first pod and each `others` node's first pod reach each other both ways: 3 pings
+ * and 5 TCP round trips in each direction.
+ */
+export async function expectBothWays(c: Cluster, from: number, others: readonly number[]): Promise<void> {
+  const p = c.pod(from, 0);
+  const servers: ProbeServer<unknown>[] = [];
+  try {
+    for (const pod of c.pods()) servers.push(await startProbe(c, pod.ns, 'echo-server', { port: ECHO_PORT, 'timeout-ms': 60_000 }));
+    for (const i of others) {
+      const other = c.pod(i, 0);
+      for (const [a, b] of [
+        [p, other],
+        [other, p],
+      ] as const) {
+        const ping = await c.outcome(a.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', b.ipv4]);
+        expect(parsePing(ping.stdout).received, `${a.name} -> ${b.name} ping`).toBe(3);
+        const rtt = await probe<RttResult>(c, a.ns, 'tcp-rtt', { to: b.ipv4, port: ECHO_PORT, count: 5, 'timeout-ms': 10_000 });
+        expect(rtt.count, `${a.name} -> ${b.name} tcp`).toBe(5);
+      }
+    }
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
 }

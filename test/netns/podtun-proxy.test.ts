@@ -25,7 +25,6 @@ import { expectBothWays, netnsSkipReason, parsePing, podtunSkipReason, printSkip
 const baseSkip = netnsSkipReason(['ping']) ?? podtunSkipReason();
 printSkip('podtun-proxy.test.ts', baseSkip);
 
-
 const CASES: Array<{ kind: ProxyKind; proxy: ProxyOptions }> = [
   { kind: 'squid', proxy: {} },
   { kind: 'tinyproxy', proxy: { user: 'podtun', pass: 'k8s-proxy-pass' } },

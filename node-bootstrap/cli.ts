@@ -10,22 +10,36 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, resolveConfigSources } from './config.js';
+import { DEFAULT_API_SOCKET } from './status-server.js';
 
 export const USAGE = `Usage:
   podtun run --config FILE [--log-level LEVEL] [--status-socket PATH]
+  podtun status [--socket PATH] [--json]
+  podtun routes [--socket PATH] [--json]
+  podtun peers [--socket PATH] [--json] [--watch [--count N]]
   podtun demo [--mode podtun|kernel-routing]
+  podtun doctor --config FILE [--socket PATH] [--json]
   podtun version
   podtun --help
 
 Commands:
   run       Run this node's pod-network router (root: opens a TUN, sets routes and sysctls).
+  status    This node, its lease, its peers (transport, state, endpoint, RTT, MTU, bytes), drops.
+  routes    The route table: subnet -> node -> transport -> state.
+  peers     The peer table; --watch redraws it every second until Ctrl-C (or N times: --count N).
+  doctor    Check what breaks pod networking on this node (TUN, forwarding, routes, peers, MTU).
   demo      Build a throwaway 3-node cluster in network namespaces and show podtun carrying it.
   version   Print the version.
 
 Options for run:
   --config FILE          Node config, YAML or JSON (env PODTUN_CONFIG).
   --log-level LEVEL      trace|debug|info|warn|error; wins over the file (env PODTUN_LOG_LEVEL).
-  --status-socket PATH   Serve GET /status and /healthz on this Unix socket (env PODTUN_STATUS_SOCKET).
+  --status-socket PATH   Serve the local API (GET /status, /healthz, /readyz, /metrics) on this
+                         Unix socket (env PODTUN_STATUS_SOCKET; default ${DEFAULT_API_SOCKET}).
+
+Options for status, routes, peers:
+  --socket PATH          The daemon's socket (env PODTUN_STATUS_SOCKET; default ${DEFAULT_API_SOCKET}).
+  --json                 The daemon's GET /status JSON instead of a table.
 
 Signals (run): SIGTERM/SIGINT shut down cleanly (a second one exits at once); SIGHUP reloads
 the config (also reloaded when the file changes).
@@ -38,11 +52,14 @@ export const EXIT_USAGE = 2;
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
+  /** stdout is a terminal: `peers --watch` clears the screen between draws. Default false. */
+  isTty?: boolean;
 }
 
 const processIo: CliIo = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
+  isTty: process.stdout.isTTY,
 };
 
 export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: CliIo = processIo): Promise<number> {
@@ -61,6 +78,14 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
       return runCommand(rest, env, io);
     case 'demo':
       return demoCommand(rest, io);
+    case 'status':
+    case 'routes':
+    case 'peers': {
+      const { viewCommand } = await import('./status-command.js');
+      return viewCommand(command, rest, env, io);
+    }
+    case 'doctor':
+      return (await import('./doctor.js')).doctorCommand(rest, env, io);
     default:
       return usageError(io, `unknown command "${command}"`);
   }
@@ -94,7 +119,7 @@ async function runCommand(args: readonly string[], env: Readonly<Record<string, 
     if (err instanceof ConfigError) return usageError(io, err.message);
     throw err;
   }
-  const statusSocket = nonEmpty(values['status-socket']) ?? nonEmpty(env['PODTUN_STATUS_SOCKET']);
+  const statusSocket = nonEmpty(values['status-socket']) ?? nonEmpty(env['PODTUN_STATUS_SOCKET']) ?? DEFAULT_API_SOCKET;
   const { runNode } = await import('./run-node.js');
   return runNode({ configPath: sources.path, overrides: sources.overrides, statusSocket }, async () => (await import('./node-deps.js')).defaultNodeDeps);
 }
@@ -128,7 +153,7 @@ async function demoCommand(args: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
-function usageError(io: CliIo, reason: string): number {
+export function usageError(io: CliIo, reason: string): number {
   io.err(`podtun: ${reason}\n\n${USAGE}`);
   return EXIT_USAGE;
 }

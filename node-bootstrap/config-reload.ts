@@ -21,6 +21,8 @@ export function checkReloadable(running: NodeConfig, next: NodeConfig): void {
   compare('listen', running.listen.text, next.listen.text);
   compare('underlayMtu', running.underlayMtu, next.underlayMtu);
   compare('ws', running.ws, next.ws);
+  compare('api', running.api, next.api);
+  compare('dashboard', running.dashboard, next.dashboard);
   if (!running.clusterSecret.equals(next.clusterSecret)) {
     issues.push({ path: 'clusterSecret', reason: 'changed; restart podtun to apply (on every node)' });
   }

@@ -83,6 +83,7 @@ describe('validateConfig', () => {
     expect(config).toMatchObject({ tunName: 'podtun0', underlayMtu: 1500, logLevel: 'info', listen: { text: '0.0.0.0:8285' } });
     expect(config.ws).toEqual({ listen: undefined, tls: undefined, caFile: undefined });
     expect(config.proxy).toBeUndefined();
+    expect(config.api.listen).toBeUndefined();
     expect(config.nodes[0]?.transport).toBe('auto');
     expect(config.nodes[0]?.wsEndpoint).toBeUndefined();
     expect(config.nodes[0]?.endpoint).toBeUndefined();
@@ -163,6 +164,11 @@ describe('validateConfig', () => {
     ['proxy https', (r) => { r['proxy'] = 'https://10.0.0.1:3128'; }, 'proxy', /scheme "https:" not supported; expected "http:\/\/\[user:pass@\]host:port"/],
     ['proxy not a URL', (r) => { r['proxy'] = '10.0.0.1:3128'; }, 'proxy', /expected "http:\/\/\[user:pass@\]host:port"/],
     ['proxy with a path', (r) => { r['proxy'] = 'http://10.0.0.1:3128/x'; }, 'proxy', /no path/],
+    // api
+    ['api not a mapping', (r) => { r['api'] = '127.0.0.1:9402'; }, 'api', /expected a mapping \(listen\), got string/],
+    ['api unknown key', (r) => { r['api'] = { port: 9402 }; }, 'api.port', /unknown setting \(known: listen\)/],
+    ['api.listen no port', (r) => { r['api'] = { listen: '127.0.0.1' }; }, 'api.listen', /.+/],
+    ['api.listen a name', (r) => { r['api'] = { listen: 'localhost:9402' }; }, 'api.listen', /.+/],
     // per node
     ['wsEndpoint http', (r) => { nodeAt(r, 1)['wsEndpoint'] = 'http://192.168.77.2:8443'; }, 'nodes[1].wsEndpoint', /scheme must be ws or wss/],
     ['wsEndpoint not a URL', (r) => { nodeAt(r, 1)['wsEndpoint'] = '192.168.77.2:8443'; }, 'nodes[1].wsEndpoint', /not a URL; expected "ws:\/\/host:port" or "wss:\/\/host:port"/],
@@ -188,6 +194,7 @@ describe('validateConfig', () => {
     const raw = good();
     raw['ws'] = { listen: '0.0.0.0:8443', tls: { certFile: 'tls/cert.pem', keyFile: '/etc/podtun/key.pem' }, caFile: 'ca.pem' };
     raw['proxy'] = 'http://user:pass@10.0.0.1:3128';
+    raw['api'] = { listen: '127.0.0.1:9402' };
     nodeAt(raw, 0)['wsEndpoint'] = 'wss://node-a.example:8443';
     nodeAt(raw, 1)['wsEndpoint'] = 'ws://192.168.77.2:8443';
     nodeAt(raw, 1)['transport'] = 'ws';
@@ -199,6 +206,7 @@ describe('validateConfig', () => {
       caFile: '/etc/podtun/ca.pem',
     });
     expect(config.proxy).toBe('http://user:pass@10.0.0.1:3128');
+    expect(config.api.listen?.text).toBe('127.0.0.1:9402');
     expect(config.nodes.map((n) => [n.wsEndpoint, n.transport, n.endpoint?.text])).toEqual([
       ['wss://node-a.example:8443', 'auto', '192.168.77.1:8285'],
       ['ws://192.168.77.2:8443', 'ws', undefined],

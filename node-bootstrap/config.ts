@@ -63,6 +63,13 @@ export interface NodeSpec {
   readonly transport: TransportMode;
 }
 
+/** The local API's settings (the `api` block): the Unix socket is always served, TCP only when set. */
+/** An optional TCP listener (the `api` and `dashboard` blocks). */
+export interface ListenSettings {
+  /** "host:port" to serve on; undefined: not served over TCP. */
+  readonly listen: HostPort | undefined;
+}
+
 /** The WebSocket transport's settings (the `ws` block); file paths are absolute. */
 export interface WsSettings {
   /** "host:port" to accept connections on; undefined: this node only dials out. */
@@ -89,6 +96,10 @@ export interface NodeConfig {
   readonly ws: WsSettings;
   /** HTTP proxy for WebSocket dials ("http://[user:pass@]host:port"); undefined: from the environment. */
   readonly proxy: string | undefined;
+  /** The local API over TCP too (e.g. Prometheus scrapes); it is always on the Unix socket. */
+  readonly api: ListenSettings;
+  /** The live dashboard; off unless `dashboard.listen` is set. */
+  readonly dashboard: ListenSettings;
   readonly nodes: readonly NodeSpec[];
 }
 
@@ -178,8 +189,9 @@ export function parseConfigText(text: string, source: string, overrides: ConfigO
 
 const TOP_LEVEL_KEYS = [
   'nodeName', 'clusterCidrs', 'tunName', 'listen', 'underlayMtu', 'logLevel',
-  'clusterSecret', 'clusterSecretFile', 'ws', 'proxy', 'nodes',
+  'clusterSecret', 'clusterSecretFile', 'ws', 'proxy', 'api', 'dashboard', 'nodes',
 ] as const;
+const LISTEN_BLOCK_KEYS = ['listen'] as const;
 const NODE_KEYS = ['name', 'subnets', 'endpoint', 'wsEndpoint', 'transport', 'mtu'] as const;
 const WS_KEYS = ['listen', 'tls', 'caFile'] as const;
 const TLS_KEYS = ['certFile', 'keyFile'] as const;
@@ -240,6 +252,8 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   const clusterSecret = clusterSecretAt(raw['clusterSecret'], raw['clusterSecretFile'], baseDir, issue);
   const ws = wsSettingsAt(raw['ws'], baseDir, issue);
   const proxy = raw['proxy'] === undefined || raw['proxy'] === null ? undefined : proxyAt(raw['proxy'], issue);
+  const api = listenBlockAt(raw['api'], 'api', issue);
+  const dashboard = listenBlockAt(raw['dashboard'], 'dashboard', issue);
 
   // nodes
   const nodes: NodeSpec[] = [];
@@ -339,7 +353,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
 
   if (issues.length > 0) throw new ConfigError(source, issues);
   if (nodeName === undefined || tunName === undefined || listen === undefined || underlayMtu === undefined ||
-    clusterSecret === undefined || ws === undefined) {
+    clusterSecret === undefined || ws === undefined || api === undefined || dashboard === undefined) {
     throw new ConfigError(source, [{ path: '', reason: 'internal: missing field without an issue' }]);
   }
   return deepFreeze({
@@ -354,6 +368,8 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     clusterSecret,
     ws,
     proxy,
+    api,
+    dashboard,
     nodes,
   });
 }
@@ -517,6 +533,24 @@ function wsSettingsAt(value: unknown, baseDir: string, report: IssueFn): WsSetti
   const caFile = filePathAt(value['caFile'], 'ws.caFile', baseDir, issue, false);
   if (bad) return undefined;
   return { listen, tls, caFile };
+}
+
+/** An optional `{ listen: "host:port" }` block (`api`, `dashboard`); absent: no TCP listener. */
+function listenBlockAt(value: unknown, field: string, issue: IssueFn): ListenSettings | undefined {
+  if (value === undefined || value === null) return { listen: undefined };
+  if (!isRecord(value)) return issue(field, `expected a mapping (listen), got ${describe(value)}`);
+  let bad = false;
+  for (const key of Object.keys(value)) {
+    if (!(LISTEN_BLOCK_KEYS as readonly string[]).includes(key)) {
+      bad = true;
+      issue(`${field}.${key}`, `unknown setting (known: ${LISTEN_BLOCK_KEYS.join(', ')})`);
+    }
+  }
+  const rawListen = value['listen'];
+  if (rawListen === undefined || rawListen === null) return bad ? undefined : { listen: undefined };
+  const listen = hostPortAt(rawListen, `${field}.listen`, issue);
+  if (listen === undefined) return undefined;
+  return bad ? undefined : { listen };
 }
 
 /** An `http://[user:pass@]host:port` proxy URL, kept as written. */

@@ -1,7 +1,8 @@
 /**
  * `podtun run`: one node, wired. Flow:
  *
- *  1. config (already validated) -> root logger -> a child per component.
+ *  1. config (already validated) -> root logger -> a child per component. The local API (status
+ *     socket, optional TCP `api.listen`) starts first, so /readyz answers 503 while the rest comes up.
  *  2. open the TUN (PacketDevice); create the UDP and WebSocket transports and the per-peer
  *     TransportSelector over them (they bind when the router starts). The TUN MTU is sized
  *     for UDP whichever transport carries a peer.
@@ -23,11 +24,13 @@ import { setupHostNetwork } from './host-network.js';
 import type { HostNetwork, HostOps } from './host-network.js';
 import { componentLogger, createRootLogger } from './logger.js';
 import type { LogDestination, RootLogger, RootLoggerOptions } from './logger.js';
-import { startStatusServer } from './status-server.js';
-import type { StatusServer } from './status-server.js';
+import { startDropLog } from './drop-log.js';
+import { Readiness, startLocalApi } from './local-api.js';
+import { createMetrics } from './metrics.js';
 import { StaticSubnetManager } from '../ipam/static-subnet-manager.js';
 import type { LeaseEvent } from '../ipam/subnet-manager.js';
 import type { Logger } from '../router/logger.js';
+import { startDashboard } from './dashboard/dashboard-server.js';
 import type { PacketDevice } from '../router/packet-device.js';
 import type { RouterOptions, RouterStats } from '../router/router.js';
 import type { Transport } from '../tunnel/transport.js';
@@ -79,8 +82,10 @@ export interface StartNodeOptions {
   loadConfig?: () => Promise<NodeConfig>;
   /** Watch the config file for edits (default true). */
   watchConfig?: boolean;
-  /** Serve GET /status and /healthz on this Unix socket. */
+  /** Serve the local API (local-api.ts) on this Unix socket; the CLI defaults it to DEFAULT_API_SOCKET. */
   statusSocket?: string | undefined;
+  /** Default process metrics in /metrics (default true; tests running several nodes in one process turn them off). */
+  processMetrics?: boolean;
   log: Logger;
   /** A reload changed the log level. */
   onLogLevel?: (level: LogLevel) => void;
@@ -113,7 +118,31 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     }
   };
 
+  let router: NodeRouter | undefined;
+  const readiness = new Readiness();
+
   try {
+    if (options.statusSocket !== undefined || config.api.listen !== undefined) {
+      const statsNow = (): RouterStats | undefined => router?.stats();
+      const api = await startLocalApi({
+        socketPath: options.statusSocket,
+        tcp: config.api.listen,
+        stats: statsNow,
+        readiness,
+        metrics: createMetrics({ stats: statsNow, ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }) }),
+        log: componentLogger(log, 'api'),
+      });
+      undo.push(() => api.close());
+    }
+    if (config.dashboard.listen !== undefined) {
+      const dashboard = await startDashboard({
+        listen: config.dashboard.listen.text,
+        getStatus: () => router?.stats() ?? { node: config.nodeName, localSubnets: [], peers: [], drops: {}, transport: {} },
+        log: componentLogger(log, 'dashboard'),
+      });
+      undo.push(() => dashboard.close());
+    }
+
     const device = await deps.openDevice({ name: config.tunName, log: componentLogger(log, 'tun') });
     let deviceOwned = true;
     undo.push(() => {
@@ -159,7 +188,9 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     });
     undo.push(() => hostNetwork.undo());
 
-    const router = deps.createRouter({
+    readiness.checks.tun = true;
+
+    const created = deps.createRouter({
       device,
       transport,
       localNode: config.nodeName,
@@ -171,10 +202,14 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       log: componentLogger(log, 'router'),
     });
     // From here the router owns the device and the transport (router.close closes both).
+    router = created;
     deviceOwned = false;
     owned = undefined;
-    undo.push(() => router.close());
-    await router.start();
+    undo.push(() => created.close());
+    await created.start();
+    readiness.checks.transports = true;
+    const dropLog = startDropLog({ drops: () => router?.stats().drops, log: componentLogger(log, 'router') });
+    undo.push(() => dropLog.close());
 
     const ipamLog = componentLogger(log, 'ipam');
     let logLevel = config.logLevel;
@@ -198,21 +233,14 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     // The first batch (the full set) is delivered before watchLeases first awaits.
     const watching = manager.watchLeases(watchAbort.signal, (events) => {
       ipamLog.debug({ added: count(events, 'added'), removed: count(events, 'removed') }, 'lease events');
-      router.applyLeaseEvents(events);
+      created.applyLeaseEvents(events);
+      readiness.checks.routes = true;
+      readiness.checks.lease = created.stats().localSubnets.length > 0;
     });
     undo.push(async () => {
       watchAbort.abort();
       await watching;
     });
-
-    if (options.statusSocket !== undefined) {
-      const status: StatusServer = await startStatusServer({
-        socketPath: options.statusSocket,
-        getStatus: () => router.stats(),
-        log: componentLogger(log, 'status'),
-      });
-      undo.push(() => status.close());
-    }
 
     log.info(
       {
@@ -232,9 +260,10 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       tunName: device.name,
       tunnelMtu,
       hostNetwork,
-      stats: () => router.stats(),
+      stats: () => created.stats(),
       reload: () => manager.reload(),
       close() {
+        readiness.stopping = true;
         closing ??= unwind();
         return closing;
       },

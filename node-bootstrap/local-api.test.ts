@@ -1,0 +1,116 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RouterStats } from '../router/router.js';
+import { FAKE_STATS } from '../test/fake-router-stats.js';
+import { main } from './cli.js';
+import type { CliIo } from './cli.js';
+import { Readiness, startLocalApi } from './local-api.js';
+import type { LocalApi } from './local-api.js';
+import { createMetrics } from './metrics.js';
+import { fetchApi } from './status-server.js';
+import type { Logger } from '../router/logger.js';
+
+const quiet: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => quiet,
+  isLevelEnabled: () => false,
+};
+
+function captureIo(): CliIo & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out: (t: string) => { io.stdout += t; }, err: (t: string) => { io.stderr += t; } };
+  return io;
+}
+
+describe('local API', () => {
+  let api: LocalApi | undefined;
+  afterEach(async () => {
+    await api?.close();
+    api = undefined;
+  });
+
+  async function start(stats: () => RouterStats | undefined, readiness = new Readiness()): Promise<{ socket: string; tcp: string }> {
+    const socket = join(mkdtempSync(join(tmpdir(), 'podtun-api-')), 'sub', 'podtun.sock');
+    api = await startLocalApi({
+      socketPath: socket,
+      tcp: { host: '127.0.0.1', port: 0, family: 4, text: '127.0.0.1:0' },
+      stats,
+      readiness,
+      metrics: createMetrics({ stats, processMetrics: false }),
+      log: quiet,
+    });
+    return { socket, tcp: `http://127.0.0.1:${api.tcpAddress?.port ?? 0}` };
+  }
+
+  it('answers /status, /healthz, /metrics on the socket and over TCP', async () => {
+    const { socket, tcp } = await start(() => FAKE_STATS);
+    const status = await fetchApi(socket, '/status');
+    expect(status.status).toBe(200);
+    expect(status.body).toMatchObject({ node: 'n1', lease: ['10.244.1.0/24'], routes: expect.any(Array) });
+    expect((await fetchApi(socket, '/healthz')).body).toBe('ok\n');
+    const metrics = await fetch(`${tcp}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('podtun_drops_total{reason="spoofed"} 3');
+    expect((await fetch(`${tcp}/nope`)).status).toBe(404);
+  });
+
+  it('answers /readyz 503 with the first missing step, then 200, then 503 while stopping', async () => {
+    const readiness = new Readiness();
+    const { socket } = await start(() => undefined, readiness);
+    expect(await fetchApi(socket, '/readyz')).toEqual({
+      status: 503,
+      body: { ready: false, reason: 'tun not up', checks: { tun: false, transports: false, routes: false, lease: false } },
+    });
+    expect((await fetchApi(socket, '/status')).status).toBe(503);
+    Object.assign(readiness.checks, { tun: true, transports: true, routes: true });
+    expect((await fetchApi(socket, '/readyz')).body).toMatchObject({ reason: 'lease not up' });
+    readiness.checks.lease = true;
+    expect(await fetchApi(socket, '/readyz')).toEqual({ status: 200, body: { ready: true } });
+    readiness.stopping = true;
+    expect((await fetchApi(socket, '/readyz')).body).toMatchObject({ reason: 'shutting down' });
+  });
+
+  it('closes twice and removes the socket file', async () => {
+    const { socket } = await start(() => FAKE_STATS);
+    await api?.close();
+    await api?.close();
+    await expect(fetchApi(socket, '/healthz')).rejects.toThrow(/ENOENT/);
+  });
+
+  it.each([
+    [['status'], /^node {3}n1\nlease {2}10\.244\.1\.0\/24\n\nPEER/],
+    [['routes'], /^SUBNET +NODE +TRANSPORT +STATE\n10\.244\.1\.0\/24 +n1 +local +local\n/],
+    [['peers'], /^PEER .*\nn2 +udp +up /],
+    [['peers', '--watch', '--count', '2'], /^PEER[^]*\n\nPEER/],
+  ])('podtun %j prints plain text', async (argv, want) => {
+    const { socket } = await start(() => FAKE_STATS);
+    const io = captureIo();
+    expect(await main([...argv, '--socket', socket], {}, io)).toBe(0);
+    expect(io.stdout).toMatch(want);
+    // eslint-disable-next-line no-control-regex
+    expect(io.stdout).not.toMatch(/\x1b/);
+  });
+
+  it('podtun status --json prints the report (socket from PODTUN_STATUS_SOCKET)', async () => {
+    const { socket } = await start(() => FAKE_STATS);
+    const io = captureIo();
+    expect(await main(['status', '--json'], { PODTUN_STATUS_SOCKET: socket }, io)).toBe(0);
+    expect(JSON.parse(io.stdout)).toMatchObject({ node: 'n1', peers: [{ node: 'n2', mtu: 1460 }, { node: 'n3' }] });
+  });
+});
+
+describe('podtun status without a daemon', () => {
+  it.each([
+    [['status'], 1, /^cannot reach podtun at \/nonexistent\/podtun\.sock: .*ENOENT/],
+    [['routes', '--watch'], 2, /--watch and --count are for `podtun peers`/],
+    [['peers', '--count', '0', '--watch'], 2, /--count: "0" is not a positive integer/],
+  ])('%j exits %d', async (argv, code, message) => {
+    const io = captureIo();
+    expect(await main([...argv, '--socket', '/nonexistent/podtun.sock'], {}, io)).toBe(code);
+    expect(io.stderr).toMatch(message);
+  });
+});

@@ -26,6 +26,7 @@ const skipReason = netnsSkipReason(['curl']) ?? podtunSkipReason();
 printSkip('podtun-observe.test.ts', skipReason);
 
 const API = '127.0.0.1:9402';
+const DASHBOARD = '127.0.0.1:9403';
 const BYTES = 8 * 1024 * 1024;
 
 interface StatusJson {
@@ -63,7 +64,17 @@ describe.skipIf(skipReason !== undefined)('podtun: status CLI, readiness and met
     podsPerNode: 1,
     ipv6: false,
     mode: 'podtun',
-    podtun: { config: { api: { listen: API } } },
+    podtun: { config: { api: { listen: API }, dashboard: { listen: DASHBOARD } } },
+  });
+
+  it('serves the dashboard page and its live status when dashboard.listen is set', async () => {
+    const c = cluster();
+    const page = await c.exec(c.node(1).ns, ['curl', '-s', '--max-time', '3', `http://${DASHBOARD}/`]);
+    expect(page.stdout).toContain('<html');
+    expect(page.stdout).toContain('uplot');
+    const status = await c.exec(c.node(1).ns, ['curl', '-s', '--max-time', '3', `http://${DASHBOARD}/status`]);
+    const peers = (JSON.parse(status.stdout) as { peers: { node: string }[] }).peers.map((p) => p.node).sort();
+    expect(peers).toEqual(['n2', 'n3']);
   });
 
   it('reports ready, lease and routes', async () => {

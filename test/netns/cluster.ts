@@ -307,11 +307,15 @@ function removeHandlers(): void {
   process.off('SIGTERM', onSignal);
 }
 
+/**
+ * A run id no live namespace and no kept run folder uses: a folder kept from a failed run would
+ * otherwise have its logs appended to by the new run (two "node ready" lines in one log).
+ */
 function newRunId(): string {
   const existing = listNamespaces();
   for (let attempt = 0; attempt < 20; attempt++) {
     const id = randomBytes(3).toString('hex').slice(0, 3);
-    if (!existing.some((ns) => ns.startsWith(`pt${id}-`))) return id;
+    if (!existing.some((ns) => ns.startsWith(`pt${id}-`)) && !existsSync(join(harnessDir(), id))) return id;
   }
   throw new Error('cannot find an unused run id for namespaces');
 }

@@ -16,18 +16,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../router/logger.js';
 import { HostNetworkError, setupHostNetwork, systemHostOps, tunAddressesOf } from './host-network.js';
 import type { HostOps } from './host-network.js';
+import { quietLogger } from '../test/recording-logger.js';
 
-const quiet: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => quiet,
-  isLevelEnabled: () => false,
-};
 
 function run(file: string, args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -83,7 +75,7 @@ describe.skipIf(skipReason !== undefined)('setupHostNetwork in a network namespa
     localSubnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
     clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/48'],
     mtu: 1460,
-    log: quiet,
+    log: quietLogger,
     ops,
   };
 

@@ -10,16 +10,8 @@ import { Readiness, startLocalApi } from './local-api.js';
 import type { LocalApi } from './local-api.js';
 import { createMetrics } from './metrics.js';
 import { fetchApi } from './status-server.js';
-import type { Logger } from '../router/logger.js';
+import { quietLogger } from '../test/recording-logger.js';
 
-const quiet: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => quiet,
-  isLevelEnabled: () => false,
-};
 
 function captureIo(): CliIo & { stdout: string; stderr: string } {
   const io = { stdout: '', stderr: '', out: (t: string) => { io.stdout += t; }, err: (t: string) => { io.stderr += t; } };
@@ -41,7 +33,7 @@ describe('local API', () => {
       stats,
       readiness,
       metrics: createMetrics({ stats, processMetrics: false }),
-      log: quiet,
+      log: quietLogger,
     });
     return { socket, tcp: `http://127.0.0.1:${api.tcpAddress?.port ?? 0}` };
   }

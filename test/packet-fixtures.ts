@@ -7,6 +7,7 @@ import ipPacket from 'ip-packet';
 import { parseAddress } from '../router/cidr.js';
 import { finishChecksum, internetChecksum, sumWords } from '../router/checksum.js';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HDR_LEN } from '../router/packet-batch.js';
+import type { PacketBatch } from '../router/packet-batch.js';
 
 export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;
@@ -184,3 +185,19 @@ export function withVnetHdr(packet: Buffer, options: VnetOptions = {}): Buffer {
 }
 
 export { VNET_F_NEEDS_CSUM };
+
+/**
+ * The packets laid end to end in one buffer as a PacketBatch, with `gapBytes` of 0xee filler
+ * before each (so offsets are not simply cumulative), and an `idx` selecting all of them.
+ */
+export function batchOf(packets: Buffer[], gapBytes = 0): { batch: PacketBatch; idx: Int32Array } {
+  const buf = Buffer.concat(packets.flatMap((p) => [Buffer.alloc(gapBytes, 0xee), p]));
+  const offs = new Int32Array(2 * packets.length);
+  let at = 0;
+  packets.forEach((p, i) => {
+    offs[2 * i] = at + gapBytes;
+    offs[2 * i + 1] = p.length;
+    at += gapBytes + p.length;
+  });
+  return { batch: { buf, offs, count: packets.length }, idx: Int32Array.from(packets.keys()) };
+}

@@ -25,3 +25,13 @@ export function recordingLogger(lines: LogLine[], bindings: Record<string, unkno
     isLevelEnabled: () => true,
   };
 }
+
+/** A Logger that drops everything, for tests that assert nothing about logs. */
+export const quietLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => quietLogger,
+  isLevelEnabled: () => false,
+};

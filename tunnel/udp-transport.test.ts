@@ -11,7 +11,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
-import type { PacketBatch } from '../router/packet-batch.js';
 import { VNET_HDR_LEN } from '../router/packet-batch.js';
 import { FakeUdpNetwork } from '../test/fake-native-udp.js';
 import { nodeIdOf } from './node-id.js';
@@ -41,6 +40,7 @@ import type { UdpOpener, UdpTransportOptions } from './udp-transport.js';
 import { recordingLogger } from '../test/recording-logger.js';
 import type { LogLine } from '../test/recording-logger.js';
 import { collector } from '../test/inbound-collector.js';
+import { batchOf } from '../test/packet-fixtures.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const nativeBuilt = existsSync(join(root, 'build', 'Release', 'podtun.node'));
@@ -102,17 +102,6 @@ function checksumsOk(ipPkt: Buffer): boolean {
   return checksum(ipPkt, 20, 20 + udpLen, pseudo) === 0xffff;
 }
 
-function batchOf(packets: Buffer[]): { batch: PacketBatch; idx: Int32Array } {
-  const buf = Buffer.concat(packets);
-  const offs = new Int32Array(2 * packets.length);
-  let at = 0;
-  packets.forEach((p, i) => {
-    offs[2 * i] = at;
-    offs[2 * i + 1] = p.length;
-    at += p.length;
-  });
-  return { batch: { buf, offs, count: packets.length }, idx: Int32Array.from(packets.keys()) };
-}
 
 // --- recording logger and sink ---
 

@@ -13,6 +13,7 @@ import {
   framedBytes,
   newInboundBatch,
 } from './ws-framing.js';
+import { batchOf } from '../test/packet-fixtures.js';
 
 /** A packet of `len` bytes whose content identifies it (virtio header + IP are opaque here). */
 function packet(len: number, seed: number): Buffer {
@@ -22,17 +23,6 @@ function packet(len: number, seed: number): Buffer {
 }
 
 /** The packets laid out in one buffer with 7 bytes of headroom before each (as a TUN batch). */
-function batchOf(packets: Buffer[]): { batch: PacketBatch; idx: Int32Array } {
-  const buf = Buffer.concat(packets.flatMap((p) => [Buffer.alloc(7, 0xee), p]));
-  const offs = new Int32Array(2 * packets.length);
-  let at = 0;
-  packets.forEach((p, i) => {
-    offs[2 * i] = at + 7;
-    offs[2 * i + 1] = p.length;
-    at += 7 + p.length;
-  });
-  return { batch: { buf, offs, count: packets.length }, idx: Int32Array.from(packets.keys()) };
-}
 
 /** Encodes all of `idx` as the transport does, splitting at maxPayloadBytes. */
 function encodeAll(batch: PacketBatch, idx: Int32Array, maxPayloadBytes: number): Buffer[] {
@@ -68,7 +58,7 @@ function decodeAll(messages: Buffer[], slot: number): Buffer[] {
 describe('ws framing', () => {
   it('round-trips a 64 KiB super-packet and many small packets in one message', () => {
     const packets = [packet(10 + 65535, 1), ...Array.from({ length: 500 }, (_, i) => packet(30 + (i % 1400), i + 2))];
-    const { batch, idx } = batchOf(packets);
+    const { batch, idx } = batchOf(packets, 7);
     const messages = encodeAll(batch, idx, 4 * 1024 * 1024);
     expect(messages).toHaveLength(1);
     expect(messages[0]?.length).toBe(framedBytes(batch, idx, 0, packets.length));
@@ -78,7 +68,7 @@ describe('ws framing', () => {
 
   it('encodes a subset selected by idx, in idx order', () => {
     const packets = Array.from({ length: 6 }, (_, i) => packet(40 + i, i));
-    const { batch } = batchOf(packets);
+    const { batch } = batchOf(packets, 7);
     const idx = Int32Array.from([4, 1, 5]);
     const messages = encodeAll(batch, idx, 1 << 20);
     expect(decodeAll(messages, 0)).toEqual([packets[4], packets[1], packets[5]]);
@@ -89,7 +79,7 @@ describe('ws framing', () => {
       packet(10 + 65535, 1), packet(10 + 65535, 2), packet(1500, 3), packet(10 + 40000, 4),
       ...Array.from({ length: 300 }, (_, i) => packet(60 + i, i + 5)),
     ];
-    const { batch, idx } = batchOf(packets);
+    const { batch, idx } = batchOf(packets, 7);
     const max = 70_000;
     const messages = encodeAll(batch, idx, max);
     expect(messages.length).toBeGreaterThan(3);
@@ -99,11 +89,11 @@ describe('ws framing', () => {
 
   it('caps packets per message and refuses packets that cannot be framed', () => {
     const packets = Array.from({ length: MAX_PACKETS_PER_MESSAGE + 10 }, (_, i) => packet(MIN_FRAMED_PACKET_LEN, i));
-    const { batch, idx } = batchOf(packets);
+    const { batch, idx } = batchOf(packets, 7);
     expect(fitPackets(batch, idx, 0, packets.length, 1 << 30)).toBe(MAX_PACKETS_PER_MESSAGE);
     expect(decodeAll(encodeAll(batch, idx, 1 << 30), 1)).toHaveLength(packets.length);
 
-    const odd = batchOf([packet(100, 1), packet(MIN_FRAMED_PACKET_LEN - 1, 2), packet(100, 3), packet(2000, 4)]);
+    const odd = batchOf([packet(100, 1), packet(MIN_FRAMED_PACKET_LEN - 1, 2), packet(100, 3), packet(2000, 4)], 7);
     expect(fitPackets(odd.batch, odd.idx, 0, 4, 1 << 20)).toBe(1); // stops before the runt
     expect(fitPackets(odd.batch, odd.idx, 1, 3, 1 << 20)).toBe(0);
     expect(fitPackets(odd.batch, odd.idx, 2, 2, 1000)).toBe(1); // 2000 B does not fit in 1000
@@ -111,7 +101,7 @@ describe('ws framing', () => {
   });
 
   it('refuses garbled messages whole, without throwing', () => {
-    const good = encodeAll(batchOf([packet(100, 1), packet(200, 2)]).batch, Int32Array.from([0, 1]), 1 << 20)[0] as Buffer;
+    const good = encodeAll(batchOf([packet(100, 1), packet(200, 2)], 7).batch, Int32Array.from([0, 1]), 1 << 20)[0] as Buffer;
     const lenAt = (m: Buffer, at: number, len: number): Buffer => {
       const c = Buffer.from(m);
       c.writeUInt32BE(len, at);

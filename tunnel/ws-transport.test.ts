@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { PacketBatch } from '../router/packet-batch.js';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from '../router/packet-batch.js';
 import { PROTO_TCP, ipv4, tcp, udp, withVnetHdr } from '../test/packet-fixtures.js';
 import type { PeerSpec, PeerStatus } from './transport.js';
@@ -29,6 +28,7 @@ import type { WsTransportOptions } from './ws-transport.js';
 import { recordingLogger } from '../test/recording-logger.js';
 import type { LogLine } from '../test/recording-logger.js';
 import { collector } from '../test/inbound-collector.js';
+import { batchOf } from '../test/packet-fixtures.js';
 
 const SECRET = Buffer.from('podtun test cluster secret, 32 b');
 const OTHER_SECRET = Buffer.from('some other cluster secret 32 byt');
@@ -53,17 +53,6 @@ function superPacket(fill: number): Buffer {
     { flags: VNET_F_NEEDS_CSUM, gsoType: VNET_GSO_TCPV4, hdrLen: 40, gsoSize: 1400, csumStart: 20, csumOffset: 16 });
 }
 
-function batchOf(packets: Buffer[]): { batch: PacketBatch; idx: Int32Array } {
-  const buf = Buffer.concat(packets);
-  const offs = new Int32Array(2 * packets.length);
-  let at = 0;
-  packets.forEach((p, i) => {
-    offs[2 * i] = at;
-    offs[2 * i + 1] = p.length;
-    at += p.length;
-  });
-  return { batch: { buf, offs, count: packets.length }, idx: Int32Array.from(packets.keys()) };
-}
 
 function sendAll(t: WsTransport, slot: number, packets: Buffer[]): number {
   const { batch, idx } = batchOf(packets);

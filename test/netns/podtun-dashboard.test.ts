@@ -16,12 +16,12 @@ import type { Browser, Page } from 'playwright-core';
 import { startDashboard } from '../../node-bootstrap/dashboard/dashboard-server.js';
 import type { Dashboard } from '../../node-bootstrap/dashboard/dashboard-server.js';
 import { fetchStatus } from '../../node-bootstrap/status-server.js';
-import type { Logger } from '../../router/logger.js';
 import { findRepoRoot } from './cluster.js';
 import { probe, startProbe } from './probe.js';
 import type { SendResult, SinkResult } from './probe.js';
 import { waitPeers } from './podtun-status.js';
 import { netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
+import { quietLogger } from '../recording-logger.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -33,14 +33,6 @@ const skipReason =
   netnsSkipReason() ?? podtunSkipReason() ?? (existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (Debian package chromium)`);
 printSkip('podtun-dashboard.test.ts', skipReason);
 
-const quietLog: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => quietLog,
-  isLevelEnabled: () => false,
-};
 
 /** GET on 127.0.0.1:port; for /events, the status and the first `data:` line, then hangs up. */
 function get(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
@@ -79,7 +71,7 @@ describe('dashboard server', () => {
         reads++;
         return fake;
       },
-      log: quietLog,
+      log: quietLogger,
       intervalMs: 100,
       maxClients: 1,
     });
@@ -127,7 +119,7 @@ describe('dashboard server', () => {
     const d = await startDashboard({
       listen: '127.0.0.1:0',
       getStatus: () => Promise.reject(new Error('socket gone')),
-      log: quietLog,
+      log: quietLogger,
     });
     try {
       const res = await get(d.port, '/status');
@@ -151,7 +143,7 @@ describe.skipIf(skipReason !== undefined)('podtun dashboard in chromium', () => 
     dashboard = await startDashboard({
       listen: '127.0.0.1:0',
       getStatus: () => fetchStatus(c.node(1).statusSocket),
-      log: quietLog,
+      log: quietLogger,
     });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });

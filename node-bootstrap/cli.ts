@@ -19,6 +19,7 @@ export const USAGE = `Usage:
   podtun peers [--socket PATH] [--json] [--watch [--count N]]
   podtun demo [--mode podtun|kernel-routing]
   podtun doctor --config FILE [--socket PATH] [--json]
+  podtun uninstall [--config FILE]
   podtun version
   podtun --help
 
@@ -28,6 +29,8 @@ Commands:
   routes    The route table: subnet -> node -> transport -> state.
   peers     The peer table; --watch redraws it every second until Ctrl-C (or N times: --count N).
   doctor    Check what breaks pod networking on this node (TUN, forwarding, routes, peers, MTU).
+  uninstall Remove the CNI conflist and executables \`run\` installed (the config's cni block, or
+            /etc/cni/net.d/10-podtun.conflist and /opt/cni/bin/podtun{,-ipam}); IPAM state stays.
   demo      Build a throwaway 3-node cluster in network namespaces and show podtun carrying it.
   version   Print the version.
 
@@ -86,6 +89,8 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     }
     case 'doctor':
       return (await import('./doctor.js')).doctorCommand(rest, env, io);
+    case 'uninstall':
+      return (await import('./uninstall-command.js')).uninstallCommand(rest, env, io);
     default:
       return usageError(io, `unknown command "${command}"`);
   }

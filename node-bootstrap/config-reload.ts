@@ -1,6 +1,6 @@
 /**
  * Which config edits a running node can take: the node list (peers come and go, endpoints,
- * WebSocket endpoints, transport modes and MTUs change) and the log level. The rest shapes the
+ * WebSocket endpoints, transport modes and MTUs change; static mode) and the log level. The rest shapes the
  * TUN, the sockets, the secret or this node's addresses, so changing it needs a restart: such a
  * reload is refused, naming each field (never printing the secret or proxy credentials).
  */
@@ -23,6 +23,9 @@ export function checkReloadable(running: NodeConfig, next: NodeConfig): void {
   compare('ws', running.ws, next.ws);
   compare('api', running.api, next.api);
   compare('dashboard', running.dashboard, next.dashboard);
+  compare('subnetManager', running.subnetManager, next.subnetManager);
+  compare('advertise', running.advertise, next.advertise);
+  compare('cni', running.cni, next.cni);
   if (!running.clusterSecret.equals(next.clusterSecret)) {
     issues.push({ path: 'clusterSecret', reason: 'changed; restart podtun to apply (on every node)' });
   }
@@ -33,7 +36,7 @@ export function checkReloadable(running: NodeConfig, next: NodeConfig): void {
       reason: `the endpoints' address family changes the tunnel MTU from ${tunMtuOf(running)} to ${tunMtuOf(next)}; restart podtun to apply`,
     });
   }
-  if (issues.length === 0) {
+  if (issues.length === 0 && next.subnetManager.type === 'static') {
     const at = next.nodes.findIndex((n) => n.name === next.nodeName);
     compare(`nodes[${at}].subnets`, localNodeOf(running).subnets, localNodeOf(next).subnets);
   }

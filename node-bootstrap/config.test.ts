@@ -38,9 +38,9 @@ function nodeAt(raw: Raw, i: number): Raw {
   return (raw['nodes'] as Raw[])[i] as Raw;
 }
 
-/** Applies `edit` to a fresh good config and returns the validation error. */
-function errorOf(edit: (raw: Raw) => void): ConfigError {
-  const raw = good();
+/** Applies `edit` to a fresh config (default: good()) and returns the validation error. */
+function errorOf(edit: (raw: Raw) => void, base: () => Raw = good): ConfigError {
+  const raw = base();
   edit(raw);
   try {
     validateConfig(raw, 'node.yaml');
@@ -273,6 +273,86 @@ function findCollidingNames(): [string, string] {
   expect(nodeIdOf(names[0])).toBe(nodeIdOf(names[1]));
   return names;
 }
+
+function etcdRaw(): Raw {
+  const raw = good();
+  delete raw['nodes'];
+  raw['subnetManager'] = { type: 'etcd', endpoints: ['http://192.168.77.250:2379'] };
+  return raw;
+}
+
+describe('validateConfig: etcd leases and CNI install', () => {
+  it('defaults to the static manager and no CNI install', () => {
+    const config = validateConfig(good(), 'node.yaml');
+    expect(config.subnetManager).toEqual({ type: 'static' });
+    expect(config.advertise).toBeUndefined();
+    expect(config.cni).toBeUndefined();
+  });
+
+  it('takes an etcd manager with defaults, and the advertised endpoints', () => {
+    const raw = etcdRaw();
+    raw['advertise'] = { endpoint: '192.168.77.1:8285', transport: 'udp' };
+    raw['cni'] = {};
+    const config = validateConfig(raw, '/etc/podtun/node.yaml');
+    expect(config.subnetManager).toEqual({
+      type: 'etcd', endpoints: ['http://192.168.77.250:2379'], prefix: '/podtun/', ttlSeconds: 60,
+      subnetLengthV4: 24, subnetLengthV6: 64, tls: undefined,
+    });
+    expect(config.nodes).toEqual([]);
+    expect(config.advertise).toEqual({
+      endpoint: { host: '192.168.77.1', port: 8285, family: 4, text: '192.168.77.1:8285' }, wsEndpoint: undefined, transport: 'udp', mtu: undefined,
+    });
+    expect(config.cni).toEqual({
+      binDir: '/opt/cni/bin', confDir: '/etc/cni/net.d', confFileName: '10-podtun.conflist', networkName: 'podtun',
+      dataDir: '/var/lib/cni/networks', bridge: 'cni0',
+    });
+  });
+
+  it('advertises a specific listen address when no endpoint is given, none for a wildcard', () => {
+    const raw = etcdRaw();
+    raw['listen'] = '192.168.77.3:8285';
+    expect(validateConfig(raw, 'n.yaml').advertise?.endpoint?.text).toBe('192.168.77.3:8285');
+    expect(validateConfig(etcdRaw(), 'n.yaml').advertise?.endpoint).toBeUndefined();
+  });
+
+  it('resolves TLS and CNI paths against the config file', () => {
+    const raw = etcdRaw();
+    (raw['subnetManager'] as Raw)['tls'] = { caFile: 'ca.pem', certFile: 'c.pem', keyFile: 'k.pem' };
+    raw['cni'] = { binDir: 'bin', networkName: 'pods' };
+    const config = validateConfig(raw, '/etc/podtun/node.yaml');
+    expect(config.subnetManager.type === 'etcd' ? config.subnetManager.tls : undefined).toEqual({
+      caFile: '/etc/podtun/ca.pem', certFile: '/etc/podtun/c.pem', keyFile: '/etc/podtun/k.pem',
+    });
+    expect(config.cni).toMatchObject({ binDir: '/etc/podtun/bin', networkName: 'pods', confDir: '/etc/cni/net.d' });
+  });
+
+  const cases: [string, (raw: Raw) => void, string, RegExp][] = [
+    ['unknown type', (r) => { r['subnetManager'] = { type: 'consul' }; }, 'subnetManager.type', /"consul" is not one of static\|etcd/],
+    ['no endpoints', (r) => { r['subnetManager'] = { type: 'etcd' }; }, 'subnetManager.endpoints', /required: a list of etcd client URLs/],
+    ['bad endpoint', (r) => { r['subnetManager'] = { type: 'etcd', endpoints: ['etcd:2379'] }; }, 'subnetManager.endpoints[0]', /scheme must be http or https/],
+    ['ttl too short', (r) => { (r['subnetManager'] as Raw)['ttlSeconds'] = 1; }, 'subnetManager.ttlSeconds', /1 is out of range \(3-604800\)/],
+    ['subnet wider than the cluster', (r) => { (r['subnetManager'] as Raw)['subnetLength'] = 16; }, 'subnetManager.subnetLength', /does not split the cluster CIDR 10\.244\.0\.0\/16/],
+    ['subnet too small', (r) => { (r['subnetManager'] as Raw)['subnetLength'] = 31; }, 'subnetManager.subnetLength', /too small for a node subnet \(at most \/30\)/],
+    ['bad prefix', (r) => { (r['subnetManager'] as Raw)['prefix'] = 'podtun'; }, 'subnetManager.prefix', /not a key prefix like "\/podtun\/"/],
+    ['cert without key', (r) => { (r['subnetManager'] as Raw)['tls'] = { certFile: 'c.pem' }; }, 'subnetManager.tls', /certFile and keyFile go together/],
+    ['nodes with etcd', (r) => { r['nodes'] = good()['nodes']; }, 'nodes', /not used with subnetManager.type etcd/],
+    ['advertise unknown key', (r) => { r['advertise'] = { endpont: '1.2.3.4:1' }; }, 'advertise.endpont', /unknown setting/],
+    ['wsEndpoint without ws.listen', (r) => { r['advertise'] = { wsEndpoint: 'ws://192.168.77.1:8443' }; }, 'advertise.wsEndpoint', /no ws.listen/],
+    ['cni bad conf name', (r) => { r['cni'] = { confFileName: 'podtun.json' }; }, 'cni.confFileName', /ending in .conflist/],
+    ['cni bad bridge', (r) => { r['cni'] = { bridge: 'a-very-long-bridge-name' }; }, 'cni.bridge', /Linux interface name/],
+    ['cni not a mapping', (r) => { r['cni'] = true; }, 'cni', /expected a mapping/],
+  ];
+  it.each(cases)('%s -> error with field path and reason', (_what, edit, path, reason) => {
+    const err = errorOf(edit, etcdRaw);
+    const found = err.issues.find((i) => i.path === path);
+    expect(found?.reason, err.message).toMatch(reason);
+  });
+
+  it('refuses advertise in static mode, and a static config without nodes names etcd as the alternative', () => {
+    expect(errorOf((r) => { r['advertise'] = {}; }).issues[0]).toMatchObject({ path: 'advertise', reason: expect.stringMatching(/only used with subnetManager.type etcd/) });
+    expect(errorOf((r) => { delete r['nodes']; }).issues[0]?.reason).toMatch(/or subnetManager: \{type: etcd/);
+  });
+});
 
 describe('parseConfigText / loadConfig', () => {
   let dir = '';

@@ -80,6 +80,66 @@ export interface WsSettings {
   readonly caFile: string | undefined;
 }
 
+/** Where node subnet leases come from (the `subnetManager` block). */
+export type SubnetManagerSettings = StaticManagerSettings | EtcdManagerSettings;
+
+/** The `nodes` list of this file (the default). */
+export interface StaticManagerSettings {
+  readonly type: 'static';
+}
+
+/** Leases held in etcd: each node acquires a free subnet of the cluster CIDRs. */
+export interface EtcdManagerSettings {
+  readonly type: 'etcd';
+  /** Client URLs, "http(s)://host:port". */
+  readonly endpoints: readonly string[];
+  /** Key prefix, starting and ending with "/". */
+  readonly prefix: string;
+  /** A lease not renewed for this long is free again. */
+  readonly ttlSeconds: number;
+  readonly subnetLengthV4: number;
+  readonly subnetLengthV6: number;
+  /** Client TLS (absolute paths); undefined: plain or system-trusted https. */
+  readonly tls: { readonly caFile: string | undefined; readonly certFile: string | undefined; readonly keyFile: string | undefined } | undefined;
+}
+
+/** How peers reach this node, when leases come from etcd (static mode: its `nodes` entry). */
+export interface AdvertiseSettings {
+  /** Undefined: this node only dials out. */
+  readonly endpoint: HostPort | undefined;
+  readonly wsEndpoint: string | undefined;
+  readonly transport: TransportMode;
+  readonly mtu: number | undefined;
+}
+
+/** Installing the CNI executables and conflist once the node is ready (the `cni` block). */
+export interface CniSettings {
+  readonly binDir: string;
+  readonly confDir: string;
+  readonly confFileName: string;
+  readonly networkName: string;
+  /** podtun-ipam's state directory. */
+  readonly dataDir: string;
+  /** The pod bridge the reference `bridge` plugin creates. */
+  readonly bridge: string;
+}
+
+export const DEFAULT_ETCD_PREFIX = '/podtun/';
+export const DEFAULT_LEASE_TTL_SECONDS = 60;
+export const DEFAULT_SUBNET_LENGTH_V4 = 24;
+export const DEFAULT_SUBNET_LENGTH_V6 = 64;
+/** etcd grants no lease shorter than ~1.5 election timeouts; renewals need headroom. */
+export const MIN_LEASE_TTL_SECONDS = 3;
+export const MAX_LEASE_TTL_SECONDS = 7 * 24 * 3600;
+export const DEFAULT_CNI: CniSettings = {
+  binDir: '/opt/cni/bin',
+  confDir: '/etc/cni/net.d',
+  confFileName: '10-podtun.conflist',
+  networkName: 'podtun',
+  dataDir: '/var/lib/cni/networks',
+  bridge: 'cni0',
+};
+
 export interface NodeConfig {
   /** The file it came from, as given (used in messages). */
   readonly source: string;
@@ -100,6 +160,12 @@ export interface NodeConfig {
   readonly api: ListenSettings;
   /** The live dashboard; off unless `dashboard.listen` is set. */
   readonly dashboard: ListenSettings;
+  readonly subnetManager: SubnetManagerSettings;
+  /** etcd mode only: this node's endpoints (static mode reads them from `nodes`). */
+  readonly advertise: AdvertiseSettings | undefined;
+  /** Install the CNI plugins and conflist once ready; undefined: leave CNI alone. */
+  readonly cni: CniSettings | undefined;
+  /** Static mode: every node, this one included. Empty in etcd mode. */
   readonly nodes: readonly NodeSpec[];
 }
 
@@ -189,8 +255,14 @@ export function parseConfigText(text: string, source: string, overrides: ConfigO
 
 const TOP_LEVEL_KEYS = [
   'nodeName', 'clusterCidrs', 'tunName', 'listen', 'underlayMtu', 'logLevel',
-  'clusterSecret', 'clusterSecretFile', 'ws', 'proxy', 'api', 'dashboard', 'nodes',
+  'clusterSecret', 'clusterSecretFile', 'ws', 'proxy', 'api', 'dashboard', 'subnetManager', 'advertise',
+  'cni', 'nodes',
 ] as const;
+const ETCD_KEYS = ['type', 'endpoints', 'prefix', 'ttlSeconds', 'subnetLength', 'subnetLengthV6', 'tls'] as const;
+const ETCD_TLS_KEYS = ['caFile', 'certFile', 'keyFile'] as const;
+const ADVERTISE_KEYS = ['endpoint', 'wsEndpoint', 'transport', 'mtu'] as const;
+const CNI_KEYS = ['binDir', 'confDir', 'confFileName', 'networkName', 'dataDir', 'bridge'] as const;
+const CNI_NETWORK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const LISTEN_BLOCK_KEYS = ['listen'] as const;
 const NODE_KEYS = ['name', 'subnets', 'endpoint', 'wsEndpoint', 'transport', 'mtu'] as const;
 const WS_KEYS = ['listen', 'tls', 'caFile'] as const;
@@ -254,6 +326,9 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   const proxy = raw['proxy'] === undefined || raw['proxy'] === null ? undefined : proxyAt(raw['proxy'], issue);
   const api = listenBlockAt(raw['api'], 'api', issue);
   const dashboard = listenBlockAt(raw['dashboard'], 'dashboard', issue);
+  const subnetManager = subnetManagerAt(raw['subnetManager'], clusterCidrs, baseDir, issue);
+  const etcdMode = subnetManager?.type === 'etcd';
+  const cni = raw['cni'] === undefined || raw['cni'] === null ? undefined : cniAt(raw['cni'], baseDir, issue);
 
   // nodes
   const nodes: NodeSpec[] = [];
@@ -262,7 +337,9 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   const seenNames = new Map<string, string>();
   const seenIds = new Map<number, { name: string; path: string }>();
   const seenEndpoints = new Map<string, string>();
-  if (rawNodes === undefined) issue('nodes', 'required (the list of nodes, this one included)');
+  if (etcdMode) {
+    if (rawNodes !== undefined) issue('nodes', 'not used with subnetManager.type etcd (leases come from etcd); remove it, and put this node\'s endpoints under advertise');
+  } else if (rawNodes === undefined) issue('nodes', 'required (the list of nodes, this one included), or subnetManager: {type: etcd, ...}');
   else if (!Array.isArray(rawNodes)) issue('nodes', `expected a list of nodes, got ${describe(rawNodes)}`);
   else if (rawNodes.length === 0) issue('nodes', 'empty; it must list this node at least');
   else {
@@ -341,11 +418,15 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     });
   }
 
-  if (nodeName !== undefined && Array.isArray(rawNodes) && nodes.length > 0 && !nodes.some((n) => n.name === nodeName)) {
+  let advertise: AdvertiseSettings | undefined;
+  if (etcdMode) advertise = advertiseAt(raw['advertise'], listen, ws, clusterCidrs, issue);
+  else if (raw['advertise'] !== undefined) issue('advertise', 'only used with subnetManager.type etcd; in static mode this node\'s endpoints are its nodes[] entry');
+
+  if (!etcdMode && nodeName !== undefined && Array.isArray(rawNodes) && nodes.length > 0 && !nodes.some((n) => n.name === nodeName)) {
     issue('nodeName', `"${nodeName}" is not in nodes (${nodes.map((n) => n.name).join(', ')})`);
   }
 
-  const family = underlayFamily(listen, nodes);
+  const family = underlayFamily(listen, nodes, advertise);
   const underlayMtu =
     raw['underlayMtu'] === undefined
       ? checkTunnelMtu(DEFAULT_UNDERLAY_MTU, 'underlayMtu', clusterCidrs, family, issue)
@@ -353,7 +434,8 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
 
   if (issues.length > 0) throw new ConfigError(source, issues);
   if (nodeName === undefined || tunName === undefined || listen === undefined || underlayMtu === undefined ||
-    clusterSecret === undefined || ws === undefined || api === undefined || dashboard === undefined) {
+    clusterSecret === undefined || ws === undefined || api === undefined || dashboard === undefined ||
+    subnetManager === undefined) {
     throw new ConfigError(source, [{ path: '', reason: 'internal: missing field without an issue' }]);
   }
   return deepFreeze({
@@ -370,11 +452,14 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     proxy,
     api,
     dashboard,
+    subnetManager,
+    advertise,
+    cni,
     nodes,
   });
 }
 
-/** This node's entry (validation guarantees it exists). */
+/** This node's entry (static mode: validation guarantees it exists; etcd mode has none). */
 export function localNodeOf(config: NodeConfig): NodeSpec {
   const local = config.nodes.find((n) => n.name === config.nodeName);
   if (local === undefined) throw new ConfigError(config.source, [{ path: 'nodeName', reason: `"${config.nodeName}" is not in nodes` }]);
@@ -386,7 +471,7 @@ export function localNodeOf(config: NodeConfig): NodeSpec {
  * address) is IPv6, since the TUN MTU must fit the worst path; IPv4 otherwise.
  */
 export function underlayFamilyOf(config: NodeConfig): IpFamily {
-  return underlayFamily(config.listen, config.nodes);
+  return underlayFamily(config.listen, config.nodes, config.advertise);
 }
 
 export function tunnelOverheadBytes(family: IpFamily): number {
@@ -619,10 +704,156 @@ function checkTunnelMtu(mtu: number, path: string, clusterCidrs: readonly Cidr[]
   return mtu;
 }
 
-function underlayFamily(listen: HostPort | undefined, nodes: readonly NodeSpec[]): IpFamily {
-  if (nodes.some((n) => n.endpoint?.family === 6)) return 6;
+function underlayFamily(listen: HostPort | undefined, nodes: readonly NodeSpec[], advertise: AdvertiseSettings | undefined): IpFamily {
+  if (nodes.some((n) => n.endpoint?.family === 6) || advertise?.endpoint?.family === 6) return 6;
   if (listen !== undefined && listen.family === 6 && listen.host !== '::') return 6;
   return 4;
+}
+
+/** The optional `subnetManager` block: absent or {type: static} reads `nodes`; {type: etcd, ...}. */
+function subnetManagerAt(value: unknown, clusterCidrs: readonly Cidr[], baseDir: string, report: IssueFn): SubnetManagerSettings | undefined {
+  if (value === undefined || value === null) return { type: 'static' };
+  if (!isRecord(value)) return report('subnetManager', `expected a mapping (type: static|etcd, ...), got ${describe(value)}`);
+  const type = value['type'];
+  if (type === 'static') {
+    const extra = Object.keys(value).filter((k) => k !== 'type');
+    return extra.length === 0 ? { type: 'static' } : report(`subnetManager.${extra[0] ?? ''}`, 'unknown setting for type static (it reads `nodes`)');
+  }
+  if (type !== 'etcd') return report('subnetManager.type', `${show(type)} is not one of static|etcd`);
+  let bad = false;
+  const issue: IssueFn = (path, reason) => {
+    bad = true;
+    return report(path, reason);
+  };
+  for (const key of Object.keys(value)) {
+    if (!(ETCD_KEYS as readonly string[]).includes(key)) issue(`subnetManager.${key}`, `unknown setting (known: ${ETCD_KEYS.join(', ')})`);
+  }
+  const endpoints: string[] = [];
+  const rawEndpoints = value['endpoints'];
+  if (!Array.isArray(rawEndpoints) || rawEndpoints.length === 0) {
+    issue('subnetManager.endpoints', `required: a list of etcd client URLs ("http://10.0.0.1:2379"), got ${describe(rawEndpoints)}`);
+  } else {
+    rawEndpoints.forEach((e: unknown, i) => {
+      const url = etcdUrlAt(e, `subnetManager.endpoints[${i}]`, issue);
+      if (url !== undefined) endpoints.push(url);
+    });
+  }
+  let prefix = DEFAULT_ETCD_PREFIX;
+  const rawPrefix = value['prefix'];
+  if (rawPrefix !== undefined) {
+    if (typeof rawPrefix !== 'string' || !/^\/([\w.-]+\/)*$/.test(rawPrefix)) {
+      issue('subnetManager.prefix', `${show(rawPrefix)} is not a key prefix like "/podtun/" (starts and ends with "/"; letters, digits, '_', '.', '-')`);
+    } else prefix = rawPrefix;
+  }
+  const ttlSeconds = intAt(value['ttlSeconds'], 'subnetManager.ttlSeconds', DEFAULT_LEASE_TTL_SECONDS, MIN_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS, issue);
+  const subnetLengthV4 = subnetLengthAt(value['subnetLength'], 'subnetManager.subnetLength', DEFAULT_SUBNET_LENGTH_V4, 4, clusterCidrs, issue);
+  const subnetLengthV6 = subnetLengthAt(value['subnetLengthV6'], 'subnetManager.subnetLengthV6', DEFAULT_SUBNET_LENGTH_V6, 6, clusterCidrs, issue);
+  let tls: EtcdManagerSettings['tls'];
+  const rawTls = value['tls'];
+  if (rawTls !== undefined && rawTls !== null) {
+    if (!isRecord(rawTls)) issue('subnetManager.tls', `expected a mapping (caFile, certFile, keyFile), got ${describe(rawTls)}`);
+    else {
+      for (const key of Object.keys(rawTls)) {
+        if (!(ETCD_TLS_KEYS as readonly string[]).includes(key)) issue(`subnetManager.tls.${key}`, `unknown setting (known: ${ETCD_TLS_KEYS.join(', ')})`);
+      }
+      const caFile = filePathAt(rawTls['caFile'], 'subnetManager.tls.caFile', baseDir, issue, false);
+      const certFile = filePathAt(rawTls['certFile'], 'subnetManager.tls.certFile', baseDir, issue, false);
+      const keyFile = filePathAt(rawTls['keyFile'], 'subnetManager.tls.keyFile', baseDir, issue, false);
+      if ((certFile === undefined) !== (keyFile === undefined)) issue('subnetManager.tls', 'certFile and keyFile go together (client certificate and its key)');
+      tls = { caFile, certFile, keyFile };
+    }
+  }
+  if (bad || ttlSeconds === undefined || subnetLengthV4 === undefined || subnetLengthV6 === undefined) return undefined;
+  return { type: 'etcd', endpoints, prefix, ttlSeconds, subnetLengthV4, subnetLengthV6, tls };
+}
+
+function etcdUrlAt(value: unknown, path: string, issue: IssueFn): string | undefined {
+  const form = '"http://host:port" or "https://host:port"';
+  if (typeof value !== 'string') return issue(path, `expected ${form}, got ${describe(value)}`);
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    return issue(path, `"${value}" is not a URL; expected ${form}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return issue(path, `"${value}": scheme must be http or https`);
+  if (url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) return issue(path, `"${value}": expected ${form} (no path)`);
+  return value.trim();
+}
+
+function intAt(value: unknown, path: string, fallback: number, min: number, max: number, issue: IssueFn): number | undefined {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value)) return issue(path, `expected an integer, got ${describe(value)}`);
+  if (value < min || value > max) return issue(path, `${value} is out of range (${min}-${max})`);
+  return value;
+}
+
+/** A node subnet length: longer than the cluster CIDR's, short enough for the TUN, the bridge and pods. */
+function subnetLengthAt(value: unknown, path: string, fallback: number, family: IpFamily, clusterCidrs: readonly Cidr[], issue: IssueFn): number | undefined {
+  const length = intAt(value, path, fallback, 1, family === 4 ? 32 : 128, issue);
+  const cluster = clusterCidrs.find((c) => c.family === family);
+  if (length === undefined || cluster === undefined) return length;
+  if (length <= cluster.prefixLen) return issue(path, `/${length} does not split the cluster CIDR ${cluster.text} into node subnets (needs more than /${cluster.prefixLen})`);
+  if (length > SUBNET_PREFIX_MAX[family]) return issue(path, `/${length} is too small for a node subnet (at most /${SUBNET_PREFIX_MAX[family]})`);
+  return length;
+}
+
+/** etcd mode's `advertise` block; the endpoint defaults to `listen` when that names an address. */
+function advertiseAt(value: unknown, listen: HostPort | undefined, ws: WsSettings | undefined, clusterCidrs: readonly Cidr[], report: IssueFn): AdvertiseSettings | undefined {
+  const raw = value === undefined || value === null ? {} : value;
+  if (!isRecord(raw)) return report('advertise', `expected a mapping (endpoint, wsEndpoint, transport, mtu), got ${describe(raw)}`);
+  let bad = false;
+  const issue: IssueFn = (path, reason) => {
+    bad = true;
+    return report(path, reason);
+  };
+  for (const key of Object.keys(raw)) {
+    if (!(ADVERTISE_KEYS as readonly string[]).includes(key)) issue(`advertise.${key}`, `unknown setting (known: ${ADVERTISE_KEYS.join(', ')})`);
+  }
+  const wildcard = listen === undefined || listen.host === '0.0.0.0' || listen.host === '::';
+  const endpoint = raw['endpoint'] === undefined || raw['endpoint'] === null
+    ? (wildcard ? undefined : listen)
+    : hostPortAt(raw['endpoint'], 'advertise.endpoint', issue);
+  const wsEndpoint = raw['wsEndpoint'] === undefined || raw['wsEndpoint'] === null ? undefined : wsEndpointAt(raw['wsEndpoint'], 'advertise.wsEndpoint', issue);
+  if (wsEndpoint !== undefined && ws !== undefined && ws.listen === undefined) {
+    issue('advertise.wsEndpoint', `this node has no ws.listen, so nothing answers at ${wsEndpoint}; add ws.listen or drop wsEndpoint`);
+  }
+  const transport = transportAt(raw['transport'], 'advertise.transport', issue);
+  const mtu = raw['mtu'] === undefined ? undefined : mtuAt(raw['mtu'], 'advertise.mtu', endpoint?.family ?? 4, clusterCidrs, issue);
+  if (bad || transport === undefined) return undefined;
+  return { endpoint, wsEndpoint, transport, mtu };
+}
+
+/** The optional `cni` block: present means install the CNI executables and conflist when ready. */
+function cniAt(value: unknown, baseDir: string, report: IssueFn): CniSettings | undefined {
+  if (!isRecord(value)) return report('cni', `expected a mapping (${CNI_KEYS.join(', ')}; {} for the defaults), got ${describe(value)}`);
+  let bad = false;
+  const issue: IssueFn = (path, reason) => {
+    bad = true;
+    return report(path, reason);
+  };
+  for (const key of Object.keys(value)) {
+    if (!(CNI_KEYS as readonly string[]).includes(key)) issue(`cni.${key}`, `unknown setting (known: ${CNI_KEYS.join(', ')})`);
+  }
+  const dir = (key: 'binDir' | 'confDir' | 'dataDir'): string => filePathAt(value[key], `cni.${key}`, baseDir, issue, false) ?? DEFAULT_CNI[key];
+  const name = (key: 'confFileName' | 'networkName' | 'bridge', re: RegExp, what: string): string => {
+    const v = value[key];
+    if (v === undefined) return DEFAULT_CNI[key];
+    if (typeof v !== 'string' || !re.test(v)) {
+      issue(`cni.${key}`, `${show(v)} is not ${what}`);
+      return DEFAULT_CNI[key];
+    }
+    return v;
+  };
+  const settings: CniSettings = {
+    binDir: dir('binDir'),
+    confDir: dir('confDir'),
+    dataDir: dir('dataDir'),
+    confFileName: name('confFileName', /^[\w.-]+\.conflist$/, 'a file name ending in .conflist'),
+    networkName: name('networkName', CNI_NETWORK_NAME_RE, 'a CNI network name (letters, digits, "_", ".", "-")'),
+    bridge: name('bridge', /^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface name (1-15 characters)'),
+  };
+  return bad ? undefined : settings;
 }
 
 // --- helpers ---

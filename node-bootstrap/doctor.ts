@@ -14,7 +14,8 @@
  */
 import { parseArgs } from 'node:util';
 import { addressInCidr, formatAddress, parseCidr } from '../router/cidr.js';
-import { ConfigError, loadConfig, localNodeOf, tunMtuOf } from './config.js';
+import { ConfigError, loadConfig, parseHostPort, tunMtuOf } from './config.js';
+import { nodeIdOf } from '../tunnel/node-id.js';
 import type { NodeConfig, NodeSpec } from './config.js';
 import { defaultProbes, parseStatus } from './doctor-probes.js';
 import type { DoctorProbes, StatusPeer, StatusView } from './doctor-probes.js';
@@ -60,7 +61,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   let config: NodeConfig | undefined;
   try {
     config = await loadConfig(options.configPath);
-    checks.push(pass('host', 'config', `${options.configPath}: node ${config.nodeName}, ${config.nodes.length - 1} peers, TUN ${config.tunName}`));
+    const peers = config.subnetManager.type === 'etcd' ? 'leases from etcd' : `${config.nodes.length - 1} peers`;
+    checks.push(pass('host', 'config', `${options.configPath}: node ${config.nodeName}, ${peers}, TUN ${config.tunName}`));
   } catch (err: unknown) {
     const detail = err instanceof ConfigError ? err.message.split('\n').join('; ') : errorMessage(err);
     checks.push(fail('host', 'config', detail, 'fix the config file (podtun run refuses it the same way)'));
@@ -72,7 +74,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checks.push(...daemon.checks);
     return report(checks);
   }
-  const cfg = config;
+  // etcd mode: the config names no nodes; check against the leases the daemon holds.
+  const cfg = config.subnetManager.type === 'etcd' ? await withLeasesFromDaemon(probes, options.socketPath, config) : config;
 
   const [host, tun, routes, daemon] = await Promise.all([
     hostChecks(probes, cfg),
@@ -86,6 +89,34 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const perPeer = await Promise.all(peers.map((peer) => peerChecks(probes, cfg, peer, daemon.status)));
   for (const list of perPeer) checks.push(...list);
   return report(checks);
+}
+
+/**
+ * The config with `nodes` filled from the daemon's /status (this node's lease, each peer's
+ * subnets and endpoint; WebSocket endpoints are not in /status). No daemon: no nodes, and the
+ * daemon check says why.
+ */
+async function withLeasesFromDaemon(probes: DoctorProbes, socketPath: string | undefined, config: NodeConfig): Promise<NodeConfig> {
+  const raw = socketPath === undefined ? undefined : await probes.status(socketPath).catch(() => undefined);
+  const report = raw as { lease?: unknown; peers?: unknown } | undefined;
+  const nodes: NodeSpec[] = [];
+  const spec = (name: string, subnets: unknown, endpoint: unknown): NodeSpec => ({
+    name,
+    nodeId: nodeIdOf(name),
+    subnets: Array.isArray(subnets) ? subnets.filter((x): x is string => typeof x === 'string') : [],
+    endpoint: typeof endpoint === 'string' ? parseHostPort(endpoint) : undefined,
+    mtu: undefined,
+    wsEndpoint: undefined,
+    transport: 'auto',
+  });
+  if (report !== undefined && Array.isArray(report.lease)) nodes.push(spec(config.nodeName, report.lease, undefined));
+  if (report !== undefined && Array.isArray(report.peers)) {
+    for (const peer of report.peers as unknown[]) {
+      const p = peer as { node?: unknown; subnets?: unknown; endpoint?: unknown };
+      if (typeof p.node === 'string') nodes.push(spec(p.node, p.subnets, p.endpoint));
+    }
+  }
+  return { ...config, nodes };
 }
 
 function report(checks: DoctorCheck[]): DoctorReport {
@@ -149,7 +180,7 @@ async function tunChecks(probes: DoctorProbes, config: NodeConfig): Promise<Doct
   if (link.mtu === wantMtu) out.push(pass('tun', 'mtu', `${link.mtu} (underlayMtu ${config.underlayMtu} - tunnel overhead)`));
   else out.push(fail('tun', 'mtu', `${link.mtu ?? '?'}, expected ${wantMtu} (underlayMtu ${config.underlayMtu} - tunnel overhead)`, `ip link set ${tun} mtu ${wantMtu} (or restart podtun)`));
 
-  const local = localNodeOf(config);
+  const local = config.nodes.find((n) => n.name === config.nodeName) ?? { subnets: [] };
   const have = new Set((link.addr_info ?? []).map((a) => `${a.local ?? ''}/${a.prefixlen ?? ''}`));
   for (const subnet of local.subnets) {
     const cidr = parseCidr(subnet);

@@ -25,7 +25,13 @@ describe('local API', () => {
     api = undefined;
   });
 
-  async function start(stats: () => RouterStats | undefined, readiness = new Readiness()): Promise<{ socket: string; tcp: string }> {
+  const POD_NETWORK = { node: 'n1', subnets: ['10.244.1.0/24'], mtu: 1460, clusterCidrs: ['10.244.0.0/16'] };
+
+  async function start(
+    stats: () => RouterStats | undefined,
+    readiness = new Readiness(),
+    podNetwork: () => typeof POD_NETWORK | undefined = () => POD_NETWORK,
+  ): Promise<{ socket: string; tcp: string }> {
     const socket = join(mkdtempSync(join(tmpdir(), 'podtun-api-')), 'sub', 'podtun.sock');
     api = await startLocalApi({
       socketPath: socket,
@@ -33,6 +39,7 @@ describe('local API', () => {
       stats,
       readiness,
       metrics: createMetrics({ stats, processMetrics: false }),
+      podNetwork,
       log: quietLogger,
     });
     return { socket, tcp: `http://127.0.0.1:${api.tcpAddress?.port ?? 0}` };
@@ -64,6 +71,19 @@ describe('local API', () => {
     expect(await fetchApi(socket, '/readyz')).toEqual({ status: 200, body: { ready: true } });
     readiness.stopping = true;
     expect((await fetchApi(socket, '/readyz')).body).toMatchObject({ reason: 'shutting down' });
+  });
+
+  it('answers /cni only once ready and the lease is known', async () => {
+    const readiness = new Readiness();
+    let network: typeof POD_NETWORK | undefined;
+    const { socket } = await start(() => undefined, readiness, () => network);
+    expect(await fetchApi(socket, '/cni')).toEqual({ status: 503, body: { ready: false, reason: 'tun not up' } });
+    Object.assign(readiness.checks, { tun: true, transports: true, routes: true, lease: true });
+    expect(await fetchApi(socket, '/cni')).toEqual({ status: 503, body: { ready: false, reason: 'lease not up' } });
+    network = POD_NETWORK;
+    expect(await fetchApi(socket, '/cni')).toEqual({ status: 200, body: { ready: true, ...POD_NETWORK } });
+    readiness.stopping = true;
+    expect(await fetchApi(socket, '/cni')).toEqual({ status: 503, body: { ready: false, reason: 'shutting down' } });
   });
 
   it('closes twice and removes the socket file', async () => {

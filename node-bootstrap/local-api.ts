@@ -7,6 +7,9 @@
  *   GET /readyz   200 {"ready":true} once TUN, transports, routes and lease are up; else 503
  *                 {"ready":false,"reason":...,"checks":{...}}
  *   GET /metrics  Prometheus text (metrics.ts)
+ *   GET /cni      what the CNI plugins need, only once ready: 200 {"ready":true,"node","subnets",
+ *                 "mtu","clusterCidrs"}; else 503 {"ready":false,"reason"} (the plugin answers
+ *                 CNI error 11, try again later). A socket, not a file: it cannot be stale.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -54,7 +57,19 @@ export interface LocalApiOptions {
   stats: () => RouterStats | undefined;
   readiness: Readiness;
   metrics: PodtunMetrics;
+  /** This node's pod network for the CNI plugins; undefined until the lease is known. */
+  podNetwork: () => PodNetworkInfo | undefined;
   log: Logger;
+}
+
+/** The body of GET /cni: what a pod on this node is attached with. */
+export interface PodNetworkInfo {
+  node: string;
+  /** This node's pod subnets (IPv4 first). */
+  subnets: readonly string[];
+  /** The pod interface MTU: the tunnel MTU. */
+  mtu: number;
+  clusterCidrs: readonly string[];
 }
 
 export interface LocalApi {
@@ -146,8 +161,15 @@ async function handle(options: LocalApiOptions, req: IncomingMessage, res: Serve
     case '/metrics':
       send(res, 200, options.metrics.contentType, await options.metrics.render());
       return;
+    case '/cni': {
+      const reason = options.readiness.reason();
+      const network = options.podNetwork();
+      if (reason !== undefined || network === undefined) sendJson(res, 503, { ready: false, reason: reason ?? 'lease not up' });
+      else sendJson(res, 200, { ready: true, ...network });
+      return;
+    }
     default:
-      send(res, 404, 'text/plain', 'not found (GET /status, /healthz, /readyz, /metrics)\n');
+      send(res, 404, 'text/plain', 'not found (GET /status, /healthz, /readyz, /metrics, /cni)\n');
   }
 }
 

@@ -3,13 +3,16 @@
  *
  *  1. config (already validated) -> root logger -> a child per component. The local API (status
  *     socket, optional TCP `api.listen`) starts first, so /readyz answers 503 while the rest comes up.
+ *  1b. the lease source (static list or etcd, lease-source.ts) gives this node's subnets; with
+ *     etcd this waits until a subnet is acquired.
  *  2. open the TUN (PacketDevice); create the UDP and WebSocket transports and the per-peer
  *     TransportSelector over them (they bind when the router starts). The TUN MTU is sized
  *     for UDP whichever transport carries a peer.
  *  3. host network: addresses, MTU (underlay MTU - tunnel overhead), link up, routes, sysctls.
- *  4. Router, started; the static SubnetManager's first batch (every node, this one included)
- *     goes through router.applyLeaseEvents before `node ready` is logged.
- *  5. Config edits (file watch, SIGHUP) reach the router as lease diffs.
+ *  4. Router, started; the SubnetManager's first batch (every node, this one included) goes
+ *     through router.applyLeaseEvents before `node ready` is logged; then, with a `cni` block,
+ *     the CNI executables and conflist are installed (only now can pods be attached).
+ *  5. Lease changes (static: file edits, SIGHUP; etcd: the watch) reach the router as diffs.
  *  6. SIGTERM/SIGINT: stop watching, router.close (transport, then device), undo the host
  *     network, exit 0. A second signal exits at once. A fatal error is logged, the host
  *     network undone, exit 1.
@@ -18,16 +21,19 @@
  * process: signals, uncaught errors, exit codes.
  */
 import type { ConfigOverrides, LogLevel, NodeConfig } from './config.js';
-import { ConfigError, loadConfig, localNodeOf, tunnelOverheadBytes, underlayFamilyOf } from './config.js';
-import { checkReloadable } from './config-reload.js';
+import { ConfigError, loadConfig, tunnelOverheadBytes, underlayFamilyOf } from './config.js';
+import { cniExecutablesDir, installCni } from './cni-install.js';
+import { buildConflist } from './cni/podtun-conflist.js';
 import { setupHostNetwork } from './host-network.js';
+import { openLeaseSource } from './lease-source.js';
+import type { RegistryFactory } from './lease-source.js';
 import type { HostNetwork, HostOps } from './host-network.js';
 import { componentLogger, createRootLogger } from './logger.js';
 import type { LogDestination, RootLogger, RootLoggerOptions } from './logger.js';
 import { startDropLog } from './drop-log.js';
 import { Readiness, startLocalApi } from './local-api.js';
+import type { PodNetworkInfo } from './local-api.js';
 import { createMetrics } from './metrics.js';
-import { StaticSubnetManager } from '../ipam/static-subnet-manager.js';
 import type { LeaseEvent } from '../ipam/subnet-manager.js';
 import type { Logger } from '../router/logger.js';
 import { startDashboard } from './dashboard/dashboard-server.js';
@@ -35,6 +41,7 @@ import type { PacketDevice } from '../router/packet-device.js';
 import type { RouterOptions, RouterStats } from '../router/router.js';
 import type { Transport } from '../tunnel/transport.js';
 import { TransportSelector } from '../tunnel/transport-selector.js';
+import { DEFAULT_API_SOCKET } from './status-server.js';
 import { proxyResolver } from './ws-proxy.js';
 import type { ProxyFor } from './ws-proxy.js';
 
@@ -74,6 +81,10 @@ export interface NodeDeps {
   createRouter(options: RouterOptions): NodeRouter;
   /** Default: the real host (`ip`, /proc/sys). */
   hostOps?: HostOps;
+  /** etcd mode's Registry; default the etcd client (ipam/etcd-registry.ts). */
+  createRegistry?: RegistryFactory;
+  /** Where the CNI executables to install are; default dist/cni-bin. */
+  cniExecutablesDir?: string;
 }
 
 export interface StartNodeOptions {
@@ -89,6 +100,8 @@ export interface StartNodeOptions {
   log: Logger;
   /** A reload changed the log level. */
   onLogLevel?: (level: LogLevel) => void;
+  /** The node cannot go on (its etcd lease went to another node); default: logged. */
+  onFatal?: (err: unknown) => void;
 }
 
 export interface RunningNode {
@@ -106,7 +119,6 @@ export interface RunningNode {
 /** Brings one node up; on failure, what was already set up is torn down before the error. */
 export async function startNode(options: StartNodeOptions, deps: NodeDeps): Promise<RunningNode> {
   const { config, log } = options;
-  const local = localNodeOf(config);
   const undo: (() => Promise<void> | void)[] = [];
   const unwind = async (): Promise<void> => {
     for (const step of undo.splice(0).reverse()) {
@@ -119,6 +131,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
   };
 
   let router: NodeRouter | undefined;
+  let podNetwork: PodNetworkInfo | undefined;
   const readiness = new Readiness();
 
   try {
@@ -130,6 +143,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
         stats: statsNow,
         readiness,
         metrics: createMetrics({ stats: statsNow, ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }) }),
+        podNetwork: () => podNetwork,
         log: componentLogger(log, 'api'),
       });
       undo.push(() => api.close());
@@ -142,6 +156,23 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       });
       undo.push(() => dashboard.close());
     }
+
+    const ipamLog = componentLogger(log, 'ipam');
+    const leases = await openLeaseSource({
+      config,
+      load: options.loadConfig ?? (() => loadConfig(config.source)),
+      watchConfig: options.watchConfig !== false,
+      log: ipamLog,
+      onLogLevel: (level) => options.onLogLevel?.(level),
+      onLeaseLost: (reason) => {
+        const err = new Error(`lost the lease on this node's subnet: ${reason}; restart to acquire a new one`);
+        if (options.onFatal !== undefined) options.onFatal(err);
+        else log.error({ err }, 'lease lost');
+      },
+      ...(deps.createRegistry === undefined ? {} : { createRegistry: deps.createRegistry }),
+    });
+    undo.push(() => leases.close());
+    const local = await leases.manager.localLease();
 
     const device = await deps.openDevice({ name: config.tunName, log: componentLogger(log, 'tun') });
     let deviceOwned = true;
@@ -189,6 +220,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     undo.push(() => hostNetwork.undo());
 
     readiness.checks.tun = true;
+    podNetwork = { node: config.nodeName, subnets: [...local.subnets], mtu: tunnelMtu, clusterCidrs: [...config.clusterCidrs] };
 
     const created = deps.createRouter({
       device,
@@ -211,36 +243,25 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     const dropLog = startDropLog({ drops: () => router?.stats().drops, log: componentLogger(log, 'router') });
     undo.push(() => dropLog.close());
 
-    const ipamLog = componentLogger(log, 'ipam');
-    let logLevel = config.logLevel;
-    const load = options.loadConfig ?? (() => loadConfig(config.source));
-    const manager = new StaticSubnetManager<NodeConfig>({
-      initial: config,
-      load: async () => {
-        const next = await load();
-        checkReloadable(config, next);
-        return next;
-      },
-      ...(options.watchConfig === false ? {} : { watchPath: config.source }),
-      log: ipamLog,
-      onReload: (next) => {
-        if (next.logLevel === logLevel) return;
-        logLevel = next.logLevel;
-        options.onLogLevel?.(logLevel);
-      },
-    });
     const watchAbort = new AbortController();
-    // The first batch (the full set) is delivered before watchLeases first awaits.
-    const watching = manager.watchLeases(watchAbort.signal, (events) => {
+    // Ready only with the first batch (the full set) applied: the static manager delivers it at
+    // once, etcd after its first list.
+    let firstBatch: () => void = () => undefined;
+    const gotFirstBatch = new Promise<void>((resolve) => {
+      firstBatch = resolve;
+    });
+    const watching = leases.manager.watchLeases(watchAbort.signal, (events) => {
       ipamLog.debug({ added: count(events, 'added'), removed: count(events, 'removed') }, 'lease events');
       created.applyLeaseEvents(events);
       readiness.checks.routes = true;
       readiness.checks.lease = created.stats().localSubnets.length > 0;
+      firstBatch();
     });
     undo.push(async () => {
       watchAbort.abort();
       await watching;
     });
+    await Promise.race([gotFirstBatch, watching]);
 
     log.info(
       {
@@ -253,6 +274,23 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       },
       'node ready',
     );
+    if (config.cni !== undefined) {
+      const cni = config.cni;
+      const { installed } = await installCni({
+        sourceDir: deps.cniExecutablesDir ?? cniExecutablesDir(),
+        binDir: cni.binDir,
+        confDir: cni.confDir,
+        confFileName: cni.confFileName,
+        conflist: buildConflist({
+          networkName: cni.networkName,
+          daemonSocket: options.statusSocket ?? DEFAULT_API_SOCKET,
+          bridge: cni.bridge,
+          dataDir: cni.dataDir,
+        }),
+        log: componentLogger(log, 'cni'),
+      });
+      log.info({ binDir: cni.binDir, conf: `${cni.confDir}/${cni.confFileName}`, installed: installed.length }, 'cni installed');
+    }
 
     let closing: Promise<void> | undefined;
     return {
@@ -261,7 +299,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       tunnelMtu,
       hostNetwork,
       stats: () => created.stats(),
-      reload: () => manager.reload(),
+      reload: () => leases.reload(),
       close() {
         readiness.stopping = true;
         closing ??= unwind();
@@ -373,6 +411,7 @@ export async function runNode(options: RunNodeOptions, loadDeps: () => Promise<N
             statusSocket: options.statusSocket,
             log,
             onLogLevel: (level) => root.setLevel(level),
+            onFatal,
             loadConfig: () => loadConfig(options.configPath, options.overrides),
           },
           deps,

@@ -28,6 +28,13 @@
  * (`pt<id>-n1`); the run is recorded under the OS temp dir with its owner PID, and namespaces of
  * dead owners are removed at the next start; `destroy()` also runs on exit, SIGINT and SIGTERM.
  *
+ * Leases from etcd (`podtun.etcd`): a real etcd runs in namespace `pt<id>-e` on the underlay at
+ * ETCD_IP; node configs carry `subnetManager: etcd`, `advertise` and a `cni` block (per-node
+ * bin/conf/state dirs under the run dir, since namespaces share the filesystem), no `nodes`.
+ * Nodes get no pre-built cni0 or pods: `attachPod` attaches a pod namespace through a real CNI
+ * runtime client (cnitool.ts) and the `podtun` plugin podtun installed, with the reference
+ * `bridge` plugin from /usr/lib/cni.
+ *
  * Numbering: nodes are 1-based (`node(1)` is n1), pods 0-based within a node (`pod(1, 0)` is
  * p1a at 10.244.1.10).
  */
@@ -56,6 +63,7 @@ import {
   waitExit,
 } from './shell.js';
 import type { Outcome, RunOptions, RunResult, SpawnOptions } from './shell.js';
+import { ensureCnitool } from './cnitool.js';
 
 export type ClusterMode = 'podtun' | 'kernel-routing' | 'kernel-vxlan' | 'none';
 
@@ -74,6 +82,11 @@ export const PROXY_IP = '192.168.77.200';
 export const PROXY_PORT = 3128;
 /** A proxy outlives no run: it exits by itself after this long even if nobody ends it. */
 const PROXY_LIFETIME_S = 900;
+/** etcd's client address in `podtun.etcd` clusters (namespace `pt<id>-e`). */
+export const ETCD_IP = '192.168.77.250';
+export const ETCD_PORT = 2379;
+/** The reference plugins (Debian's containernetworking-plugins). */
+export const REFERENCE_CNI_DIR = '/usr/lib/cni';
 /** 1500-byte underlay minus podtun's 40 bytes of IPv4 + UDP + tunnel header. */
 export const PODTUN_POD_MTU = 1460;
 const POD_HOST_OFFSET = 10;
@@ -116,6 +129,29 @@ export interface PodtunOptions {
   peerOverrides?: (i: number, peer: number) => Readonly<Record<string, unknown>>;
   /** Extra environment for node i's podtun (after `env`), e.g. HTTPS_PROXY. */
   envFor?: (i: number) => Readonly<Record<string, string>>;
+  /** Leases from a real etcd instead of `nodes`; pods come from attachPod (podsPerNode must be 0). */
+  etcd?: { ttlSeconds?: number };
+}
+
+export interface CniCallOptions {
+  network?: string;
+  confDir?: string;
+}
+
+/** The etcd of a `podtun.etcd` cluster. */
+export interface EtcdInfo {
+  ns: string;
+  /** "http://192.168.77.250:2379" */
+  endpoint: string;
+  /** Key prefix of this run's leases. */
+  prefix: string;
+  dataDir: string;
+  logFile: string;
+  running(): boolean;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<void>;
+  /** Starts it again on the same data dir; waits until it serves. */
+  start(): Promise<void>;
 }
 
 export type TransportChoice = 'udp' | 'ws' | 'auto';
@@ -184,6 +220,10 @@ export interface NodeInfo {
    * the run's temp dir, one per node, since path sockets are shared by all namespaces.
    */
   statusSocket: string;
+  /** The node's `cni` dirs (etcd clusters): where podtun installs its CNI executables and conflist, and IPAM state. */
+  cniBinDir: string;
+  cniConfDir: string;
+  cniDataDir: string;
 }
 
 export interface DestroyOptions {
@@ -247,6 +287,24 @@ export interface Cluster {
   isolateBehindProxy(i: number): Promise<void>;
   /** podtun's log for node i so far ('' if none). */
   readLog(i: number): string;
+  /** The etcd of a `podtun.etcd` cluster; undefined otherwise. */
+  readonly etcd: EtcdInfo | undefined;
+  /**
+   * Attaches a new pod namespace `pt<id>-<name>` to node i through the real CNI runtime client
+   * and the conflist podtun installed (etcd clusters); resolves with its addresses.
+   */
+  attachPod(i: number, name: string): Promise<PodInfo>;
+  /** A new empty namespace `pt<id>-<suffix>` (lo up), removed at destroy(); for pods a test attaches itself. */
+  createNamespace(suffix: string): Promise<string>;
+  /** Deletes a namespace made by createNamespace. */
+  removeNamespace(ns: string): void;
+  /** CNI DEL of an attached pod, then its namespace is deleted. */
+  detachPod(pod: PodInfo): Promise<void>;
+  /**
+   * Runs cnitool (add|check|del) for a pod namespace on node i; a failure is returned, not thrown.
+   * Default: network `podtun` from the conflist podtun installed; `network`/`confDir` pick another.
+   */
+  cni(i: number, verb: 'add' | 'check' | 'del', podNs: string, options?: CniCallOptions): Promise<Outcome>;
   /** Rewrites node i's config to list only these nodes (podtun picks the edit up live). */
   setMembers(i: number, members: readonly number[]): void;
   /** Idempotent; also called on exit and signals. */
@@ -376,6 +434,9 @@ class ClusterImpl implements Cluster {
   private readonly podtunProcs = new Map<number, ChildProcess>();
   private readonly spawned = new Set<ChildProcess>();
   private proxy: ProxyInfo | undefined;
+  etcd: EtcdInfo | undefined;
+  private etcdProc: ChildProcess | undefined;
+  private readonly attached: PodInfo[] = [];
   readonly clusterSecret = randomBytes(24).toString('base64url');
   private destroyed = false;
   private destroying: Promise<void> | undefined;
@@ -408,6 +469,9 @@ class ClusterImpl implements Cluster {
         logFile: join(this.dir, `n${i}.log`),
         configFile: join(this.dir, `n${i}.yaml`),
         statusSocket: join(this.dir, `n${i}.sock`),
+        cniBinDir: join(this.dir, `n${i}-cni`, 'bin'),
+        cniConfDir: join(this.dir, `n${i}-cni`, 'net.d'),
+        cniDataDir: join(this.dir, `n${i}-cni`, 'ipam'),
       };
       this.nodeInfos.push(node);
       const pods: PodInfo[] = [];
@@ -500,6 +564,10 @@ class ClusterImpl implements Cluster {
     await this.addNamespace(ul);
     await this.ip(ul, ['link', 'add', 'ul0', 'type', 'bridge']);
     await this.ip(ul, ['link', 'set', 'ul0', 'up']);
+    if (this.options.podtun?.etcd !== undefined) {
+      if (this.mode !== 'podtun' || this.options.podsPerNode !== 0) throw new Error('podtun.etcd needs mode podtun and podsPerNode 0 (pods come from attachPod)');
+      await this.startEtcd();
+    }
     await Promise.all(this.nodeInfos.map((node) => this.buildNode(node)));
     if (this.mode === 'kernel-routing') {
       await Promise.all(this.nodeInfos.map((node) => this.addKernelRoutes(node)));
@@ -552,6 +620,8 @@ class ClusterImpl implements Cluster {
       await this.ip(ns, ['-6', 'addr', 'add', `${node.underlayIpv6}/64`, 'dev', 'eth0', 'nodad']);
     }
     await this.ip(ns, ['link', 'set', 'eth0', 'up']);
+    // etcd clusters: the subnet is not known before podtun acquires it; the bridge plugin makes cni0.
+    if (this.options.podtun?.etcd !== undefined) return;
 
     await this.ip(ns, ['link', 'add', 'cni0', 'type', 'bridge']);
     await this.ip(ns, ['addr', 'add', `10.244.${i}.1/24`, 'dev', 'cni0']);
@@ -622,6 +692,102 @@ class ClusterImpl implements Cluster {
     }
   }
 
+  // ---- etcd and CNI ----
+
+  private async startEtcd(): Promise<void> {
+    const ns = `pt${this.id}-e`;
+    await this.addNamespace(ns);
+    await this.ip(this.underlayNs, ['link', 'add', 'etcd', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await this.ip(this.underlayNs, ['link', 'set', 'etcd', 'master', 'ul0', 'up']);
+    await this.ip(ns, ['addr', 'add', `${ETCD_IP}/24`, 'dev', 'eth0']);
+    await this.ip(ns, ['link', 'set', 'eth0', 'up']);
+    const dataDir = join(this.dir, 'etcd');
+    const logFile = join(this.dir, 'etcd.log');
+    const endpoint = `http://${ETCD_IP}:${ETCD_PORT}`;
+    const start = async (): Promise<void> => {
+      if (this.etcdProc !== undefined && this.etcdProc.exitCode === null && this.etcdProc.signalCode === null) throw new Error('etcd already runs');
+      const logStart = readSize(logFile);
+      const fd = openSync(logFile, 'a');
+      try {
+        this.etcdProc = this.spawnIn(ns, [
+          'etcd', '--name', 'e', '--data-dir', dataDir,
+          '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
+          '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+          '--initial-cluster', 'e=http://127.0.0.1:2380', '--initial-cluster-state', 'new',
+          '--listen-metrics-urls', '', '--enable-pprof=false', '--quota-backend-bytes', String(64 * 1024 * 1024),
+        ], { stdio: ['ignore', fd, fd] });
+      } finally {
+        closeSync(fd);
+      }
+      const proc = this.etcdProc;
+      await pollUntil('etcd serving', async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`etcd exited:\n${tail(readFileSync(logFile, 'utf8'), 20)}`);
+        return readFileSync(logFile, 'utf8').slice(logStart).includes('ready to serve client requests') ? true : undefined;
+      }, 20_000, 100);
+    };
+    const running = (): boolean => this.etcdProc !== undefined && this.etcdProc.exitCode === null && this.etcdProc.signalCode === null;
+    this.etcd = {
+      ns,
+      endpoint,
+      prefix: `/podtun-${this.id}/`,
+      dataDir,
+      logFile,
+      running,
+      start,
+      stop: async () => {
+        const proc = this.etcdProc;
+        if (proc !== undefined && running()) await stopChild(proc, 5_000);
+      },
+    };
+    await start();
+  }
+
+  async cni(i: number, verb: 'add' | 'check' | 'del', podNs: string, options: CniCallOptions = {}): Promise<Outcome> {
+    const node = this.node(i);
+    const cnitool = await ensureCnitool();
+    return outcomeIn(node.ns, [cnitool, verb, options.network ?? 'podtun', `/run/netns/${podNs}`], {
+      timeoutMs: 30_000,
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        CNI_PATH: `${node.cniBinDir}:${REFERENCE_CNI_DIR}`,
+        NETCONFPATH: options.confDir ?? node.cniConfDir,
+        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${podNs};K8S_POD_INFRA_CONTAINER_ID=${podNs}`,
+      },
+    });
+  }
+
+  async createNamespace(suffix: string): Promise<string> {
+    if (!/^[a-z0-9]{1,8}$/.test(suffix)) throw new Error(`createNamespace: bad name ${suffix} (1-8 of a-z, 0-9)`);
+    const ns = `pt${this.id}-${suffix}`;
+    await this.addNamespace(ns);
+    return ns;
+  }
+
+  removeNamespace(ns: string): void {
+    if (!this.record.namespaces.includes(ns)) throw new Error(`removeNamespace: ${ns} is not this run's`);
+    removeNamespaceSync(ns);
+  }
+
+  async attachPod(i: number, name: string): Promise<PodInfo> {
+    const ns = await this.createNamespace(name);
+    const added = await this.cni(i, 'add', ns);
+    if (added.exitCode !== 0) throw new Error(`cnitool add ${ns} on n${i} failed (${added.exitCode}): ${added.stderr}${added.stdout}`);
+    const result = JSON.parse(added.stdout) as { ips?: { address?: string }[] };
+    const addresses = (result.ips ?? []).map((ip) => (ip.address ?? '').split('/')[0] ?? '');
+    const ipv4 = addresses.find((a) => a.includes('.'));
+    if (ipv4 === undefined) throw new Error(`cnitool add ${ns}: no IPv4 address in ${added.stdout}`);
+    const pod: PodInfo = { ns, name, node: i, index: this.attached.filter((p) => p.node === i).length, ipv4, ipv6: addresses.find((a) => a.includes(':')) };
+    this.attached.push(pod);
+    return pod;
+  }
+
+  async detachPod(pod: PodInfo): Promise<void> {
+    const deleted = await this.cni(pod.node, 'del', pod.ns);
+    if (deleted.exitCode !== 0) throw new Error(`cnitool del ${pod.ns} failed (${deleted.exitCode}): ${deleted.stderr}${deleted.stdout}`);
+    this.removeNamespace(pod.ns);
+    this.attached.splice(this.attached.indexOf(pod), 1);
+  }
+
   // ---- podtun ----
 
   /** One YAML per node (the README, "Configuration"). */
@@ -647,10 +813,19 @@ class ClusterImpl implements Cluster {
       ['clusterSecret', podtun.secretFor?.(i) ?? this.clusterSecret],
     ]);
     if (withWs) top.set('ws', { listen: overIpv6 ? `[::]:${WS_PORT}` : `0.0.0.0:${WS_PORT}` });
+    if (this.etcd !== undefined) {
+      top.set('subnetManager', { type: 'etcd', endpoints: [this.etcd.endpoint], prefix: this.etcd.prefix, ttlSeconds: podtun.etcd?.ttlSeconds ?? 10 });
+      top.set('advertise', { endpoint: `${hostOf(node)}:${PODTUN_PORT}`, ...(withWs ? { wsEndpoint: `ws://${hostOf(node)}:${WS_PORT}` } : {}) });
+      top.set('cni', { binDir: node.cniBinDir, confDir: node.cniConfDir, dataDir: node.cniDataDir });
+    }
     mergeKeys(top, podtun.config);
     mergeKeys(top, podtun.nodeOverrides?.(i));
     const lines = [`# podtun netns harness, run ${this.id}`];
     for (const [key, value] of top) lines.push(`${key}: ${yamlValue(value)}`);
+    if (this.etcd !== undefined) {
+      writeFileSync(node.configFile, `${lines.join('\n')}\n`);
+      return;
+    }
     lines.push('nodes:');
     const listed = this.nodeInfos.filter((n) => n === node || members === undefined || members.includes(n.index));
     for (const peer of listed) {

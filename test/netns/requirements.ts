@@ -15,6 +15,8 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   iperf3: 'iperf3',
   tcpdump: 'tcpdump',
   nft: 'nftables',
+  etcd: 'etcd-server',
+  go: 'golang-go',
 };
 
 export function hasCommand(name: string): boolean {

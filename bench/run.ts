@@ -21,6 +21,9 @@
  * to bench/results.md. The bar (DESIGN.md): podtun-udp >= 0.6x VXLAN TCP, podtun-ws >= 0.4x,
  * added RTT < 0.1 ms.
  *
+ * And cni (bench/cni-bench.ts): CNI ADD end to end (median, p99) beside the reference bridge +
+ * host-local pair, and node start to ready.
+ *
  * Flags: --modes a,b  --runs N  --seconds S  --out FILE
  */
 import { writeFileSync } from 'node:fs';
@@ -31,11 +34,13 @@ import type { Cluster, ClusterMode } from '../test/netns/cluster.js';
 import { missingCommand, netnsSkipReason, podtunSkipReason } from '../test/netns/requirements.js';
 import { waitPeers } from '../test/netns/podtun-status.js';
 import { outcomeIn, pollUntil, sleep, stopChild } from '../test/netns/shell.js';
+import { cniTable, measureCni } from './cni-bench.js';
+import type { CniBenchResult } from './cni-bench.js';
 
 type DataPath = 'kernel-routing' | 'kernel-vxlan' | 'podtun-udp' | 'podtun-ws';
-type BenchMode = DataPath | 'podtun-fallback';
+type BenchMode = DataPath | 'podtun-fallback' | 'cni';
 
-const ALL_MODES: readonly BenchMode[] = ['kernel-routing', 'kernel-vxlan', 'podtun-udp', 'podtun-ws', 'podtun-fallback'];
+const ALL_MODES: readonly BenchMode[] = ['kernel-routing', 'kernel-vxlan', 'podtun-udp', 'podtun-ws', 'podtun-fallback', 'cni'];
 const CLUSTER_MODE: Readonly<Record<DataPath, ClusterMode>> = {
   'kernel-routing': 'kernel-routing',
   'kernel-vxlan': 'kernel-vxlan',
@@ -48,6 +53,7 @@ const LABEL: Readonly<Record<BenchMode, string>> = {
   'podtun-udp': 'podtun over UDP',
   'podtun-ws': 'podtun over WebSocket (transport: ws)',
   'podtun-fallback': 'podtun fallback switch time (auto, UDP blocked)',
+  cni: 'CNI ADD time and node start to ready (etcd leases)',
 };
 const IPERF_PORT = 5201;
 const SMALL_PACKET_BYTES = 64;
@@ -371,9 +377,11 @@ async function main(): Promise<void> {
   log(`podtun bench: ${options.modes.join(', ')}; ${cpu.length} CPUs (${cpu[0]?.model ?? '?'}), Linux ${release()}`);
   const results: ModeResult[] = [];
   let fallback: FallbackResult | undefined;
+  let cni: CniBenchResult | undefined;
   for (const mode of options.modes) {
     log(`${LABEL[mode]}:`);
     if (mode === 'podtun-fallback') fallback = await measureFallback(log);
+    else if (mode === 'cni') cni = await measureCni(log);
     else results.push(await measure(mode, options, log));
   }
   const body = [
@@ -387,6 +395,7 @@ async function main(): Promise<void> {
     '',
     ...verdict(results, fallback),
     '',
+    ...(cni === undefined ? [] : [...cniTable(cni), '']),
   ].join('\n');
   log('');
   log(body);

@@ -904,11 +904,14 @@ class ClusterImpl implements Cluster {
   }
 
   /**
-   * Ready: the `node ready` log line (written once every listener is up). A build that never
+   * Ready: the `node ready` log line (written once every listener is up; in etcd clusters the
+   * `cni installed` line after it). A build that never
    * writes it is taken as ready after READY_FALLBACK_MS with the TUN up + cluster route + UDP
    * port bound.
    */
   private async isReady(node: NodeInfo, logStart: number, elapsedMs: number): Promise<boolean> {
+    // etcd clusters: pods can be attached once the CNI install that follows `node ready` is done.
+    if (this.etcd !== undefined) return this.readLog(node.index).slice(logStart).includes('cni installed');
     if (this.readLog(node.index).slice(logStart).includes('node ready')) return true;
     if (elapsedMs < READY_FALLBACK_MS) return false;
     const link = await outcomeIn(node.ns, ['ip', '-j', 'link', 'show', 'dev', TUN_NAME]);

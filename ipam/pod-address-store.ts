@@ -20,6 +20,7 @@
  *
  * Not compatible with host-local's flock-based locking: one network dir, one IPAM plugin.
  */
+import { processAlive } from './process-alive.js';
 import { randomBytes } from 'node:crypto';
 import { link, lstat, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -268,15 +269,6 @@ export function parseOwner(content: string): AddressOwner | undefined {
 
 function ownerMatches(owner: AddressOwner, containerId: string, ifName: string): boolean {
   return owner.containerId === containerId && (owner.ifName === undefined || owner.ifName === ifName);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err: unknown) {
-    return errnoCode(err) !== 'ESRCH';
-  }
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {

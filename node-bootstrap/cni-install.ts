@@ -19,6 +19,7 @@
  * Temp names are hidden and end in `.tmp`: libcni reads only *.conf, *.conflist and *.json, and
  * looks plugins up by exact name, so no runtime ever picks a temp file.
  */
+import { processAlive } from '../ipam/process-alive.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import type { Stats } from 'node:fs';
@@ -209,16 +210,7 @@ async function removeStaleTemps(dir: string, names: readonly string[]): Promise<
     const match = TEMP_PATTERN.exec(entry);
     if (match?.[1] === undefined || !names.includes(match[1])) continue;
     const pid = Number(match[2]);
-    if (pid !== process.pid && !isProcessAlive(pid)) await rm(join(dir, entry), { force: true });
-  }
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err: unknown) {
-    return errnoOf(err) !== 'ESRCH';
+    if (pid !== process.pid && !processAlive(pid)) await rm(join(dir, entry), { force: true });
   }
 }
 

@@ -284,9 +284,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   if (!isRecord(raw)) {
     throw new ConfigError(source, [{ path: '', reason: `expected a mapping of settings, got ${describe(raw)}` }]);
   }
-  for (const key of Object.keys(raw)) {
-    if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) issue(key, `unknown setting (known: ${TOP_LEVEL_KEYS.join(', ')})`);
-  }
+  checkKnownKeys(raw, '', TOP_LEVEL_KEYS, issue);
 
   const nodeName = nodeNameAt(raw['nodeName'], 'nodeName', issue, true);
 
@@ -346,9 +344,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     rawNodes.forEach((rawNode: unknown, i) => {
       const at = `nodes[${i}]`;
       if (!isRecord(rawNode)) return issue(at, `expected a mapping (name, subnets, endpoint, mtu), got ${describe(rawNode)}`);
-      for (const key of Object.keys(rawNode)) {
-        if (!(NODE_KEYS as readonly string[]).includes(key)) issue(`${at}.${key}`, `unknown setting (known: ${NODE_KEYS.join(', ')})`);
-      }
+      checkKnownKeys(rawNode, at, NODE_KEYS, issue);
       const name = nodeNameAt(rawNode['name'], `${at}.name`, issue, true);
       if (name !== undefined) {
         const dup = seenNames.get(name);
@@ -592,23 +588,15 @@ function clusterSecretAt(text: unknown, file: unknown, baseDir: string, issue: I
 function wsSettingsAt(value: unknown, baseDir: string, report: IssueFn): WsSettings | undefined {
   if (value === undefined || value === null) return { listen: undefined, tls: undefined, caFile: undefined };
   if (!isRecord(value)) return report('ws', `expected a mapping (listen, tls, caFile), got ${describe(value)}`);
-  let bad = false;
-  const issue: IssueFn = (path, reason) => {
-    bad = true;
-    return report(path, reason);
-  };
-  for (const key of Object.keys(value)) {
-    if (!(WS_KEYS as readonly string[]).includes(key)) issue(`ws.${key}`, `unknown setting (known: ${WS_KEYS.join(', ')})`);
-  }
+  const { issue, bad } = blockIssues(report);
+  checkKnownKeys(value, 'ws', WS_KEYS, issue);
   const listen = value['listen'] === undefined ? undefined : hostPortAt(value['listen'], 'ws.listen', issue);
   let tls: WsSettings['tls'];
   const rawTls = value['tls'];
   if (rawTls !== undefined) {
     if (!isRecord(rawTls)) issue('ws.tls', `expected a mapping (certFile, keyFile), got ${describe(rawTls)}`);
     else {
-      for (const key of Object.keys(rawTls)) {
-        if (!(TLS_KEYS as readonly string[]).includes(key)) issue(`ws.tls.${key}`, `unknown setting (known: ${TLS_KEYS.join(', ')})`);
-      }
+      checkKnownKeys(rawTls, 'ws.tls', TLS_KEYS, issue);
       const certFile = filePathAt(rawTls['certFile'], 'ws.tls.certFile', baseDir, issue, true);
       const keyFile = filePathAt(rawTls['keyFile'], 'ws.tls.keyFile', baseDir, issue, true);
       if (certFile !== undefined && keyFile !== undefined) tls = { certFile, keyFile };
@@ -616,7 +604,7 @@ function wsSettingsAt(value: unknown, baseDir: string, report: IssueFn): WsSetti
     }
   }
   const caFile = filePathAt(value['caFile'], 'ws.caFile', baseDir, issue, false);
-  if (bad) return undefined;
+  if (bad()) return undefined;
   return { listen, tls, caFile };
 }
 
@@ -624,18 +612,13 @@ function wsSettingsAt(value: unknown, baseDir: string, report: IssueFn): WsSetti
 function listenBlockAt(value: unknown, field: string, issue: IssueFn): ListenSettings | undefined {
   if (value === undefined || value === null) return { listen: undefined };
   if (!isRecord(value)) return issue(field, `expected a mapping (listen), got ${describe(value)}`);
-  let bad = false;
-  for (const key of Object.keys(value)) {
-    if (!(LISTEN_BLOCK_KEYS as readonly string[]).includes(key)) {
-      bad = true;
-      issue(`${field}.${key}`, `unknown setting (known: ${LISTEN_BLOCK_KEYS.join(', ')})`);
-    }
-  }
+  const block = blockIssues(issue);
+  checkKnownKeys(value, field, LISTEN_BLOCK_KEYS, block.issue);
   const rawListen = value['listen'];
-  if (rawListen === undefined || rawListen === null) return bad ? undefined : { listen: undefined };
+  if (rawListen === undefined || rawListen === null) return block.bad() ? undefined : { listen: undefined };
   const listen = hostPortAt(rawListen, `${field}.listen`, issue);
   if (listen === undefined) return undefined;
-  return bad ? undefined : { listen };
+  return block.bad() ? undefined : { listen };
 }
 
 /** An `http://[user:pass@]host:port` proxy URL, kept as written. */
@@ -720,14 +703,8 @@ function subnetManagerAt(value: unknown, clusterCidrs: readonly Cidr[], baseDir:
     return extra.length === 0 ? { type: 'static' } : report(`subnetManager.${extra[0] ?? ''}`, 'unknown setting for type static (it reads `nodes`)');
   }
   if (type !== 'etcd') return report('subnetManager.type', `${show(type)} is not one of static|etcd`);
-  let bad = false;
-  const issue: IssueFn = (path, reason) => {
-    bad = true;
-    return report(path, reason);
-  };
-  for (const key of Object.keys(value)) {
-    if (!(ETCD_KEYS as readonly string[]).includes(key)) issue(`subnetManager.${key}`, `unknown setting (known: ${ETCD_KEYS.join(', ')})`);
-  }
+  const { issue, bad } = blockIssues(report);
+  checkKnownKeys(value, 'subnetManager', ETCD_KEYS, issue);
   const endpoints: string[] = [];
   const rawEndpoints = value['endpoints'];
   if (!Array.isArray(rawEndpoints) || rawEndpoints.length === 0) {
@@ -753,9 +730,7 @@ function subnetManagerAt(value: unknown, clusterCidrs: readonly Cidr[], baseDir:
   if (rawTls !== undefined && rawTls !== null) {
     if (!isRecord(rawTls)) issue('subnetManager.tls', `expected a mapping (caFile, certFile, keyFile), got ${describe(rawTls)}`);
     else {
-      for (const key of Object.keys(rawTls)) {
-        if (!(ETCD_TLS_KEYS as readonly string[]).includes(key)) issue(`subnetManager.tls.${key}`, `unknown setting (known: ${ETCD_TLS_KEYS.join(', ')})`);
-      }
+      checkKnownKeys(rawTls, 'subnetManager.tls', ETCD_TLS_KEYS, issue);
       const caFile = filePathAt(rawTls['caFile'], 'subnetManager.tls.caFile', baseDir, issue, false);
       const certFile = filePathAt(rawTls['certFile'], 'subnetManager.tls.certFile', baseDir, issue, false);
       const keyFile = filePathAt(rawTls['keyFile'], 'subnetManager.tls.keyFile', baseDir, issue, false);
@@ -763,7 +738,7 @@ function subnetManagerAt(value: unknown, clusterCidrs: readonly Cidr[], baseDir:
       tls = { caFile, certFile, keyFile };
     }
   }
-  if (bad || ttlSeconds === undefined || subnetLengthV4 === undefined || subnetLengthV6 === undefined) return undefined;
+  if (bad() || ttlSeconds === undefined || subnetLengthV4 === undefined || subnetLengthV6 === undefined) return undefined;
   return { type: 'etcd', endpoints, prefix, ttlSeconds, subnetLengthV4, subnetLengthV6, tls };
 }
 
@@ -802,14 +777,8 @@ function subnetLengthAt(value: unknown, path: string, fallback: number, family: 
 function advertiseAt(value: unknown, listen: HostPort | undefined, ws: WsSettings | undefined, clusterCidrs: readonly Cidr[], report: IssueFn): AdvertiseSettings | undefined {
   const raw = value === undefined || value === null ? {} : value;
   if (!isRecord(raw)) return report('advertise', `expected a mapping (endpoint, wsEndpoint, transport, mtu), got ${describe(raw)}`);
-  let bad = false;
-  const issue: IssueFn = (path, reason) => {
-    bad = true;
-    return report(path, reason);
-  };
-  for (const key of Object.keys(raw)) {
-    if (!(ADVERTISE_KEYS as readonly string[]).includes(key)) issue(`advertise.${key}`, `unknown setting (known: ${ADVERTISE_KEYS.join(', ')})`);
-  }
+  const { issue, bad } = blockIssues(report);
+  checkKnownKeys(raw, 'advertise', ADVERTISE_KEYS, issue);
   const wildcard = listen === undefined || listen.host === '0.0.0.0' || listen.host === '::';
   const endpoint = raw['endpoint'] === undefined || raw['endpoint'] === null
     ? (wildcard ? undefined : listen)
@@ -820,21 +789,15 @@ function advertiseAt(value: unknown, listen: HostPort | undefined, ws: WsSetting
   }
   const transport = transportAt(raw['transport'], 'advertise.transport', issue);
   const mtu = raw['mtu'] === undefined ? undefined : mtuAt(raw['mtu'], 'advertise.mtu', endpoint?.family ?? 4, clusterCidrs, issue);
-  if (bad || transport === undefined) return undefined;
+  if (bad() || transport === undefined) return undefined;
   return { endpoint, wsEndpoint, transport, mtu };
 }
 
 /** The optional `cni` block: present means install the CNI executables and conflist when ready. */
 function cniAt(value: unknown, baseDir: string, report: IssueFn): CniSettings | undefined {
   if (!isRecord(value)) return report('cni', `expected a mapping (${CNI_KEYS.join(', ')}; {} for the defaults), got ${describe(value)}`);
-  let bad = false;
-  const issue: IssueFn = (path, reason) => {
-    bad = true;
-    return report(path, reason);
-  };
-  for (const key of Object.keys(value)) {
-    if (!(CNI_KEYS as readonly string[]).includes(key)) issue(`cni.${key}`, `unknown setting (known: ${CNI_KEYS.join(', ')})`);
-  }
+  const { issue, bad } = blockIssues(report);
+  checkKnownKeys(value, 'cni', CNI_KEYS, issue);
   const dir = (key: 'binDir' | 'confDir' | 'dataDir'): string => filePathAt(value[key], `cni.${key}`, baseDir, issue, false) ?? DEFAULT_CNI[key];
   const name = (key: 'confFileName' | 'networkName' | 'bridge', re: RegExp, what: string): string => {
     const v = value[key];
@@ -853,10 +816,29 @@ function cniAt(value: unknown, baseDir: string, report: IssueFn): CniSettings | 
     networkName: name('networkName', CNI_NETWORK_NAME_RE, 'a CNI network name (letters, digits, "_", ".", "-")'),
     bridge: name('bridge', /^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface name (1-15 characters)'),
   };
-  return bad ? undefined : settings;
+  return bad() ? undefined : settings;
 }
 
 // --- helpers ---
+
+/** Reports every key of `value` not in `known`, at `<path>.<key>` (the key alone at the top). */
+function checkKnownKeys(value: Record<string, unknown>, path: string, known: readonly string[], issue: IssueFn): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) issue(path === '' ? key : `${path}.${key}`, `unknown setting (known: ${known.join(', ')})`);
+  }
+}
+
+/** One block's issues: reported as usual, and remembered so the block can refuse to build a value. */
+function blockIssues(report: IssueFn): { issue: IssueFn; bad: () => boolean } {
+  let bad = false;
+  return {
+    issue: (path, reason) => {
+      bad = true;
+      return report(path, reason);
+    },
+    bad: () => bad,
+  };
+}
 
 function isLogLevel(value: string): value is LogLevel {
   return (LOG_LEVELS as readonly string[]).includes(value);

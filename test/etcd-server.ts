@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const ETCD_BINARY = '/usr/bin/etcd';
-const READY_LINE = 'ready to serve client requests';
+/** What etcd logs once it serves clients. */
+export const ETCD_READY_LINE = 'ready to serve client requests';
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 const LOG_KEEP_CHARS = 16_000;
@@ -38,6 +39,24 @@ export interface EtcdServer {
   destroy(): Promise<void>;
   /** The last lines etcd wrote, for failure messages. */
   log(): string;
+}
+
+/** The command line of a one-member throwaway etcd (small quota, no metrics or pprof listener). */
+export function etcdArgs(o: { name: string; dataDir: string; clientUrl: string; peerUrl: string }): string[] {
+  return [
+    '--name', o.name,
+    '--data-dir', o.dataDir,
+    '--listen-client-urls', o.clientUrl,
+    '--advertise-client-urls', o.clientUrl,
+    '--listen-peer-urls', o.peerUrl,
+    '--initial-advertise-peer-urls', o.peerUrl,
+    '--initial-cluster', `${o.name}=${o.peerUrl}`,
+    '--initial-cluster-state', 'new',
+    '--listen-metrics-urls', '',
+    '--enable-pprof=false',
+    '--quota-backend-bytes', String(64 * 1024 * 1024),
+    '--log-level', 'info',
+  ];
 }
 
 /** Why etcd tests cannot run here, or undefined when they can. */
@@ -99,20 +118,7 @@ class LocalEtcd implements EtcdServer {
     const peer = `http://127.0.0.1:${this.peerPort}`;
     const child = spawn(
       ETCD_BINARY,
-      [
-        '--name', 'podtun-test',
-        '--data-dir', this.dataDir,
-        '--listen-client-urls', this.endpoint,
-        '--advertise-client-urls', this.endpoint,
-        '--listen-peer-urls', peer,
-        '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', `podtun-test=${peer}`,
-        '--initial-cluster-state', 'new',
-        '--listen-metrics-urls', '',
-        '--enable-pprof=false',
-        '--quota-backend-bytes', String(64 * 1024 * 1024),
-        '--log-level', 'info',
-      ],
+      etcdArgs({ name: 'podtun-test', dataDir: this.dataDir, clientUrl: this.endpoint, peerUrl: peer }),
       { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } },
     );
     this.child = child;
@@ -138,7 +144,7 @@ class LocalEtcd implements EtcdServer {
       };
       const onData = (chunk: Buffer): void => {
         this.output = (this.output + chunk.toString()).slice(-LOG_KEEP_CHARS);
-        if (this.output.includes(READY_LINE)) settle();
+        if (this.output.includes(ETCD_READY_LINE)) settle();
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);

@@ -64,6 +64,7 @@ import {
 } from './shell.js';
 import type { Outcome, RunOptions, RunResult, SpawnOptions } from './shell.js';
 import { ensureCnitool } from './cnitool.js';
+import { ETCD_BINARY, ETCD_READY_LINE, etcdArgs } from '../etcd-server.js';
 
 export type ClusterMode = 'podtun' | 'kernel-routing' | 'kernel-vxlan' | 'none';
 
@@ -709,20 +710,16 @@ class ClusterImpl implements Cluster {
       const logStart = readSize(logFile);
       const fd = openSync(logFile, 'a');
       try {
-        this.etcdProc = this.spawnIn(ns, [
-          'etcd', '--name', 'e', '--data-dir', dataDir,
-          '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-          '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
-          '--initial-cluster', 'e=http://127.0.0.1:2380', '--initial-cluster-state', 'new',
-          '--listen-metrics-urls', '', '--enable-pprof=false', '--quota-backend-bytes', String(64 * 1024 * 1024),
-        ], { stdio: ['ignore', fd, fd] });
+        this.etcdProc = this.spawnIn(ns, [ETCD_BINARY, ...etcdArgs({ name: 'e', dataDir, clientUrl: endpoint, peerUrl: 'http://127.0.0.1:2380' })], {
+          stdio: ['ignore', fd, fd],
+        });
       } finally {
         closeSync(fd);
       }
       const proc = this.etcdProc;
       await pollUntil('etcd serving', async () => {
         if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`etcd exited:\n${tail(readFileSync(logFile, 'utf8'), 20)}`);
-        return readFileSync(logFile, 'utf8').slice(logStart).includes('ready to serve client requests') ? true : undefined;
+        return readFileSync(logFile, 'utf8').slice(logStart).includes(ETCD_READY_LINE) ? true : undefined;
       }, 20_000, 100);
     };
     const running = (): boolean => this.etcdProc !== undefined && this.etcdProc.exitCode === null && this.etcdProc.signalCode === null;

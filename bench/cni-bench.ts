@@ -13,10 +13,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCluster } from '../test/netns/cluster.js';
-import type { Cluster } from '../test/netns/cluster.js';
+import { createCluster } from '../lab/cluster.js';
+import type { Cluster } from '../lab/cluster.js';
 import { fetchApi } from '../node-bootstrap/status-server.js';
-import { sleep } from '../test/netns/shell.js';
+import { sleep } from '../lab/shell.js';
 
 const ADD_SAMPLES = 40;
 const READY_SAMPLES = 5;

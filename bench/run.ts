@@ -6,7 +6,7 @@
  *   10.244.1.10          (underlay ns, bridge ul0, 192.168.77.0/24)          10.244.2.10
  * ```
  *
- * Data paths, each a fresh 2-node cluster with one pod per node (test/netns/cluster.ts):
+ * Data paths, each a fresh 2-node cluster with one pod per node (lab/cluster.ts):
  *   kernel-routing (no tunnel, the upper bound), kernel-vxlan (flannel vxlan), podtun-udp
  *   (`transport: udp` on every peer), podtun-ws (`transport: ws`: WebSocket carries everything).
  * Figures per path:
@@ -29,11 +29,11 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { createCluster, findRepoRoot } from '../test/netns/cluster.js';
-import type { Cluster, ClusterMode } from '../test/netns/cluster.js';
-import { missingCommand, netnsSkipReason, podtunSkipReason } from '../test/netns/requirements.js';
-import { waitPeers } from '../test/netns/podtun-status.js';
-import { outcomeIn, pollUntil, sleep, stopChild } from '../test/netns/shell.js';
+import { createCluster, findRepoRoot } from '../lab/cluster.js';
+import type { Cluster, ClusterMode } from '../lab/cluster.js';
+import { missingCommand, netnsSkipReason, podtunSkipReason } from '../lab/requirements.js';
+import { waitPeers } from '../lab/podtun-status.js';
+import { outcomeIn, pollUntil, sleep, stopChild } from '../lab/shell.js';
 import { cniTable, measureCni } from './cni-bench.js';
 import type { CniBenchResult } from './cni-bench.js';
 

@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quietLogger } from '../test/recording-logger.js';
-import { etcdCompact, etcdDelete, etcdKeys, etcdPut, etcdSkipReason, startEtcd } from '../test/etcd-server.js';
-import type { EtcdServer } from '../test/etcd-server.js';
+import { etcdCompact, etcdDelete, etcdKeys, etcdPut, etcdSkipReason, startEtcd } from '../lab/etcd-server.js';
+import type { EtcdServer } from '../lab/etcd-server.js';
 import { registryContract } from '../test/registry-contract.js';
 import { createEtcdRegistry } from './etcd-registry.js';
 import { RegistryError } from './registry.js';

@@ -27,7 +27,7 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Etcd3 } from 'etcd3';
 import type { IKeyValue, IOptions, IWatchResponse, Watcher } from 'etcd3';
-import type { Logger } from '../router/logger.js';
+import type { Logger } from '../core/logger.js';
 import { RegistryError } from './registry.js';
 import type {
   Claim,

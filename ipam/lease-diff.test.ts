@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { diffLeases, fullSet } from './lease-diff.js';
-import type { Lease } from './subnet-manager.js';
+import type { Lease } from '../core/subnet-manager.js';
 
 const a: Lease = { node: 'a', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], endpoint: '192.168.77.1:8285' };
 const b: Lease = { node: 'b', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285' };

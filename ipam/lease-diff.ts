@@ -2,7 +2,7 @@
  * The difference between two full sets of leases as lease events: what a reload of a static
  * config (or a resync of any registry) hands to `router.applyLeaseEvents`.
  */
-import type { Lease, LeaseEvent } from './subnet-manager.js';
+import type { Lease, LeaseEvent } from '../core/subnet-manager.js';
 
 /**
  * Events that turn `before` into `after`, leases keyed by node name. A node whose subnets,

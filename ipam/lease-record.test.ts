@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeLeaseRecord, encodeLeaseRecord, LeaseRecordError } from './lease-record.js';
-import type { Lease } from './subnet-manager.js';
+import type { Lease } from '../core/subnet-manager.js';
 
 describe('lease record', () => {
   it.each<[string, Lease]>([

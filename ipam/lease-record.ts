@@ -9,10 +9,10 @@
  * the manager logs it and ignores the record (never crashes on it). Fields this version does not
  * know are ignored; a different `version` is refused, since its fields may mean something else.
  */
-import { parseCidr } from '../router/cidr.js';
-import { parseEndpoint } from '../tunnel/endpoint.js';
-import type { TransportMode } from '../tunnel/transport.js';
-import type { Lease } from './subnet-manager.js';
+import { parseCidr } from '../core/cidr.js';
+import { parseEndpoint } from '../core/endpoint.js';
+import type { TransportMode } from '../core/transport.js';
+import type { Lease } from '../core/subnet-manager.js';
 
 export const LEASE_RECORD_VERSION = 1;
 

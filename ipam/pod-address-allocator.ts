@@ -13,8 +13,8 @@
  *
  * Addresses are bigints for both families; a /64 is walked lazily, never materialized.
  */
-import { cidrContainsAddress, formatAddress, parseAddress, parseCidr } from '../router/cidr.js';
-import type { Cidr, IpAddress, IpFamily } from '../router/cidr.js';
+import { cidrContainsAddress, formatAddress, parseAddress, parseCidr } from '../core/cidr.js';
+import type { Cidr, IpAddress, IpFamily } from '../core/cidr.js';
 import { CniCode, CniError } from './cni/cni-error.js';
 
 /** A range as written in the config (host-local's shape). */

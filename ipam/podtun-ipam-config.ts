@@ -14,7 +14,7 @@
  * key is CniError 2 naming key and value, so a typo ("rangestart") fails loudly instead of being
  * ignored. Top-level keys belong to the calling plugin and are not looked at.
  */
-import { parseAddress, parseCidr } from '../router/cidr.js';
+import { parseAddress, parseCidr } from '../core/cidr.js';
 import { CniCode, CniError } from './cni/cni-error.js';
 import { isPlainObject } from './cni/cni-protocol.js';
 import { checkRangeSets, parseRange } from './pod-address-allocator.js';

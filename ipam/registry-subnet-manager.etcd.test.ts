@@ -11,15 +11,15 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { quietLogger, recordingLogger } from '../test/recording-logger.js';
 import type { LogLine } from '../test/recording-logger.js';
-import { etcdKeys, etcdPut, etcdSkipReason, startEtcd } from '../test/etcd-server.js';
-import type { EtcdServer } from '../test/etcd-server.js';
+import { etcdKeys, etcdPut, etcdSkipReason, startEtcd } from '../lab/etcd-server.js';
+import type { EtcdServer } from '../lab/etcd-server.js';
 import { sleep, waitFor } from '../test/registry-contract.js';
 import { createEtcdRegistry } from './etcd-registry.js';
 import { encodeLeaseRecord } from './lease-record.js';
 import type { Registry } from './registry.js';
 import { RegistrySubnetManager } from './registry-subnet-manager.js';
 import type { RegistrySubnetManagerOptions } from './registry-subnet-manager.js';
-import type { LeaseEvent } from './subnet-manager.js';
+import type { LeaseEvent } from '../core/subnet-manager.js';
 
 const skipReason = etcdSkipReason();
 if (skipReason !== undefined) console.warn(`skipping etcd subnet manager tests: ${skipReason}`);

@@ -10,7 +10,7 @@ import { sleep, waitFor } from '../test/registry-contract.js';
 import { encodeLeaseRecord } from './lease-record.js';
 import { LeaseError, RegistrySubnetManager } from './registry-subnet-manager.js';
 import type { RegistrySubnetManagerOptions } from './registry-subnet-manager.js';
-import type { Lease, LeaseEvent } from './subnet-manager.js';
+import type { Lease, LeaseEvent } from '../core/subnet-manager.js';
 
 const TTL_SECONDS = 0.3;
 const CLUSTER_V4 = '10.244.0.0/16';

@@ -28,16 +28,16 @@
  * takes them over and keeps the node's subnets.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseCidr } from '../router/cidr.js';
-import type { Cidr, IpFamily } from '../router/cidr.js';
-import type { Logger } from '../router/logger.js';
-import type { TransportMode } from '../tunnel/transport.js';
+import { parseCidr } from '../core/cidr.js';
+import type { Cidr, IpFamily } from '../core/cidr.js';
+import type { Logger } from '../core/logger.js';
+import type { TransportMode } from '../core/transport.js';
 import { diffLeases, fullSet } from './lease-diff.js';
 import { decodeLeaseRecord, encodeLeaseRecord } from './lease-record.js';
 import type { Claim, ClaimRequest, Registry, RegistryEntry, RegistrySnapshot, RenewResult } from './registry.js';
 import { chooseSubnet, DEFAULT_SUBNET_SPREAD, SubnetLengthError, SubnetsExhaustedError } from './subnet-allocator.js';
 import { bitsOf, indexOfSubnet } from './subnet-index.js';
-import type { Lease, LeaseEvent, SubnetManager } from './subnet-manager.js';
+import type { Lease, LeaseEvent, SubnetManager } from '../core/subnet-manager.js';
 
 export interface RegistrySubnetManagerOptions {
   registry: Registry;

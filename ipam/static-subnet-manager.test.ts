@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../node-bootstrap/config.js';
 import type { NodeConfig } from '../node-bootstrap/config.js';
-import type { Logger } from '../router/logger.js';
+import type { Logger } from '../core/logger.js';
 import { StaticSubnetManager } from './static-subnet-manager.js';
-import type { LeaseEvent } from './subnet-manager.js';
+import type { LeaseEvent } from '../core/subnet-manager.js';
 
 interface LogLine {
   level: string;

@@ -13,10 +13,10 @@
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import type { Logger } from '../router/logger.js';
-import type { TransportMode } from '../tunnel/transport.js';
+import type { Logger } from '../core/logger.js';
+import type { TransportMode } from '../core/transport.js';
 import { diffLeases, fullSet } from './lease-diff.js';
-import type { Lease, LeaseEvent, SubnetManager } from './subnet-manager.js';
+import type { Lease, LeaseEvent, SubnetManager } from '../core/subnet-manager.js';
 
 /** One node as the static list holds it; node-bootstrap's NodeSpec has this shape. */
 export interface StaticNode {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../router/cidr.js';
+import { parseCidr } from '../core/cidr.js';
 import { chooseSubnet, SubnetLengthError, SubnetsExhaustedError } from './subnet-allocator.js';
 import { nthSubnet, overlappingIndices, subnetCount } from './subnet-index.js';
 

@@ -15,7 +15,7 @@
  * 16 free makes most first attempts distinct while still keeping the used subnets packed at the
  * bottom of the range (flannel does the same among its first 100).
  */
-import type { Cidr } from '../router/cidr.js';
+import type { Cidr } from '../core/cidr.js';
 import { bitsOf, indexOfSubnet, nthSubnet, overlappingIndices, subnetCount } from './subnet-index.js';
 import type { IndexRange } from './subnet-index.js';
 

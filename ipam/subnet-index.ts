@@ -3,8 +3,8 @@
  * address: index n of length L in C is C's network address + n * 2^(bits - L). Pure bigint
  * arithmetic, the same for IPv4 and IPv6 (a v6 /48 holds 2^16 /64s, far past 32-bit numbers).
  */
-import { formatAddress } from '../router/cidr.js';
-import type { Cidr } from '../router/cidr.js';
+import { formatAddress } from '../core/cidr.js';
+import type { Cidr } from '../core/cidr.js';
 
 /** Inclusive range of subnet indices. */
 export interface IndexRange {

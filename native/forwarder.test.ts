@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addon } from './addon.js';
 import type { NativeUdp } from './addon.js';
 import { TunDevice } from '../router/tun-device.js';
-import type { PacketBatch } from '../router/packet-batch.js';
+import type { PacketBatch } from '../core/packet-batch.js';
 import { createNs, deleteNs, kernelSkipReason, moveIntoNs, nodeInNs, uniqueName } from './test-support.js';
 
 const skip = kernelSkipReason();

@@ -40,7 +40,6 @@ describe('podtun CLI', () => {
     [['run', 'x.yaml'], /positional argument/],
     [['run'], /--config: required \(or set PODTUN_CONFIG\)/],
     [['run', '--config', 'x.yaml', '--log-level', 'loud'], /--log-level: "loud" is not one of/],
-    [['demo', '--mode', 'vxlan'], /--mode: "vxlan" is not one of podtun\|kernel-routing/],
     [['version', 'extra'], /unexpected argument "extra"/],
   ])('%j -> usage, exit 2', async (argv, reason) => {
     const r = await cli(argv);

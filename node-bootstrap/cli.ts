@@ -65,8 +65,18 @@ const processIo: CliIo = {
   isTty: process.stdout.isTTY,
 };
 
-export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: CliIo = processIo): Promise<number> {
+/** A command served by a module above this folder (the lab's `demo`), plugged in by bin/podtun.js. */
+export type CliCommand = (args: readonly string[], env: Readonly<Record<string, string | undefined>>, io: CliIo) => Promise<number>;
+
+export async function main(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  io: CliIo = processIo,
+  plugged: Readonly<Record<string, CliCommand>> = {},
+): Promise<number> {
   const [command, ...rest] = argv;
+  const pluggedCommand = command === undefined ? undefined : plugged[command];
+  if (pluggedCommand !== undefined) return pluggedCommand(rest, env, io);
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     io.out(USAGE);
     return command === undefined ? EXIT_USAGE : EXIT_OK;
@@ -79,8 +89,6 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
       return EXIT_OK;
     case 'run':
       return runCommand(rest, env, io);
-    case 'demo':
-      return demoCommand(rest, io);
     case 'status':
     case 'routes':
     case 'peers': {
@@ -129,35 +137,6 @@ async function runCommand(args: readonly string[], env: Readonly<Record<string, 
   return runNode({ configPath: sources.path, overrides: sources.overrides, statusSocket }, async () => (await import('./node-deps.js')).defaultNodeDeps);
 }
 
-async function demoCommand(args: readonly string[], io: CliIo): Promise<number> {
-  let mode: string | undefined;
-  try {
-    ({ values: { mode } } = parseArgs({ args: [...args], options: { mode: { type: 'string' } }, strict: true, allowPositionals: false }));
-  } catch (err: unknown) {
-    return usageError(io, errorMessage(err));
-  }
-  if (mode !== undefined && mode !== 'podtun' && mode !== 'kernel-routing') {
-    return usageError(io, `--mode: "${mode}" is not one of podtun|kernel-routing`);
-  }
-  let demo: typeof import('./demo.js');
-  try {
-    demo = await import('./demo.js');
-  } catch (err: unknown) {
-    io.err(`podtun: the demo is not available in this build: ${errorMessage(err)}\n`);
-    return EXIT_FAILURE;
-  }
-  try {
-    await demo.runDemo(mode === undefined ? {} : { mode });
-    return EXIT_OK;
-  } catch (err: unknown) {
-    if (err instanceof demo.DemoError) {
-      io.err(`${err.message}\n`);
-      return EXIT_FAILURE;
-    }
-    throw err;
-  }
-}
-
 export function usageError(io: CliIo, reason: string): number {
   io.err(`podtun: ${reason}\n\n${USAGE}`);
   return EXIT_USAGE;
@@ -178,11 +157,11 @@ export function packageVersion(): string {
   return 'unknown';
 }
 
-/** bin/podtun.js: runs main on this process and exits with its code. */
-export async function runCli(): Promise<never> {
+/** bin/podtun.js: runs main on this process, with the commands it plugs in, and exits with its code. */
+export async function runCli(plugged: Readonly<Record<string, CliCommand>> = {}): Promise<never> {
   let code: number;
   try {
-    code = await main(process.argv.slice(2), process.env);
+    code = await main(process.argv.slice(2), process.env, processIo, plugged);
   } catch (err: unknown) {
     process.stderr.write(`podtun: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     code = EXIT_FAILURE;

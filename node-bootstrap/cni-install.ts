@@ -26,7 +26,7 @@ import type { Stats } from 'node:fs';
 import { copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from '../router/logger.js';
+import type { Logger } from '../core/logger.js';
 
 /** The executables, one SEA under two names (node-bootstrap/cni/build-executables.mjs). */
 export const CNI_EXECUTABLES = ['podtun', 'podtun-ipam'] as const;

@@ -10,12 +10,12 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { cidrContains, cidrsOverlap, parseCidr } from '../router/cidr.js';
-import type { Cidr, IpFamily } from '../router/cidr.js';
-import { formatEndpoint, parseEndpoint } from '../tunnel/endpoint.js';
+import { cidrContains, cidrsOverlap, parseCidr } from '../core/cidr.js';
+import type { Cidr, IpFamily } from '../core/cidr.js';
+import { formatEndpoint, parseEndpoint } from '../core/endpoint.js';
 import { MIN_SECRET_BYTES } from '../tunnel/cluster-auth.js';
 import { nodeIdOf } from '../tunnel/node-id.js';
-import type { TransportMode } from '../tunnel/transport.js';
+import type { TransportMode } from '../core/transport.js';
 import { UDP_OVERHEAD_IPV4, UDP_OVERHEAD_IPV6 } from '../tunnel/udp-header.js';
 import { ClusterSecret } from './cluster-secret.js';
 

@@ -13,7 +13,7 @@
  * Exit code 0 when every check passed, 1 otherwise (2 for a usage error, from the command).
  */
 import { parseArgs } from 'node:util';
-import { addressInCidr, formatAddress, parseCidr } from '../router/cidr.js';
+import { addressInCidr, formatAddress, parseCidr } from '../core/cidr.js';
 import { ConfigError, loadConfig, parseHostPort, tunMtuOf } from './config.js';
 import { nodeIdOf } from '../tunnel/node-id.js';
 import type { NodeConfig, NodeSpec } from './config.js';

@@ -3,7 +3,7 @@
  * how many since the last line (`{ reason, count }`, 'packets dropped'). The data path only
  * counts; this reads the counters from the side, so nothing is logged per packet.
  */
-import type { Logger } from '../router/logger.js';
+import type { Logger } from '../core/logger.js';
 
 export const DROP_LOG_INTERVAL_MS = 1000;
 

@@ -20,9 +20,9 @@
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatAddress, parseAddress, parseCidr } from '../router/cidr.js';
-import type { Cidr } from '../router/cidr.js';
-import type { Logger } from '../router/logger.js';
+import { formatAddress, parseAddress, parseCidr } from '../core/cidr.js';
+import type { Cidr } from '../core/cidr.js';
+import type { Logger } from '../core/logger.js';
 
 /** The seam to the host: the real one runs `ip` and touches /proc/sys; tests may run in a netns. */
 export interface HostOps {

@@ -10,8 +10,8 @@ import type { EtcdManagerSettings, LogLevel, NodeConfig } from './config.js';
 import { checkReloadable } from './config-reload.js';
 import { StaticSubnetManager } from '../ipam/static-subnet-manager.js';
 import type { Registry } from '../ipam/registry.js';
-import type { SubnetManager } from '../ipam/subnet-manager.js';
-import type { Logger } from '../router/logger.js';
+import type { SubnetManager } from '../core/subnet-manager.js';
+import type { Logger } from '../core/logger.js';
 
 export interface LeaseSource {
   readonly manager: SubnetManager;

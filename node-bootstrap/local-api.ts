@@ -15,7 +15,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Logger } from '../router/logger.js';
+import type { Logger } from '../core/logger.js';
 import type { RouterStats } from '../router/router.js';
 import type { HostPort } from './config.js';
 import type { PodtunMetrics } from './metrics.js';

@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
-import type { Logger } from '../router/logger.js';
+import type { Logger } from '../core/logger.js';
 import type { LogLevel } from './config.js';
 
 /**

@@ -7,7 +7,7 @@
  * carrying the peer at scrape time.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { DROP_REASON_NAMES } from '../router/drop-reason.js';
+import { DROP_REASON_NAMES } from '../core/drop-reason.js';
 import type { RouterStats } from '../router/router.js';
 
 export interface PodtunMetrics {

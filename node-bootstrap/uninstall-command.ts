@@ -10,7 +10,7 @@ import type { CniSettings } from './config.js';
 import { uninstallCni } from './cni-install.js';
 import type { CliIo } from './cli.js';
 import { EXIT_FAILURE, EXIT_OK, usageError } from './cli.js';
-import type { Logger } from '../router/logger.js';
+import type { Logger } from '../core/logger.js';
 
 export async function uninstallCommand(args: readonly string[], env: Readonly<Record<string, string | undefined>>, io: CliIo): Promise<number> {
   let configPath: string | undefined;

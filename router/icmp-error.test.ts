@@ -12,12 +12,12 @@ import {
   tcp,
   udp,
 } from '../test/packet-fixtures.js';
-import { ipv4ToNumber, parseAddress } from './cidr.js';
+import { ipv4ToNumber, parseAddress } from '../core/cidr.js';
 import { internetChecksum } from './checksum.js';
 import { IcmpErrorKind, IcmpErrorWriter } from './icmp-error.js';
 import { parseIpPacket } from './ip-parse.js';
-import type { PacketBatch } from './packet-batch.js';
-import type { PacketDevice } from './packet-device.js';
+import type { PacketBatch } from '../core/packet-batch.js';
+import type { PacketDevice } from '../core/packet-device.js';
 import { PARSE_OK, PacketView } from './packet-view.js';
 
 const TUN4 = '10.244.1.0';

@@ -11,8 +11,8 @@
 import { internetChecksum, finishChecksum, sumWords } from './checksum.js';
 import { IPV4_MIN_HEADER_LEN, writeU16, writeU32 } from './ipv4-header.js';
 import { IPV6_ADDR_LEN, IPV6_HEADER_LEN } from './ipv6-header.js';
-import type { PacketBatch } from './packet-batch.js';
-import type { PacketDevice } from './packet-device.js';
+import type { PacketBatch } from '../core/packet-batch.js';
+import type { PacketDevice } from '../core/packet-device.js';
 import { IP_PROTO_ICMP, IP_PROTO_ICMPV6 } from './packet-view.js';
 import type { PacketView } from './packet-view.js';
 import { TokenBucket } from './token-bucket.js';

@@ -14,20 +14,20 @@
  * A peer whose state is down is still sent to (UDP is connectionless); packets the transport
  * refuses are counted as Congested (the transport counts its own reasons).
  */
-import { DropReason } from './drop-reason.js';
+import { DropReason } from '../core/drop-reason.js';
 import { IcmpErrorKind } from './icmp-error.js';
 import type { IcmpErrorWriter } from './icmp-error.js';
 import { parseIpPacket } from './ip-parse.js';
 import { decrementIpv4Ttl } from './ipv4-header.js';
 import { decrementIpv6HopLimit } from './ipv6-header.js';
-import { VNET_GSO_NONE, VNET_HDR_LEN, VNET_OFFSET_GSO_SIZE, VNET_OFFSET_GSO_TYPE } from './packet-batch.js';
-import type { PacketBatch } from './packet-batch.js';
-import type { PacketDevice } from './packet-device.js';
+import { VNET_GSO_NONE, VNET_HDR_LEN, VNET_OFFSET_GSO_SIZE, VNET_OFFSET_GSO_TYPE } from '../core/packet-batch.js';
+import type { PacketBatch } from '../core/packet-batch.js';
+import type { PacketDevice } from '../core/packet-device.js';
 import { PARSE_OK, PacketView } from './packet-view.js';
 import { CLUSTER_ROUTE, LOCAL_ROUTE } from './peer-table.js';
 import type { PeerTable } from './peer-table.js';
 import type { RouteTable } from './route-table.js';
-import type { Transport } from '../tunnel/transport.js';
+import type { Transport } from '../core/transport.js';
 
 /** virtio_net_hdr gso_type: the ECN bit rides on top of the type. */
 const VNET_GSO_TYPE_MASK = 0x7f;

@@ -1,5 +1,5 @@
 /** Dispatches on the IP version nibble to the IPv4 or IPv6 header parser. */
-import { DropReason } from './drop-reason.js';
+import { DropReason } from '../core/drop-reason.js';
 import { parseIpv4 } from './ipv4-header.js';
 import { parseIpv6 } from './ipv6-header.js';
 import type { PacketView, ParseResult } from './packet-view.js';

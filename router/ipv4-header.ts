@@ -1,6 +1,6 @@
 /** IPv4 header (RFC 791) read and patched in place. Offsets are from the start of the header. */
 import { updateChecksum16 } from './checksum.js';
-import { DropReason } from './drop-reason.js';
+import { DropReason } from '../core/drop-reason.js';
 import { IP_PROTO_ICMP, IP_PROTO_TCP, IP_PROTO_UDP, PARSE_OK } from './packet-view.js';
 import type { PacketView, ParseResult } from './packet-view.js';
 

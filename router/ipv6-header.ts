@@ -2,7 +2,7 @@
  * IPv6 header (RFC 8200) read in place, walking the extension headers a router must step over
  * to find the upper layer: hop-by-hop, routing, fragment, destination options (bounded).
  */
-import { DropReason } from './drop-reason.js';
+import { DropReason } from '../core/drop-reason.js';
 import { readL4, readU16 } from './ipv4-header.js';
 import { IP_PROTO_ICMPV6, PARSE_OK } from './packet-view.js';
 import type { PacketView, ParseResult } from './packet-view.js';

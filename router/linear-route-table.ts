@@ -2,7 +2,7 @@
  * The slow, obvious RouteTable: a list scanned in full on every lookup. The reference the trie
  * is checked against; not for the hot path.
  */
-import type { Cidr } from './cidr.js';
+import type { Cidr } from '../core/cidr.js';
 import type { RouteEntry, RouteTable } from './route-table.js';
 
 export class LinearRouteTable<T> implements RouteTable<T> {

@@ -11,11 +11,11 @@
  *
  * TTL is not touched here: the sending node's inside pipeline decremented it.
  */
-import { DropReason } from './drop-reason.js';
+import { DropReason } from '../core/drop-reason.js';
 import { parseIpPacket } from './ip-parse.js';
-import { VNET_HDR_LEN } from './packet-batch.js';
-import type { InboundBatch } from './packet-batch.js';
-import type { PacketDevice } from './packet-device.js';
+import { VNET_HDR_LEN } from '../core/packet-batch.js';
+import type { InboundBatch } from '../core/packet-batch.js';
+import type { PacketDevice } from '../core/packet-device.js';
 import { PARSE_OK, PacketView } from './packet-view.js';
 import { LOCAL_ROUTE } from './peer-table.js';
 import type { PeerTable } from './peer-table.js';

@@ -13,8 +13,8 @@ import {
   tcp,
   udp,
 } from '../test/packet-fixtures.js';
-import { ipv4ToNumber, parseAddress } from './cidr.js';
-import { DropReason } from './drop-reason.js';
+import { ipv4ToNumber, parseAddress } from '../core/cidr.js';
+import { DropReason } from '../core/drop-reason.js';
 import { parseIpPacket } from './ip-parse.js';
 import { IPV6_MAX_EXT_HEADERS } from './ipv6-header.js';
 import { PARSE_OK, PacketView } from './packet-view.js';

@@ -4,7 +4,7 @@
  * slots (or LOCAL_ROUTE / CLUSTER_ROUTE). Grown (reallocated) only by the control plane; the
  * pipelines read the arrays afresh on every batch and never keep them.
  */
-import type { Cidr } from './cidr.js';
+import type { Cidr } from '../core/cidr.js';
 
 /** Route value: one of this node's own subnets. */
 export const LOCAL_ROUTE = -2;

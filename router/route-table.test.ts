@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { routeTableContract } from '../test/route-table-contract.js';
-import { formatAddress } from './cidr.js';
-import type { Cidr, IpFamily } from './cidr.js';
+import { formatAddress } from '../core/cidr.js';
+import type { Cidr, IpFamily } from '../core/cidr.js';
 import { LinearRouteTable } from './linear-route-table.js';
 import type { RouteTable } from './route-table.js';
 import { TrieRouteTable } from './trie-route-table.js';

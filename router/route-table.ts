@@ -3,7 +3,7 @@
  * two implementations: `TrieRouteTable` (the hot path) and `LinearRouteTable` (the obvious
  * reference the trie is tested against). IPv4 and IPv6 live side by side.
  */
-import type { Cidr } from './cidr.js';
+import type { Cidr } from '../core/cidr.js';
 
 export interface RouteEntry<T> {
   cidr: Cidr;

@@ -9,7 +9,7 @@
  * Cluster CIDRs 10.244.0.0/16 and fd00:10:244::/48; tunnel MTU 1460.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Lease, LeaseEvent } from '../ipam/subnet-manager.js';
+import type { Lease, LeaseEvent } from '../core/subnet-manager.js';
 import { MemoryDevice } from '../test/memory-device.js';
 import type { MemoryTransport } from '../test/memory-transport.js';
 import { createMemoryTransportPair } from '../test/memory-transport.js';
@@ -28,8 +28,8 @@ import {
 } from '../test/packet-fixtures.js';
 import { nodeIdOf } from '../tunnel/node-id.js';
 import { internetChecksum } from './checksum.js';
-import type { Logger } from './logger.js';
-import { VNET_GSO_TCPV4 } from './packet-batch.js';
+import type { Logger } from '../core/logger.js';
+import { VNET_GSO_TCPV4 } from '../core/packet-batch.js';
 import { Router, RouterConfigError } from './router.js';
 import type { RouterOptions } from './router.js';
 

@@ -5,22 +5,22 @@
  *   device (TUN) --batch--> InsidePipeline  --send per peer--> transport
  *   transport    --batch--> OutsidePipeline --one write------> device (TUN)
  */
-import { ipv4ToNumber, parseAddress, parseCidr } from './cidr.js';
-import type { Cidr, IpFamily } from './cidr.js';
-import { dropCountersToObject, newDropCounters } from './drop-reason.js';
+import { ipv4ToNumber, parseAddress, parseCidr } from '../core/cidr.js';
+import type { Cidr, IpFamily } from '../core/cidr.js';
+import { dropCountersToObject, newDropCounters } from '../core/drop-reason.js';
 import { IcmpErrorWriter } from './icmp-error.js';
 import { InsidePipeline } from './inside-pipeline.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../core/logger.js';
 import { OutsidePipeline } from './outside-pipeline.js';
-import type { InboundBatch, PacketBatch } from './packet-batch.js';
-import type { PacketDevice } from './packet-device.js';
+import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
+import type { PacketDevice } from '../core/packet-device.js';
 import { CLUSTER_ROUTE, LOCAL_ROUTE, PeerTable } from './peer-table.js';
 import type { PeerRecord } from './peer-table.js';
 import type { RouteTable } from './route-table.js';
 import { TrieRouteTable } from './trie-route-table.js';
-import type { Lease, LeaseEvent } from '../ipam/subnet-manager.js';
+import type { Lease, LeaseEvent } from '../core/subnet-manager.js';
 import { nodeIdOf } from '../tunnel/node-id.js';
-import type { PeerState, PeerStatus, Transport, TransportKind, TransportSwitch } from '../tunnel/transport.js';
+import type { PeerState, PeerStatus, Transport, TransportKind, TransportSwitch } from '../core/transport.js';
 
 export interface RouterOptions {
   device: PacketDevice;

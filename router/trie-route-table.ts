@@ -4,7 +4,7 @@
  * Lookups walk at most one node per distinct prefix length on the path and allocate nothing;
  * IPv4 nodes also keep their prefix as a number so IPv4 lookups compare whole words.
  */
-import type { Cidr, IpFamily } from './cidr.js';
+import type { Cidr, IpFamily } from '../core/cidr.js';
 import type { RouteEntry, RouteTable } from './route-table.js';
 
 class TrieNode<T> {

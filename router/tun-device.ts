@@ -4,8 +4,8 @@
  */
 import { addon } from '../native/addon.js';
 import type { NativeTun } from '../native/addon.js';
-import type { PacketBatch } from './packet-batch.js';
-import type { PacketDevice } from './packet-device.js';
+import type { PacketBatch } from '../core/packet-batch.js';
+import type { PacketDevice } from '../core/packet-device.js';
 
 /** Read area: room for ~31 super-packets, or up to MAX_BATCH small packets, per readiness. */
 const READ_BUFFER_BYTES = 2 * 1024 * 1024;

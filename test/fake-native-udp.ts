@@ -5,7 +5,7 @@
  * super-packets or finish partial checksums (tests send plain packets).
  */
 import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
-import { VNET_HDR_LEN } from '../router/packet-batch.js';
+import { VNET_HDR_LEN } from '../core/packet-batch.js';
 
 interface Datagram {
   data: Buffer;

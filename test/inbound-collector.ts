@@ -1,5 +1,5 @@
 /** An InboundSink that copies out every packet it is given (batches are borrowed). */
-import type { InboundBatch } from '../router/packet-batch.js';
+import type { InboundBatch } from '../core/packet-batch.js';
 
 export interface Received {
   packet: Buffer;

@@ -2,9 +2,9 @@
  * A PacketDevice in memory: `inject` hands a batch to whoever started it (the router's inside
  * pipeline), and everything written to it is recorded as copies.
  */
-import type { PacketBatch } from '../router/packet-batch.js';
-import { VNET_HDR_LEN } from '../router/packet-batch.js';
-import type { PacketDevice } from '../router/packet-device.js';
+import type { PacketBatch } from '../core/packet-batch.js';
+import { VNET_HDR_LEN } from '../core/packet-batch.js';
+import type { PacketDevice } from '../core/packet-device.js';
 
 export interface WrittenPacket {
   /** The bare IP packet (virtio header removed when the writer passed one). */

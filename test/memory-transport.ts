@@ -3,9 +3,9 @@
  * (synchronously, inside the send call) as an InboundBatch of bare IP packets (the virtio header
  * stripped, as UDP does), tagged with the slot the receiving side gave the sender's node.
  */
-import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
-import { VNET_HDR_LEN } from '../router/packet-batch.js';
-import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from '../tunnel/transport.js';
+import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
+import { VNET_HDR_LEN } from '../core/packet-batch.js';
+import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from '../core/transport.js';
 
 export interface MemoryTransportOptions {
   /** Reported overhead per packet; default 40 (like UDP over IPv4). */

@@ -4,10 +4,10 @@
  * (tests are not the hot path).
  */
 import ipPacket from 'ip-packet';
-import { parseAddress } from '../router/cidr.js';
+import { parseAddress } from '../core/cidr.js';
 import { finishChecksum, internetChecksum, sumWords } from '../router/checksum.js';
-import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HDR_LEN } from '../router/packet-batch.js';
-import type { PacketBatch } from '../router/packet-batch.js';
+import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HDR_LEN } from '../core/packet-batch.js';
+import type { PacketBatch } from '../core/packet-batch.js';
 
 export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;

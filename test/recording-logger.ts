@@ -1,5 +1,5 @@
 /** A Logger (router/logger.ts) that keeps every line in memory, for assertions on log output. */
-import type { Logger } from '../router/logger.js';
+import type { Logger } from '../core/logger.js';
 
 export interface LogLine {
   level: string;

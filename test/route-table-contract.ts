@@ -3,7 +3,7 @@
  * file: `routeTableContract('trie', () => new TrieRouteTable<string>())`.
  */
 import { describe, expect, it } from 'vitest';
-import { ipv4ToNumber, parseAddress, parseCidr } from '../router/cidr.js';
+import { ipv4ToNumber, parseAddress, parseCidr } from '../core/cidr.js';
 import type { RouteTable } from '../router/route-table.js';
 
 function v4(text: string): number {

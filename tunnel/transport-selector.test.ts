@@ -5,11 +5,11 @@
  *   router --send(slot)--> TransportSelector --current[slot]--> udp (memory) | ws (memory)
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PacketBatch } from '../router/packet-batch.js';
+import type { PacketBatch } from '../core/packet-batch.js';
 import { MemoryTransport } from '../test/memory-transport.js';
 import { TransportSelector, TransportSelectorError } from './transport-selector.js';
 import type { TransportSelectorOptions } from './transport-selector.js';
-import type { PeerSpec, TransportMode } from './transport.js';
+import type { PeerSpec, TransportMode } from '../core/transport.js';
 
 import { recordingLogger } from '../test/recording-logger.js';
 import type { LogLine } from '../test/recording-logger.js';

@@ -21,8 +21,8 @@
  * whichever transport carries a peer; WebSocket carries packets of any size up to its
  * maxPayload, so switching never changes the TUN MTU or a route.
  */
-import type { PacketBatch } from '../router/packet-batch.js';
-import type { Logger } from '../router/logger.js';
+import type { PacketBatch } from '../core/packet-batch.js';
+import type { Logger } from '../core/logger.js';
 import type {
   InboundSink,
   PeerSpec,
@@ -32,8 +32,8 @@ import type {
   TransportKind,
   TransportMode,
   TransportSwitch,
-} from './transport.js';
-import { MAX_PEER_SLOTS } from './transport.js';
+} from '../core/transport.js';
+import { MAX_PEER_SLOTS } from '../core/transport.js';
 
 export const DEFAULT_SWITCH_CHECK_MS = 250;
 export const DEFAULT_UDP_UP_HOLD_MS = 2000;

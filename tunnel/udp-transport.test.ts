@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
-import { VNET_HDR_LEN } from '../router/packet-batch.js';
+import { VNET_HDR_LEN } from '../core/packet-batch.js';
 import { FakeUdpNetwork } from '../test/fake-native-udp.js';
 import { nodeIdOf } from './node-id.js';
 import { verifyAuthTag } from './cluster-auth.js';

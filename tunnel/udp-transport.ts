@@ -21,14 +21,14 @@
  *      probe reply -> liveness and RTT
  *   4. the sink is called once with everything that arrived.
  */
-import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
-import { DropReason, dropCountersToObject, newDropCounters } from '../router/drop-reason.js';
-import type { Logger } from '../router/logger.js';
+import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
+import { DropReason, dropCountersToObject, newDropCounters } from '../core/drop-reason.js';
+import type { Logger } from '../core/logger.js';
 import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
 import { MIN_SECRET_BYTES } from './cluster-auth.js';
 import { nodeIdOf } from './node-id.js';
-import { parseEndpoint, formatEndpoint } from './endpoint.js';
-import type { Endpoint } from './endpoint.js';
+import { parseEndpoint, formatEndpoint } from '../core/endpoint.js';
+import type { Endpoint } from '../core/endpoint.js';
 import {
   DEFAULT_DEAD_AFTER_MS,
   DEFAULT_PROBE_INTERVAL_MS,
@@ -56,9 +56,9 @@ import {
   writeProbeTimestamp,
 } from './udp-header.js';
 import { probeTagValid, writeProbeTag } from './udp-probe-auth.js';
-import { MAX_PEER_SLOTS } from './transport.js';
-import type { InboundSink, PeerSpec, PeerStatus, Transport } from './transport.js';
-import { errorReason } from './error-reason.js';
+import { MAX_PEER_SLOTS } from '../core/transport.js';
+import type { InboundSink, PeerSpec, PeerStatus, Transport } from '../core/transport.js';
+import { errorReason } from '../core/error-reason.js';
 
 export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;

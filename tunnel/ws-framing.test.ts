@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PacketBatch } from '../router/packet-batch.js';
+import type { PacketBatch } from '../core/packet-batch.js';
 import {
   FRAME_ERR_BAD_LENGTH,
   FRAME_ERR_EMPTY,

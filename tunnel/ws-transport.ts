@@ -38,11 +38,11 @@ import type { Duplex } from 'node:stream';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { RawData } from 'ws';
-import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
-import { DropReason, dropCountersToObject, newDropCounters } from '../router/drop-reason.js';
-import type { Logger } from '../router/logger.js';
-import { formatEndpoint, parseEndpoint } from './endpoint.js';
-import type { Endpoint } from './endpoint.js';
+import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
+import { DropReason, dropCountersToObject, newDropCounters } from '../core/drop-reason.js';
+import type { Logger } from '../core/logger.js';
+import { formatEndpoint, parseEndpoint } from '../core/endpoint.js';
+import type { Endpoint } from '../core/endpoint.js';
 import {
   FRAME_LEN_BYTES,
   MIN_FRAMED_PACKET_LEN,
@@ -55,9 +55,9 @@ import {
   newInboundBatch,
 } from './ws-framing.js';
 import { HandshakeVerifier, checkServerProof, clientHello, serverProofLines } from './ws-handshake.js';
-import { MAX_PEER_SLOTS } from './transport.js';
-import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from './transport.js';
-import { errorReason } from './error-reason.js';
+import { MAX_PEER_SLOTS } from '../core/transport.js';
+import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from '../core/transport.js';
+import { errorReason } from '../core/error-reason.js';
 
 export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;

@@ -27,11 +27,11 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findRepoRoot } from '../../test/netns/cluster.js';
-import { removeNamespaceSync, removeRecord, removeStaleRuns, writeRecord } from '../../test/netns/cleanup.js';
-import { netnsSkipReason } from '../../test/netns/requirements.js';
-import { outcomeIn, pollUntil, runIn } from '../../test/netns/shell.js';
-import type { Outcome } from '../../test/netns/shell.js';
+import { findRepoRoot } from '../../lab/cluster.js';
+import { removeNamespaceSync, removeRecord, removeStaleRuns, writeRecord } from '../../lab/cleanup.js';
+import { netnsSkipReason } from '../../lab/requirements.js';
+import { outcomeIn, pollUntil, runIn } from '../../lab/shell.js';
+import type { Outcome } from '../../lab/shell.js';
 import { parsePing, printSkip } from '../../test/netns/support.js';
 
 const root = findRepoRoot();

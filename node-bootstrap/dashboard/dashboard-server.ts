@@ -9,7 +9,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from '../../router/logger.js';
+import type { Logger } from '../../core/logger.js';
 
 export interface DashboardOptions {
   /** "host:port" ("[::1]:9403" for IPv6); port 0 picks a free one. */

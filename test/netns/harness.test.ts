@@ -13,10 +13,10 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
-import { createCluster, findRepoRoot, namespacesOfRun } from './cluster.js';
-import { ensureProbeAgent, probe, startProbe } from './probe.js';
-import type { SendResult, SinkResult } from './probe.js';
-import { runIn } from './shell.js';
+import { createCluster, findRepoRoot, namespacesOfRun } from '../../lab/cluster.js';
+import { ensureProbeAgent, probe, startProbe } from '../../lab/probe.js';
+import type { SendResult, SinkResult } from '../../lab/probe.js';
+import { runIn } from '../../lab/shell.js';
 import { netnsSkipReason, parsePing, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping', 'bridge']);

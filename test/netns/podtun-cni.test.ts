@@ -14,13 +14,13 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PODTUN_POD_MTU, REFERENCE_CNI_DIR } from './cluster.js';
-import type { PodInfo } from './cluster.js';
-import { cnitoolSkipReason } from './cnitool.js';
-import { readStatus } from './podtun-status.js';
+import { PODTUN_POD_MTU, REFERENCE_CNI_DIR } from '../../lab/cluster.js';
+import type { PodInfo } from '../../lab/cluster.js';
+import { cnitoolSkipReason } from '../../lab/cnitool.js';
+import { readStatus } from '../../lab/podtun-status.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
-import { addressInCidr, cidrContains, formatAddress, parseCidr } from '../../router/cidr.js';
-import { run } from './shell.js';
+import { addressInCidr, cidrContains, formatAddress, parseCidr } from '../../core/cidr.js';
+import { run } from '../../lab/shell.js';
 
 const skipReason = netnsSkipReason(['ping', 'etcd']) ?? podtunSkipReason() ?? cnitoolSkipReason() ??
   (existsSync('/usr/lib/cni/bridge') ? undefined : 'the reference CNI plugins are missing (Debian package containernetworking-plugins)');

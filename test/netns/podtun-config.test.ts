@@ -11,10 +11,10 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
-import { probe, startProbe } from './probe.js';
-import type { SendResult, SinkResult } from './probe.js';
-import { readStatus } from './podtun-status.js';
-import { pollUntil } from './shell.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { SendResult, SinkResult } from '../../lab/probe.js';
+import { readStatus } from '../../lab/podtun-status.js';
+import { pollUntil } from '../../lab/shell.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason();

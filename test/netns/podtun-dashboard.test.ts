@@ -16,10 +16,10 @@ import type { Browser, Page } from 'playwright-core';
 import { startDashboard } from '../../node-bootstrap/dashboard/dashboard-server.js';
 import type { Dashboard } from '../../node-bootstrap/dashboard/dashboard-server.js';
 import { fetchStatus } from '../../node-bootstrap/status-server.js';
-import { findRepoRoot } from './cluster.js';
-import { probe, startProbe } from './probe.js';
-import type { SendResult, SinkResult } from './probe.js';
-import { waitPeers } from './podtun-status.js';
+import { findRepoRoot } from '../../lab/cluster.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { SendResult, SinkResult } from '../../lab/probe.js';
+import { waitPeers } from '../../lab/podtun-status.js';
 import { netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
 import { quietLogger } from '../recording-logger.js';
 

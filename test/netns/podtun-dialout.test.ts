@@ -12,8 +12,8 @@
  * ```
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PODTUN_PORT, WS_PORT } from './cluster.js';
-import { describePeers, readStatus, waitPeers } from './podtun-status.js';
+import { PODTUN_PORT, WS_PORT } from '../../lab/cluster.js';
+import { describePeers, readStatus, waitPeers } from '../../lab/podtun-status.js';
 import { expectBothWays, netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping', 'nft']) ?? podtunSkipReason();

@@ -10,9 +10,9 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLUSTER_CIDR_V4, TUN_NAME } from './cluster.js';
-import type { Cluster } from './cluster.js';
-import { waitPeers } from './podtun-status.js';
+import { CLUSTER_CIDR_V4, TUN_NAME } from '../../lab/cluster.js';
+import type { Cluster } from '../../lab/cluster.js';
+import { waitPeers } from '../../lab/podtun-status.js';
 import { netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['nft', 'ping']) ?? podtunSkipReason();

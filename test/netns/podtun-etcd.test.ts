@@ -11,13 +11,13 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
-import { CLUSTER_CIDR_V4, CLUSTER_CIDR_V6 } from './cluster.js';
-import type { Cluster } from './cluster.js';
-import { cnitoolSkipReason } from './cnitool.js';
-import { readStatus } from './podtun-status.js';
-import { pollUntil, sleep } from './shell.js';
+import { CLUSTER_CIDR_V4, CLUSTER_CIDR_V6 } from '../../lab/cluster.js';
+import type { Cluster } from '../../lab/cluster.js';
+import { cnitoolSkipReason } from '../../lab/cnitool.js';
+import { readStatus } from '../../lab/podtun-status.js';
+import { pollUntil, sleep } from '../../lab/shell.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
-import { cidrContains, parseCidr } from '../../router/cidr.js';
+import { cidrContains, parseCidr } from '../../core/cidr.js';
 
 const skipReason = netnsSkipReason(['ping', 'etcd']) ?? podtunSkipReason() ?? cnitoolSkipReason();
 printSkip('podtun-etcd.test.ts', skipReason);

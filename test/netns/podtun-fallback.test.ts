@@ -11,10 +11,10 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
-import { probe, startProbe } from './probe.js';
-import type { SendResult, SinkResult } from './probe.js';
-import { logEntries, peerView, readStatus, waitPeers } from './podtun-status.js';
-import { sleep } from './shell.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { SendResult, SinkResult } from '../../lab/probe.js';
+import { logEntries, peerView, readStatus, waitPeers } from '../../lab/podtun-status.js';
+import { sleep } from '../../lab/shell.js';
 import { netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['nft']) ?? podtunSkipReason();

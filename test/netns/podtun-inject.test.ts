@@ -16,12 +16,12 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ipv4UdpPacket, podtunDataDatagram, podtunDataHeader } from './inject-packet.js';
-import { probe, startProbe } from './probe.js';
-import type { UdpListenResult, UdpSendResult } from './probe.js';
-import { dropCount, readStatus, transportStat } from './podtun-status.js';
-import type { NodeStatus } from './podtun-status.js';
-import { PODTUN_PORT } from './cluster.js';
-import type { Cluster } from './cluster.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { UdpListenResult, UdpSendResult } from '../../lab/probe.js';
+import { dropCount, readStatus, transportStat } from '../../lab/podtun-status.js';
+import type { NodeStatus } from '../../lab/podtun-status.js';
+import { PODTUN_PORT } from '../../lab/cluster.js';
+import type { Cluster } from '../../lab/cluster.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason();

@@ -14,12 +14,12 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PODTUN_PORT } from './cluster.js';
-import type { Cluster } from './cluster.js';
+import { PODTUN_PORT } from '../../lab/cluster.js';
+import type { Cluster } from '../../lab/cluster.js';
 import { ipv4UdpPacket, podtunDataDatagram } from './inject-packet.js';
-import { probe, startProbe } from './probe.js';
-import type { UdpSendResult } from './probe.js';
-import { run } from './shell.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { UdpSendResult } from '../../lab/probe.js';
+import { run } from '../../lab/shell.js';
 import { netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['curl']) ?? podtunSkipReason();

@@ -15,11 +15,11 @@
  * ```
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PROXY_IP, PROXY_PORT } from './cluster.js';
-import type { Cluster, ProxyInfo, ProxyKind, ProxyOptions } from './cluster.js';
-import { waitPeers } from './podtun-status.js';
-import { pollUntil } from './shell.js';
-import { missingCommand } from './requirements.js';
+import { PROXY_IP, PROXY_PORT } from '../../lab/cluster.js';
+import type { Cluster, ProxyInfo, ProxyKind, ProxyOptions } from '../../lab/cluster.js';
+import { waitPeers } from '../../lab/podtun-status.js';
+import { pollUntil } from '../../lab/shell.js';
+import { missingCommand } from '../../lab/requirements.js';
 import { expectBothWays, netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const baseSkip = netnsSkipReason(['ping']) ?? podtunSkipReason();

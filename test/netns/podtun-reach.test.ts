@@ -12,8 +12,8 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
-import { probe, startProbe } from './probe.js';
-import type { ProbeServer, RttResult, SendResult, SinkResult } from './probe.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { ProbeServer, RttResult, SendResult, SinkResult } from '../../lab/probe.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason();

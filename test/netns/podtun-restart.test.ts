@@ -12,7 +12,7 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
-import { pollUntil, sleep, waitExit } from './shell.js';
+import { pollUntil, sleep, waitExit } from '../../lab/shell.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason();

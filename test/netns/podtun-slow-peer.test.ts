@@ -13,9 +13,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { probe } from './probe.js';
-import { readStatus, transportStat, waitPeers } from './podtun-status.js';
-import { pollUntil, sleep, waitExit } from './shell.js';
+import { probe } from '../../lab/probe.js';
+import { readStatus, transportStat, waitPeers } from '../../lab/podtun-status.js';
+import { pollUntil, sleep, waitExit } from '../../lab/shell.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping', 'nft']) ?? podtunSkipReason();

@@ -10,8 +10,8 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
-import { probe, startProbe } from './probe.js';
-import type { SendResult, SinkResult } from './probe.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { SendResult, SinkResult } from '../../lab/probe.js';
 import { netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason() ?? podtunSkipReason();

@@ -15,11 +15,11 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
-import { WS_PORT } from './cluster.js';
-import { probe, startProbe } from './probe.js';
-import type { UdpListenResult } from './probe.js';
-import { logEntries, peerView, readStatus, transportStat, waitPeers } from './podtun-status.js';
-import { pollUntil } from './shell.js';
+import { WS_PORT } from '../../lab/cluster.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { UdpListenResult } from '../../lab/probe.js';
+import { logEntries, peerView, readStatus, transportStat, waitPeers } from '../../lab/podtun-status.js';
+import { pollUntil } from '../../lab/shell.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 import { clientHello } from '../../tunnel/ws-handshake.js';
 import { WS_SUBPROTOCOL } from '../../tunnel/ws-framing.js';

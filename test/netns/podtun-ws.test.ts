@@ -12,9 +12,9 @@
  * ```
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { probe, startProbe } from './probe.js';
-import type { ProbeServer, RttResult, SendResult, SinkResult } from './probe.js';
-import { peersOf, readStatus, transportStatSum, waitPeers } from './podtun-status.js';
+import { probe, startProbe } from '../../lab/probe.js';
+import type { ProbeServer, RttResult, SendResult, SinkResult } from '../../lab/probe.js';
+import { peersOf, readStatus, transportStatSum, waitPeers } from '../../lab/podtun-status.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
 const skipReason = netnsSkipReason(['ping', 'nft']) ?? podtunSkipReason();

@@ -3,12 +3,12 @@
  * that keeps logs when a test failed, and output parsers for ping.
  */
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
-import { createCluster, findRepoRoot, tail } from './cluster.js';
-import type { Cluster, ClusterOptions } from './cluster.js';
-import { ensureProbeAgent, probe, startProbe } from './probe.js';
-import type { ProbeServer, RttResult } from './probe.js';
+import { createCluster, findRepoRoot, tail } from '../../lab/cluster.js';
+import type { Cluster, ClusterOptions } from '../../lab/cluster.js';
+import { ensureProbeAgent, probe, startProbe } from '../../lab/probe.js';
+import type { ProbeServer, RttResult } from '../../lab/probe.js';
 
-export { netnsSkipReason, podtunSkipReason } from './requirements.js';
+export { netnsSkipReason, podtunSkipReason } from '../../lab/requirements.js';
 
 export function printSkip(file: string, reason: string | undefined): boolean {
   if (reason === undefined) return false;

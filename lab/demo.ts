@@ -12,19 +12,19 @@
  *     p1a   p1b             p2a   p2b             p3a   p3b          (10.244.N.10/.11)
  * ```
  *
- * Flow: 1. check root and `ip`; 2. build the cluster (test/netns/cluster.ts), block UDP on n3
+ * Flow: 1. check root and `ip`; 2. build the cluster (lab/cluster.ts), block UDP on n3
  * (nftables), start podtun everywhere; 3. wait until n3's peers show transport 'ws' (bounded),
  * print the peer tables; 4. an echo server per pod, then TCP round trips from every pod to every
  * other; 5. one cross-node transfer with its SHA-256 checked at the sink; 6. tear down.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCluster, findRepoRoot } from '../test/netns/cluster.js';
-import type { Cluster, PodInfo } from '../test/netns/cluster.js';
-import { ensureProbeAgent, probe, startProbe } from '../test/netns/probe.js';
-import type { ProbeServer, RttResult, SendResult, SinkResult } from '../test/netns/probe.js';
-import { missingCommand } from '../test/netns/requirements.js';
-import { readStatus, waitPeers } from '../test/netns/podtun-status.js';
+import { createCluster, findRepoRoot } from './cluster.js';
+import type { Cluster, PodInfo } from './cluster.js';
+import { ensureProbeAgent, probe, startProbe } from './probe.js';
+import type { ProbeServer, RttResult, SendResult, SinkResult } from './probe.js';
+import { missingCommand } from './requirements.js';
+import { readStatus, waitPeers } from './podtun-status.js';
 
 const ECHO_PORT = 7000;
 const SINK_PORT = 7001;

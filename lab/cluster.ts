@@ -43,7 +43,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { fetchStatus } from '../../node-bootstrap/status-server.js';
+import { fetchStatus } from '../node-bootstrap/status-server.js';
 import {
   harnessDir,
   listNamespaces,
@@ -64,7 +64,7 @@ import {
 } from './shell.js';
 import type { Outcome, RunOptions, RunResult, SpawnOptions } from './shell.js';
 import { ensureCnitool } from './cnitool.js';
-import { ETCD_BINARY, ETCD_READY_LINE, etcdArgs } from '../etcd-server.js';
+import { ETCD_BINARY, ETCD_READY_LINE, etcdArgs } from './etcd-server.js';
 
 export type ClusterMode = 'podtun' | 'kernel-routing' | 'kernel-vxlan' | 'none';
 

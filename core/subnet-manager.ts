@@ -1,4 +1,4 @@
-import type { TransportMode } from '../tunnel/transport.js';
+import type { TransportMode } from './transport.js';
 
 /** A node's claim on pod subnets, and where its podtun can be reached. */
 export interface Lease {

@@ -1,7 +1,7 @@
 /**
  * Driving probe-agent (probe-agent.ts) inside namespaces: one-shot runs and servers that are
  * awaited until they print {"event":"listening"}. The agent runs compiled
- * (dist/test/netns/probe-agent.js); `ensureProbeAgent` compiles it alone when missing or older
+ * (dist/lab/probe-agent.js); `ensureProbeAgent` compiles it alone when missing or older
  * than its source, so the namespace tests do not depend on the whole build being clean.
  */
 import { existsSync, statSync } from 'node:fs';
@@ -47,13 +47,13 @@ export interface UdpSendResult {
 export type ProbeFlags = Readonly<Record<string, string | number>>;
 
 export function probeAgentPath(repoRoot: string): string {
-  return join(repoRoot, 'dist', 'test', 'netns', 'probe-agent.js');
+  return join(repoRoot, 'dist', 'lab', 'probe-agent.js');
 }
 
 /** Compiles probe-agent.ts on its own if the compiled file is missing or stale. */
 export async function ensureProbeAgent(repoRoot: string): Promise<string> {
   const out = probeAgentPath(repoRoot);
-  const src = join(repoRoot, 'test', 'netns', 'probe-agent.ts');
+  const src = join(repoRoot, 'lab', 'probe-agent.ts');
   if (existsSync(out) && (!existsSync(src) || statSync(out).mtimeMs >= statSync(src).mtimeMs)) {
     return out;
   }
@@ -61,8 +61,8 @@ export async function ensureProbeAgent(repoRoot: string): Promise<string> {
   await run(
     [
       process.execPath, tsc,
-      '--outDir', join(repoRoot, 'dist', 'test', 'netns'),
-      '--rootDir', join(repoRoot, 'test', 'netns'),
+      '--outDir', join(repoRoot, 'dist', 'lab'),
+      '--rootDir', join(repoRoot, 'lab'),
       '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022',
       '--strict', '--skipLibCheck', '--types', 'node',
       src,

@@ -3,8 +3,8 @@
  * literals (no DNS on the data path); IPv6 needs brackets so the port cannot be mistaken for
  * part of the address.
  */
-import { formatAddress, parseAddress } from '../router/cidr.js';
-import type { IpFamily } from '../router/cidr.js';
+import { formatAddress, parseAddress } from './cidr.js';
+import type { IpFamily } from './cidr.js';
 
 export interface Endpoint {
   /** Canonical address text without brackets: "192.168.77.1", "fd00::1". */

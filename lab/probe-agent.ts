@@ -1,6 +1,6 @@
 /**
  * probe-agent: traffic endpoints for namespace tests, in plain Node (no ping or iperf needed).
- * Run inside a pod: `ip netns exec P node dist/test/netns/probe-agent.js MODE [--flag value]...`
+ * Run inside a pod: `ip netns exec P node dist/lab/probe-agent.js MODE [--flag value]...`
  *
  * Output: JSON lines on stdout. Servers first print {"event":"listening","port":P}; every mode
  * ends with one result line (the last line). Errors: {"error":"..."} on stdout, exit code 1.

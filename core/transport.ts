@@ -1,4 +1,4 @@
-import type { InboundBatch, PacketBatch } from '../router/packet-batch.js';
+import type { InboundBatch, PacketBatch } from './packet-batch.js';
 
 export type TransportKind = 'udp' | 'ws' | 'memory';
 

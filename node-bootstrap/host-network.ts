@@ -201,6 +201,8 @@ function hostNetwork(changes: HostChange[], ops: HostOps, log: Logger): HostNetw
   };
 }
 
+const DEVICE_GONE_RE = /Cannot find device|does not exist/i;
+
 async function undoAll(changes: readonly HostChange[], ops: HostOps, log: Logger): Promise<void> {
   const failures: string[] = [];
   const devices = new Map<string, boolean>();
@@ -244,6 +246,12 @@ async function undoAll(changes: readonly HostChange[], ops: HostOps, log: Logger
           break;
       }
     } catch (err: unknown) {
+      // A non-persistent TUN vanishes once its fd's close completes, which may land between the
+      // existence check and the command: what went with it needs no undo.
+      if ((change.kind === 'mtu' || change.kind === 'address' || change.kind === 'link-up') && DEVICE_GONE_RE.test(errorMessage(err))) {
+        devices.set(change.dev, false);
+        continue;
+      }
       failures.push(errorMessage(err));
       log.warn({ err, reason: describeChange(change) }, 'could not undo a host network change');
     }

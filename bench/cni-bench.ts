@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCluster } from '../lab/cluster.js';
 import type { Cluster } from '../lab/cluster.js';
-import { fetchApi } from '../node-bootstrap/status-server.js';
+import { fetchApi } from '../api/api-client.js';
 import { sleep } from '../lab/shell.js';
 
 const ADD_SAMPLES = 40;

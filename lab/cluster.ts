@@ -43,7 +43,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { fetchStatus } from '../node-bootstrap/status-server.js';
+import { fetchStatus } from '../api/api-client.js';
 import {
   harnessDir,
   listNamespaces,

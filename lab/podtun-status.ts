@@ -4,7 +4,7 @@
  * what it reports per peer (state, transport).
  */
 import { existsSync } from 'node:fs';
-import { fetchStatus } from '../node-bootstrap/status-server.js';
+import { fetchStatus } from '../api/api-client.js';
 import type { Cluster } from './cluster.js';
 import { pollUntil } from './shell.js';
 

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, resolveConfigSources } from './config.js';
-import { DEFAULT_API_SOCKET } from './status-server.js';
+import { DEFAULT_API_SOCKET } from '../api/api-client.js';
 
 export const USAGE = `Usage:
   podtun run --config FILE [--log-level LEVEL] [--status-socket PATH]

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { fetchStatus } from './status-server.js';
+import { fetchStatus } from '../api/api-client.js';
 
 export interface ExecOutcome {
   /** 0 on success; the exit code otherwise; -1 when killed (timeout) or not started. */

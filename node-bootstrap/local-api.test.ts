@@ -9,7 +9,7 @@ import type { CliIo } from './cli.js';
 import { Readiness, startLocalApi } from './local-api.js';
 import type { LocalApi } from './local-api.js';
 import { createMetrics } from './metrics.js';
-import { fetchApi } from './status-server.js';
+import { fetchApi } from '../api/api-client.js';
 import { quietLogger } from '../test/recording-logger.js';
 
 

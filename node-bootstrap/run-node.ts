@@ -22,8 +22,8 @@
  */
 import type { ConfigOverrides, LogLevel, NodeConfig } from './config.js';
 import { ConfigError, loadConfig, tunnelOverheadBytes, underlayFamilyOf } from './config.js';
-import { cniExecutablesDir, installCni } from './cni-install.js';
-import { buildConflist } from './cni/podtun-conflist.js';
+import { cniExecutablesDir, installCni } from '../cni/cni-install.js';
+import { buildConflist } from '../cni/podtun-conflist.js';
 import { setupHostNetwork } from './host-network.js';
 import { openLeaseSource } from './lease-source.js';
 import type { RegistryFactory } from './lease-source.js';
@@ -41,7 +41,7 @@ import type { PacketDevice } from '../core/packet-device.js';
 import type { RouterOptions, RouterStats } from '../router/router.js';
 import type { Transport } from '../core/transport.js';
 import { TransportSelector } from '../tunnel/transport-selector.js';
-import { DEFAULT_API_SOCKET } from './status-server.js';
+import { DEFAULT_API_SOCKET } from '../api/api-client.js';
 import { proxyResolver } from './ws-proxy.js';
 import type { ProxyFor } from './ws-proxy.js';
 

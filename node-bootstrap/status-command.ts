@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { CliIo } from './cli.js';
 import { EXIT_FAILURE, EXIT_OK, USAGE, usageError } from './cli.js';
 import { asStatusReport, formatPeers, formatRoutes, formatStatus } from './status-format.js';
-import { DEFAULT_API_SOCKET, fetchApi } from './status-server.js';
+import { DEFAULT_API_SOCKET, fetchApi } from '../api/api-client.js';
 
 export type ViewName = 'status' | 'routes' | 'peers';
 

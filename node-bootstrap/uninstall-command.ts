@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CNI, loadConfig } from './config.js';
 import type { CniSettings } from './config.js';
-import { uninstallCni } from './cni-install.js';
+import { uninstallCni } from '../cni/cni-install.js';
 import type { CliIo } from './cli.js';
 import { EXIT_FAILURE, EXIT_OK, usageError } from './cli.js';
 import type { Logger } from '../core/logger.js';

@@ -19,7 +19,7 @@ function findRepoRoot(): string {
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 
-/** Where `npm run build` puts the single executables (node-bootstrap/cni/build-executables.mjs). */
+/** Where `npm run build` puts the single executables (cni/build-executables.mjs). */
 export function cniExecutablesBuildDir(): string {
   return join(findRepoRoot(), 'dist', 'cni-bin');
 }

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { startDashboard } from '../../node-bootstrap/dashboard/dashboard-server.js';
 import type { Dashboard } from '../../node-bootstrap/dashboard/dashboard-server.js';
-import { fetchStatus } from '../../node-bootstrap/status-server.js';
+import { fetchStatus } from '../../api/api-client.js';
 import { findRepoRoot } from '../../lab/cluster.js';
 import { probe, startProbe } from '../../lab/probe.js';
 import type { SendResult, SinkResult } from '../../lab/probe.js';

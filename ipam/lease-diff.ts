@@ -2,11 +2,12 @@
  * The difference between two full sets of leases as lease events: what a reload of a static
  * config (or a resync of any registry) hands to `router.applyLeaseEvents`.
  */
-import type { Lease, LeaseEvent } from '../core/subnet-manager.js';
+import { sameLease } from '../core/lease.js';
+import type { Lease, LeaseEvent } from '../core/lease.js';
 
 /**
  * Events that turn `before` into `after`, leases keyed by node name. A node whose subnets,
- * endpoint, WebSocket endpoint, transport mode or MTU changed yields `removed` (old lease) then `added` (new lease). All removals come
+ * endpoints, transports or MTU changed yields `removed` (old lease) then `added` (new lease). All removals come
  * first, so a subnet that moves from one node to another is never owned twice at once. Subnet
  * order does not matter; subnets are compared as canonical text.
  */
@@ -32,14 +33,6 @@ export function diffLeases(before: readonly Lease[], after: readonly Lease[]): L
 /** The first batch of a watch: every lease added. */
 export function fullSet(leases: readonly Lease[]): LeaseEvent[] {
   return leases.map((lease) => ({ type: 'added', lease }));
-}
-
-export function sameLease(a: Lease, b: Lease): boolean {
-  if (a.node !== b.node || a.endpoint !== b.endpoint || a.mtu !== b.mtu) return false;
-  if (a.wsEndpoint !== b.wsEndpoint || (a.transport ?? 'auto') !== (b.transport ?? 'auto')) return false;
-  if (a.subnets.length !== b.subnets.length) return false;
-  const bs = new Set(b.subnets);
-  return a.subnets.every((s) => bs.has(s));
 }
 
 function byNode(leases: readonly Lease[]): Map<string, Lease> {

@@ -19,7 +19,7 @@ import { encodeLeaseRecord } from './lease-record.js';
 import type { Registry } from './registry.js';
 import { RegistrySubnetManager } from './registry-subnet-manager.js';
 import type { RegistrySubnetManagerOptions } from './registry-subnet-manager.js';
-import type { LeaseEvent } from '../core/subnet-manager.js';
+import type { LeaseEvent } from '../core/lease.js';
 
 const skipReason = etcdSkipReason();
 if (skipReason !== undefined) console.warn(`skipping etcd subnet manager tests: ${skipReason}`);
@@ -76,7 +76,7 @@ describe.skipIf(skipReason !== undefined)('RegistrySubnetManager on etcd', () =>
       subnetLengthV4: 24,
       subnetLengthV6: 64,
       ttlSeconds: 2,
-      advertise: { endpoint: `192.168.77.${nodes.length + 1}:8285` },
+      advertise: { endpoints: { udp: `192.168.77.${nodes.length + 1}:8285` }, transports: undefined, mtu: undefined },
       log: quietLogger,
       retryMs: 100,
       ...options,
@@ -138,7 +138,7 @@ describe.skipIf(skipReason !== undefined)('RegistrySubnetManager on etcd', () =>
     await waitFor('the first batch', () => w.batches.length === 1, 5000);
     await first.close();
     const lines: LogLine[] = [];
-    const again = start('node-a', { log: recordingLogger(lines), advertise: { endpoint: lease.endpoint } });
+    const again = start('node-a', { log: recordingLogger(lines), advertise: { endpoints: { udp: lease.endpoints['udp'] ?? '' }, transports: undefined, mtu: undefined } });
     expect(await again.manager.localLease()).toEqual(lease);
     expect(lines.find((l) => l.msg === 'subnet lease acquired')?.obj['reason']).toBe('kept from the previous run');
     // Past the first process's TTL the subnet is still held, and watchers saw no change at all.
@@ -167,7 +167,7 @@ describe.skipIf(skipReason !== undefined)('RegistrySubnetManager on etcd', () =>
     const old = (await a.manager.localLease()).subnets[0] ?? '';
     await a.close();
     await waitFor('the lease to expire', async () => !(await keys()).includes(keyOf(old)), 6000);
-    await etcdPut(endpoint(), `${prefix}${keyOf(old)}`, encodeLeaseRecord({ node: 'node-x', subnets: [old], endpoint: undefined }));
+    await etcdPut(endpoint(), `${prefix}${keyOf(old)}`, encodeLeaseRecord({ node: 'node-x', subnets: [old], endpoints: {} }));
     const lost: string[] = [];
     const again = start('node-a', { onLeaseLost: (r) => lost.push(r) });
     const lease = await again.manager.localLease();

@@ -10,7 +10,7 @@ import { sleep, waitFor } from '../test/registry-contract.js';
 import { encodeLeaseRecord } from './lease-record.js';
 import { LeaseError, RegistrySubnetManager } from './registry-subnet-manager.js';
 import type { RegistrySubnetManagerOptions } from './registry-subnet-manager.js';
-import type { Lease, LeaseEvent } from '../core/subnet-manager.js';
+import type { Lease, LeaseEvent } from '../core/lease.js';
 
 const TTL_SECONDS = 0.3;
 const CLUSTER_V4 = '10.244.0.0/16';
@@ -37,7 +37,7 @@ describe('RegistrySubnetManager (memory registry)', () => {
       subnetLengthV4: 24,
       subnetLengthV6: 64,
       ttlSeconds: TTL_SECONDS,
-      advertise: { endpoint: `192.168.77.${managers.length + 1}:8285` },
+      advertise: { endpoints: { udp: `192.168.77.${managers.length + 1}:8285` }, transports: undefined, mtu: undefined },
       log: quietLogger,
       retryMs: 20,
       ...options,
@@ -86,7 +86,7 @@ describe('RegistrySubnetManager (memory registry)', () => {
     expect(new Set(subnets).size).toBe(3);
     for (const s of subnets) expect(s).toMatch(/^10\.244\.([1-9]|1[0-6])\.0\/24$/);
     expect(leases.map((l) => l.node)).toEqual(['node-a', 'node-b', 'node-c']);
-    expect(leases[0]?.endpoint).toBe('192.168.77.1:8285');
+    expect(leases[0]?.endpoints['udp']).toBe('192.168.77.1:8285');
     expect(Object.keys(holders()).sort()).toEqual(['node-a', 'node-b', 'node-c']);
   });
 
@@ -133,12 +133,12 @@ describe('RegistrySubnetManager (memory registry)', () => {
     const w = watch(other);
     await waitFor('the first batch', () => w.batches.length === 1, 2000);
     await a.close();
-    const again = manager('node-a', { advertise: { endpoint: '192.168.77.99:8285' } });
+    const again = manager('node-a', { advertise: { endpoints: { udp: '192.168.77.99:8285' }, transports: undefined, mtu: undefined } });
     const second = await again.localLease();
     expect(second.subnets).toEqual(first.subnets);
-    expect(second.endpoint).toBe('192.168.77.99:8285');
+    expect(second.endpoints['udp']).toBe('192.168.77.99:8285');
     await waitFor('the update', () => w.batches.length === 2, 2000);
-    expect(w.batches[1]?.map((e) => `${e.type} ${e.lease.endpoint}`)).toEqual(['removed 192.168.77.1:8285', 'added 192.168.77.99:8285']);
+    expect(w.batches[1]?.map((e) => `${e.type} ${e.lease.endpoints['udp'] ?? ''}`)).toEqual(['removed 192.168.77.1:8285', 'added 192.168.77.99:8285']);
     // Well past the old claim's TTL the subnet is still held: the new process renews it.
     await sleep(TTL_SECONDS * 1000 * 2);
     expect(holders()['node-a']).toEqual(first.subnets);
@@ -165,7 +165,7 @@ describe('RegistrySubnetManager (memory registry)', () => {
     const subnet = first.subnets[0] ?? '';
     await a.close();
     registry.expire(subnet);
-    const c = await registry.claim([{ subnet, ifRevision: 0 }], encodeLeaseRecord({ node: 'node-c', subnets: [subnet], endpoint: undefined }), 60);
+    const c = await registry.claim([{ subnet, ifRevision: 0 }], encodeLeaseRecord({ node: 'node-c', subnets: [subnet], endpoints: {} }), 60);
     expect(c).toBeDefined();
     const lines: LogLine[] = [];
     const again = manager('node-a', { log: recordingLogger(lines) });
@@ -199,7 +199,7 @@ describe('RegistrySubnetManager (memory registry)', () => {
     const w = watch(a);
     await waitFor('the first batch', () => w.batches.length === 1, 2000);
     registry.expire(subnet);
-    await registry.claim([{ subnet, ifRevision: 0 }], encodeLeaseRecord({ node: 'node-x', subnets: [subnet], endpoint: undefined }), 60);
+    await registry.claim([{ subnet, ifRevision: 0 }], encodeLeaseRecord({ node: 'node-x', subnets: [subnet], endpoints: {} }), 60);
     await waitFor('onLeaseLost', () => lost.length > 0, 2000);
     const renewals = registry.calls.renew;
     await sleep(TTL_SECONDS * 1000);
@@ -235,7 +235,7 @@ describe('RegistrySubnetManager (memory registry)', () => {
     registry.disconnect();
     // Changes the watchers cannot see while the registry is unreachable (an operator's hand).
     registry.delete(leaseB.subnets[0] ?? '');
-    registry.put('10.244.200.0/24', encodeLeaseRecord({ node: 'node-c', subnets: ['10.244.200.0/24'], endpoint: '192.168.77.3:8285' }));
+    registry.put('10.244.200.0/24', encodeLeaseRecord({ node: 'node-c', subnets: ['10.244.200.0/24'], endpoints: { udp: '192.168.77.3:8285' } }));
     const renewsBefore = registry.calls.renew;
     await sleep(TTL_SECONDS * 1000 * 3);
     expect(w.batches).toHaveLength(1);
@@ -278,12 +278,12 @@ describe('RegistrySubnetManager (memory registry)', () => {
     };
     // Fill the 16 lowest subnets with junk, so a random pick among the lowest free cannot dodge them by luck.
     for (let i = 1; i <= 12; i++) put(`10.244.${i}.0/24`, '{"not json');
-    put('10.244.13.0/24', JSON.stringify({ version: 2, node: 'future', subnets: ['10.244.13.0/24'] }));
-    put('10.244.14.0/24', encodeLeaseRecord({ node: 'liar', subnets: ['10.244.99.0/24'], endpoint: undefined }));
-    put('10.244.15.0/24', encodeLeaseRecord({ node: 'wide', subnets: ['10.244.15.0/24'], endpoint: 'nonsense' as string }));
-    put('10.244.16.0/24', encodeLeaseRecord({ node: 'elsewhere', subnets: ['10.99.0.0/24'], endpoint: undefined }));
-    registry.put('not-a-subnet', encodeLeaseRecord({ node: 'odd', subnets: ['10.244.17.0/24'], endpoint: undefined }));
-    registry.put('10.245.1.0/24', encodeLeaseRecord({ node: 'outside', subnets: ['10.245.1.0/24'], endpoint: undefined }));
+    put('10.244.13.0/24', JSON.stringify({ version: 3, node: 'future', subnets: ['10.244.13.0/24'] }));
+    put('10.244.14.0/24', encodeLeaseRecord({ node: 'liar', subnets: ['10.244.99.0/24'], endpoints: {} }));
+    put('10.244.15.0/24', JSON.stringify({ version: 2, node: 'wide', subnets: ['10.244.15.0/24'], endpoints: { udp: 8285 } }));
+    put('10.244.16.0/24', encodeLeaseRecord({ node: 'elsewhere', subnets: ['10.99.0.0/24'], endpoints: {} }));
+    registry.put('not-a-subnet', encodeLeaseRecord({ node: 'odd', subnets: ['10.244.17.0/24'], endpoints: {} }));
+    registry.put('10.245.1.0/24', encodeLeaseRecord({ node: 'outside', subnets: ['10.245.1.0/24'], endpoints: {} }));
     const lines: LogLine[] = [];
     const a = manager('node-a', { log: recordingLogger(lines) });
     const lease = await a.localLease();
@@ -296,14 +296,14 @@ describe('RegistrySubnetManager (memory registry)', () => {
     expect(warnings.find((l) => l.obj['subnet'] === '10.244.13.0/24')?.obj['reason']).toContain('version');
     // A new bad record arriving through the watch is ignored as well.
     registry.put('10.244.40.0/24', '[]');
-    registry.put('10.244.41.0/24', encodeLeaseRecord({ node: 'node-z', subnets: ['10.244.41.0/24'], endpoint: undefined }));
+    registry.put('10.244.41.0/24', encodeLeaseRecord({ node: 'node-z', subnets: ['10.244.41.0/24'], endpoints: {} }));
     await waitFor('node-z', () => w.batches.length === 2, 2000);
     expect(w.brief().at(-1)).toBe('+node-z 10.244.41.0/24');
   });
 
   it("a record of ours that no longer fits the config is not taken over, and only the newest record makes the node's lease", async () => {
     registry = new MemoryRegistry();
-    registry.put('10.244.5.0/25', encodeLeaseRecord({ node: 'node-a', subnets: ['10.244.5.0/25'], endpoint: '192.168.77.1:8285' }));
+    registry.put('10.244.5.0/25', encodeLeaseRecord({ node: 'node-a', subnets: ['10.244.5.0/25'], endpoints: { udp: '192.168.77.1:8285' } }));
     const a = manager('node-a');
     const lease = await a.localLease();
     expect(lease.subnets[0]).toMatch(/\/24$/);
@@ -315,7 +315,7 @@ describe('RegistrySubnetManager (memory registry)', () => {
 
   it('a record listing a subnet whose key the node does not hold yields only the subnets it holds', async () => {
     registry = new MemoryRegistry();
-    registry.put('10.244.9.0/24', encodeLeaseRecord({ node: 'node-q', subnets: ['10.244.9.0/24', 'fd00:10:244:7::/64'], endpoint: undefined }));
+    registry.put('10.244.9.0/24', encodeLeaseRecord({ node: 'node-q', subnets: ['10.244.9.0/24', 'fd00:10:244:7::/64'], endpoints: {} }));
     const w = watch(manager('node-a', { clusterCidrs: [CLUSTER_V4, CLUSTER_V6] }));
     await waitFor('the first batch', () => w.batches.length === 1, 2000);
     expect(w.brief()).toEqual(['+node-q 10.244.9.0/24']);

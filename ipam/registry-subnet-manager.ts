@@ -31,16 +31,18 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parseCidr } from '../core/cidr.js';
 import type { Cidr, IpFamily } from '../core/cidr.js';
 import type { Logger } from '../core/logger.js';
-import type { TransportMode } from '../core/transport.js';
 import { diffLeases, fullSet } from './lease-diff.js';
 import { decodeLeaseRecord, encodeLeaseRecord } from './lease-record.js';
 import type { Claim, ClaimRequest, Registry, RegistryEntry, RegistrySnapshot, RenewResult } from './registry.js';
 import { chooseSubnet, DEFAULT_SUBNET_SPREAD, SubnetLengthError, SubnetsExhaustedError } from './subnet-allocator.js';
 import { bitsOf, indexOfSubnet } from './subnet-index.js';
-import type { Lease, LeaseEvent, SubnetManager } from '../core/subnet-manager.js';
+import type { Lease, LeaseEvent } from '../core/lease.js';
+import type { Advertisement, SubnetManager } from '../core/subnet-manager.js';
 
 export interface RegistrySubnetManagerOptions {
   registry: Registry;
+  /** close() closes the registry too (it was opened for this manager alone). */
+  ownsRegistry?: boolean;
   /** This node's name, as in leases. */
   node: string;
   /** Canonical cluster CIDRs, IPv4 first; one subnet is leased per family present. */
@@ -50,7 +52,7 @@ export interface RegistrySubnetManagerOptions {
   subnetLengthV6: number;
   ttlSeconds: number;
   /** How this node is reached, written into its lease. */
-  advertise: { endpoint: string | undefined; wsEndpoint?: string; transport?: TransportMode; mtu?: number };
+  advertise: Advertisement;
   log: Logger;
   /** Our subnet is now held by another node: fatal for the daemon. */
   onLeaseLost?: (reason: string) => void;
@@ -92,6 +94,7 @@ class Stopped extends Error {}
 
 export class RegistrySubnetManager implements SubnetManager {
   private readonly registry: Registry;
+  private readonly ownsRegistry: boolean;
   private readonly node: string;
   private readonly families: readonly FamilyPlan[];
   private readonly clusters: readonly Cidr[];
@@ -119,6 +122,7 @@ export class RegistrySubnetManager implements SubnetManager {
     this.registry = options.registry;
     this.node = options.node;
     this.log = options.log;
+    this.ownsRegistry = options.ownsRegistry === true;
     this.advertise = options.advertise;
     this.onLeaseLost = options.onLeaseLost;
     this.retryMs = options.retryMs ?? DEFAULT_REGISTRY_RETRY_MS;
@@ -188,6 +192,7 @@ export class RegistrySubnetManager implements SubnetManager {
       clearTimeout(this.renewTimer);
       this.renewTimer = undefined;
       while (this.running.size > 0) await Promise.allSettled([...this.running]);
+      if (this.ownsRegistry) await this.registry.close();
     })();
     return this.closing;
   }
@@ -288,11 +293,14 @@ export class RegistrySubnetManager implements SubnetManager {
   }
 
   private leaseWith(subnets: string[]): Lease {
-    const lease: Lease = { node: this.node, subnets, endpoint: this.advertise.endpoint };
-    if (this.advertise.wsEndpoint !== undefined) lease.wsEndpoint = this.advertise.wsEndpoint;
-    if (this.advertise.transport !== undefined) lease.transport = this.advertise.transport;
-    if (this.advertise.mtu !== undefined) lease.mtu = this.advertise.mtu;
-    return lease;
+    const { endpoints, transports, mtu } = this.advertise;
+    return {
+      node: this.node,
+      subnets,
+      endpoints: { ...endpoints },
+      ...(transports === undefined ? {} : { transports: [...transports] }),
+      ...(mtu === undefined ? {} : { mtu }),
+    };
   }
 
   // ---- renewal ----

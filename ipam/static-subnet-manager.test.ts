@@ -2,11 +2,12 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../node-bootstrap/config.js';
-import type { NodeConfig } from '../node-bootstrap/config.js';
+import { loadConfig } from '../node-bootstrap/config/load-config.js';
+import { leasesOfConfig } from '../node-bootstrap/config/node-config.js';
+import type { ConfigLeases } from '../core/subnet-manager.js';
 import type { Logger } from '../core/logger.js';
 import { StaticSubnetManager } from './static-subnet-manager.js';
-import type { LeaseEvent } from '../core/subnet-manager.js';
+import type { LeaseEvent } from '../core/lease.js';
 
 interface LogLine {
   level: string;
@@ -66,11 +67,20 @@ function nextBatch(batches: LeaseEvent[][], ms = 5000): Promise<LeaseEvent[]> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The node list of the config file at `path`, read through the real config loader. */
+async function fileLeases(path: string, watchPath: string | undefined): Promise<ConfigLeases> {
+  return {
+    initial: leasesOfConfig(await loadConfig(path)),
+    reload: async () => leasesOfConfig(await loadConfig(path)),
+    watchPath,
+  };
+}
+
 describe('StaticSubnetManager', () => {
   let dir = '';
   let path = '';
   let lines: LogLine[] = [];
-  let manager: StaticSubnetManager<NodeConfig>;
+  let manager: StaticSubnetManager;
   let abort: AbortController;
   let batches: LeaseEvent[][];
   let watching: Promise<void>;
@@ -80,13 +90,7 @@ describe('StaticSubnetManager', () => {
     path = join(dir, 'node.yaml');
     await writeFile(path, yamlFor([A, B]));
     lines = [];
-    manager = new StaticSubnetManager({
-      initial: await loadConfig(path),
-      load: () => loadConfig(path),
-      watchPath: path,
-      debounceMs: 50,
-      log: memoryLogger(lines),
-    });
+    manager = new StaticSubnetManager({ node: 'node-a', source: await fileLeases(path, path), debounceMs: 50, log: memoryLogger(lines) });
     abort = new AbortController();
     batches = [];
     watching = manager.watchLeases(abort.signal, (events) => batches.push(events));
@@ -99,7 +103,7 @@ describe('StaticSubnetManager', () => {
   });
 
   it('gives the local lease from the node entry', async () => {
-    expect(await manager.localLease()).toEqual({ node: 'node-a', subnets: ['10.244.1.0/24'], endpoint: '192.168.77.1:8285', transport: 'auto' });
+    expect(await manager.localLease()).toEqual({ node: 'node-a', subnets: ['10.244.1.0/24'], endpoints: { udp: '192.168.77.1:8285' }, transports: ['udp', 'ws'] });
   });
 
   it('emits the full set first, the local node included', () => {
@@ -107,7 +111,7 @@ describe('StaticSubnetManager', () => {
     expect(brief(batches[0] ?? [])).toEqual(['+node-a', '+node-b']);
     expect(batches[0]?.[1]).toEqual({
       type: 'added',
-      lease: { node: 'node-b', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285', transport: 'auto' },
+      lease: { node: 'node-b', subnets: ['10.244.2.0/24'], endpoints: { udp: '192.168.77.2:8285' }, transports: ['udp', 'ws'] },
     });
   });
 
@@ -115,7 +119,7 @@ describe('StaticSubnetManager', () => {
     const next = nextBatch(batches);
     await writeFile(path, yamlFor([A, { ...B, endpoint: '192.168.77.9:8285' }, C]));
     expect(brief(await next)).toEqual(['-node-b', '+node-b', '+node-c']);
-    expect(manager.current().nodes).toHaveLength(3);
+    expect(manager.current()).toHaveLength(3);
   });
 
   it('emits the diff when the file is replaced by rename (editors, ConfigMaps)', async () => {
@@ -153,7 +157,7 @@ describe('StaticSubnetManager', () => {
   it('reloads on request (SIGHUP) and says whether the new config was taken', async () => {
     abort.abort();
     await watching;
-    const quiet = new StaticSubnetManager({ initial: manager.current(), load: () => loadConfig(path), log: memoryLogger(lines) });
+    const quiet = new StaticSubnetManager({ node: 'node-a', source: await fileLeases(path, undefined), log: memoryLogger(lines) });
     const seen: LeaseEvent[][] = [];
     const stop = new AbortController();
     const watchingQuiet = quiet.watchLeases(stop.signal, (events) => seen.push(events));
@@ -164,6 +168,17 @@ describe('StaticSubnetManager', () => {
     expect(seen.map(brief)).toEqual([['+node-a', '+node-b'], ['-node-b', '+node-c']]);
     stop.abort();
     await watchingQuiet;
+  });
+
+  it('after close, a reload takes nothing and a new watch gets nothing', async () => {
+    await manager.close();
+    await manager.close();
+    await writeFile(path, yamlFor([A, B, C]));
+    expect(await manager.reload()).toBe(false);
+    const stop = new AbortController();
+    const seen: LeaseEvent[][] = [];
+    await manager.watchLeases(stop.signal, (events) => seen.push(events));
+    expect(seen).toEqual([]);
   });
 
   it('stops watching when the signal aborts, leaving no handle behind', async () => {

@@ -3,9 +3,10 @@
  * or on request (SIGHUP). Flow:
  *
  *  1. localLease() and the first watch batch come from the config loaded at start.
- *  2. A change in the file's directory (debounced) or reload() calls `load()` again; `load`
- *     validates, so a bad edit throws: it is logged and ignored, the running config stays.
- *  3. A good edit replaces the current config and every watcher gets the diff (lease-diff.ts).
+ *  2. A change in the file's directory (debounced) or reload() reads the list again
+ *     (`source.reload`, which validates the whole config, so a bad edit throws: it is logged and
+ *     ignored, the running list stays).
+ *  3. A good edit replaces the current list and every watcher gets the diff (lease-diff.ts).
  *
  * The directory is watched, not the file: editors and ConfigMap updates replace the file by
  * rename, which a watch on the file itself would lose.
@@ -14,75 +15,54 @@ import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../core/logger.js';
-import type { TransportMode } from '../core/transport.js';
 import { diffLeases, fullSet } from './lease-diff.js';
-import type { Lease, LeaseEvent, SubnetManager } from '../core/subnet-manager.js';
+import type { Lease, LeaseEvent } from '../core/lease.js';
+import type { ConfigLeases, SubnetManager } from '../core/subnet-manager.js';
 
-/** One node as the static list holds it; node-bootstrap's NodeSpec has this shape. */
-export interface StaticNode {
-  readonly name: string;
-  readonly subnets: readonly string[];
-  readonly endpoint: { readonly text: string } | undefined;
-  readonly mtu: number | undefined;
-  readonly wsEndpoint?: string | undefined;
-  readonly transport?: TransportMode;
-}
-
-/** What the manager reads; node-bootstrap's NodeConfig has this shape. */
-export interface StaticNodeList {
-  readonly nodeName: string;
-  readonly nodes: readonly StaticNode[];
-}
-
-export interface StaticSubnetManagerOptions<C extends StaticNodeList> {
-  /** The config loaded at start. */
-  initial: C;
-  /** Reads and validates the source again; throws on a bad edit. */
-  load: () => Promise<C>;
-  /** File to watch for edits; without it the list changes only through reload(). */
-  watchPath?: string;
+export interface StaticSubnetManagerOptions {
+  /** This node's name: its lease must be in every list. */
+  node: string;
+  /** The config's node list, as leases, and how to read it again. */
+  source: ConfigLeases;
   /** Quiet time after the last file event before reloading; default 200 ms. */
   debounceMs?: number;
   log: Logger;
-  /** Called with each accepted config (after watchers got their events). */
-  onReload?: (config: C) => void;
 }
 
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 200;
 
 type Listener = (events: LeaseEvent[]) => void;
 
-export class StaticSubnetManager<C extends StaticNodeList> implements SubnetManager {
-  private config: C;
-  private readonly load: () => Promise<C>;
-  private readonly watchPath: string | undefined;
+export class StaticSubnetManager implements SubnetManager {
+  private leases: readonly Lease[];
+  private readonly node: string;
+  private readonly source: ConfigLeases;
   private readonly debounceMs: number;
   private readonly log: Logger;
-  private readonly onReload: ((config: C) => void) | undefined;
   private readonly listeners = new Set<Listener>();
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   /** The reload in flight, and whether another was asked for meanwhile. */
   private running: Promise<boolean> | undefined;
   private again = false;
+  private closed = false;
 
-  constructor(options: StaticSubnetManagerOptions<C>) {
-    this.config = options.initial;
-    this.load = options.load;
-    this.watchPath = options.watchPath;
+  constructor(options: StaticSubnetManagerOptions) {
+    this.node = options.node;
+    this.source = options.source;
+    this.leases = options.source.initial;
     this.debounceMs = options.debounceMs ?? DEFAULT_RELOAD_DEBOUNCE_MS;
     this.log = options.log;
-    this.onReload = options.onReload;
-    localEntry(this.config);
+    localLeaseIn(this.leases, this.node);
   }
 
-  /** The config currently in force. */
-  current(): C {
-    return this.config;
+  /** The leases currently in force. */
+  current(): readonly Lease[] {
+    return this.leases;
   }
 
   localLease(): Promise<Lease> {
-    return Promise.resolve(leaseOf(localEntry(this.config)));
+    return Promise.resolve(localLeaseIn(this.leases, this.node));
   }
 
   /**
@@ -90,8 +70,8 @@ export class StaticSubnetManager<C extends StaticNodeList> implements SubnetMana
    * local node as local), then the diff of each accepted reload, until `signal` aborts.
    */
   async watchLeases(signal: AbortSignal, onEvents: (events: LeaseEvent[]) => void): Promise<void> {
-    if (signal.aborted) return;
-    onEvents(fullSet(leasesOf(this.config)));
+    if (signal.aborted || this.closed) return;
+    onEvents(fullSet(this.leases));
     const listener: Listener = (events) => onEvents(events);
     this.listeners.add(listener);
     this.startWatching();
@@ -108,6 +88,7 @@ export class StaticSubnetManager<C extends StaticNodeList> implements SubnetMana
    * are serialised; calls during a reload coalesce into one more.
    */
   reload(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
     if (this.running !== undefined) {
       this.again = true;
       return this.running;
@@ -127,18 +108,19 @@ export class StaticSubnetManager<C extends StaticNodeList> implements SubnetMana
   }
 
   private async reloadOnce(): Promise<boolean> {
-    let next: C;
+    let next: readonly Lease[];
     try {
-      next = await this.load();
-      localEntry(next);
+      next = await this.source.reload();
+      localLeaseIn(next, this.node);
     } catch (err: unknown) {
       // The message names the file, field and reason; the stack would only be noise here.
       this.log.warn({ reason: errorMessage(err) }, 'config reload rejected; keeping the running config');
       this.log.debug({ err }, 'config reload rejected');
       return false;
     }
-    const events = diffLeases(leasesOf(this.config), leasesOf(next));
-    this.config = next;
+    if (this.closed) return false;
+    const events = diffLeases(this.leases, next);
+    this.leases = next;
     this.log.info({ added: count(events, 'added'), removed: count(events, 'removed') }, 'config reloaded');
     if (events.length > 0) {
       for (const listener of this.listeners) {
@@ -149,15 +131,22 @@ export class StaticSubnetManager<C extends StaticNodeList> implements SubnetMana
         }
       }
     }
-    this.onReload?.(next);
     return true;
   }
 
+  /** Stops watching the file; watchers end when their signal aborts. Safe twice. */
+  close(): Promise<void> {
+    this.closed = true;
+    this.stopWatching();
+    return Promise.resolve();
+  }
+
   private startWatching(): void {
-    if (this.watchPath === undefined || this.watcher !== undefined) return;
-    const file = basename(this.watchPath);
+    const watchPath = this.source.watchPath;
+    if (watchPath === undefined || this.watcher !== undefined || this.closed) return;
+    const file = basename(watchPath);
     try {
-      this.watcher = watch(dirname(this.watchPath), { persistent: false }, (_event, name) => {
+      this.watcher = watch(dirname(watchPath), { persistent: false }, (_event, name) => {
         // "..data" is the symlink a Kubernetes ConfigMap volume swaps on update.
         if (name !== null && name !== file && name !== '..data') return;
         clearTimeout(this.debounce);
@@ -183,21 +172,9 @@ export class StaticSubnetManager<C extends StaticNodeList> implements SubnetMana
   }
 }
 
-export function leaseOf(node: StaticNode): Lease {
-  const lease: Lease = { node: node.name, subnets: [...node.subnets], endpoint: node.endpoint?.text };
-  if (node.wsEndpoint !== undefined) lease.wsEndpoint = node.wsEndpoint;
-  if (node.transport !== undefined) lease.transport = node.transport;
-  if (node.mtu !== undefined) lease.mtu = node.mtu;
-  return lease;
-}
-
-export function leasesOf(list: StaticNodeList): Lease[] {
-  return list.nodes.map(leaseOf);
-}
-
-function localEntry(list: StaticNodeList): StaticNode {
-  const local = list.nodes.find((n) => n.name === list.nodeName);
-  if (local === undefined) throw new Error(`node "${list.nodeName}" is not in the node list`);
+function localLeaseIn(leases: readonly Lease[], node: string): Lease {
+  const local = leases.find((l) => l.node === node);
+  if (local === undefined) throw new Error(`node "${node}" is not in the node list`);
   return local;
 }
 

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, resolveConfigSources } from './config.js';
+import { resolveConfigSources } from './config/load-config.js';
+import { ConfigError } from './config/node-config.js';
 import { DEFAULT_API_SOCKET } from '../api/api-client.js';
 
 export const USAGE = `Usage:

@@ -14,9 +14,11 @@
  */
 import { parseArgs } from 'node:util';
 import { addressInCidr, formatAddress, parseCidr } from '../core/cidr.js';
-import { ConfigError, loadConfig, parseHostPort, tunMtuOf } from './config.js';
-import { nodeIdOf } from '../tunnel/node-id.js';
-import type { NodeConfig, NodeSpec } from './config.js';
+import { parseHostPort } from '../core/config-check.js';
+import { DEFAULT_TRANSPORTS } from '../tunnel/transports.js';
+import { loadConfig } from './config/load-config.js';
+import { ConfigError, transportChoice, tunMtuOf } from './config/node-config.js';
+import type { NodeConfig, NodeSpec } from './config/node-config.js';
 import { defaultProbes, parseStatus } from './doctor-probes.js';
 import type { DoctorProbes, StatusPeer, StatusView } from './doctor-probes.js';
 
@@ -61,7 +63,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   let config: NodeConfig | undefined;
   try {
     config = await loadConfig(options.configPath);
-    const peers = config.subnetManager.type === 'etcd' ? 'leases from etcd' : `${config.nodes.length - 1} peers`;
+    const peers = config.subnetManager.readsNodeList ? `${config.nodes.length - 1} peers` : `leases from ${config.subnetManager.type}`;
     checks.push(pass('host', 'config', `${options.configPath}: node ${config.nodeName}, ${peers}, TUN ${config.tunName}`));
   } catch (err: unknown) {
     const detail = err instanceof ConfigError ? err.message.split('\n').join('; ') : errorMessage(err);
@@ -74,8 +76,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checks.push(...daemon.checks);
     return report(checks);
   }
-  // etcd mode: the config names no nodes; check against the leases the daemon holds.
-  const cfg = config.subnetManager.type === 'etcd' ? await withLeasesFromDaemon(probes, options.socketPath, config) : config;
+  // Control-plane managers: the config names no nodes; check against the leases the daemon holds.
+  const cfg = config.subnetManager.readsNodeList ? config : await withLeasesFromDaemon(probes, options.socketPath, config);
 
   const [host, tun, routes, daemon] = await Promise.all([
     hostChecks(probes, cfg),
@@ -93,27 +95,26 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
 
 /**
  * The config with `nodes` filled from the daemon's /status (this node's lease, each peer's
- * subnets and endpoint; WebSocket endpoints are not in /status). No daemon: no nodes, and the
- * daemon check says why.
+ * subnets and endpoints). No daemon: no nodes, and the daemon check says why.
  */
 async function withLeasesFromDaemon(probes: DoctorProbes, socketPath: string | undefined, config: NodeConfig): Promise<NodeConfig> {
   const raw = socketPath === undefined ? undefined : await probes.status(socketPath).catch(() => undefined);
   const report = raw as { lease?: unknown; peers?: unknown } | undefined;
   const nodes: NodeSpec[] = [];
-  const spec = (name: string, subnets: unknown, endpoint: unknown): NodeSpec => ({
+  const spec = (name: string, subnets: unknown, endpoints: unknown): NodeSpec => ({
     name,
-    nodeId: nodeIdOf(name),
     subnets: Array.isArray(subnets) ? subnets.filter((x): x is string => typeof x === 'string') : [],
-    endpoint: typeof endpoint === 'string' ? parseHostPort(endpoint) : undefined,
+    endpoints: typeof endpoints === 'object' && endpoints !== null
+      ? Object.fromEntries(Object.entries(endpoints).filter((e): e is [string, string] => typeof e[1] === 'string'))
+      : {},
     mtu: undefined,
-    wsEndpoint: undefined,
-    transport: 'auto',
+    transports: DEFAULT_TRANSPORTS,
   });
   if (report !== undefined && Array.isArray(report.lease)) nodes.push(spec(config.nodeName, report.lease, undefined));
   if (report !== undefined && Array.isArray(report.peers)) {
     for (const peer of report.peers as unknown[]) {
-      const p = peer as { node?: unknown; subnets?: unknown; endpoint?: unknown };
-      if (typeof p.node === 'string') nodes.push(spec(p.node, p.subnets, p.endpoint));
+      const p = peer as { node?: unknown; subnets?: unknown; endpoints?: unknown };
+      if (typeof p.node === 'string') nodes.push(spec(p.node, p.subnets, p.endpoints));
     }
   }
   return { ...config, nodes };
@@ -293,19 +294,24 @@ async function peerChecks(probes: DoctorProbes, config: NodeConfig, peer: NodeSp
 function transportCheck(layer: string, peer: NodeSpec, seen: StatusPeer): DoctorCheck {
   const on = seen.transport ?? 'none';
   const since = seen.lastSwitch === undefined ? '' : `, since ${ago(seen.lastSwitch.atMs)} (${seen.lastSwitch.reason || `${seen.lastSwitch.from} -> ${seen.lastSwitch.to}`})`;
-  if (peer.transport === 'auto' && on === 'ws') {
-    return pass(layer, 'transport', `ws (mode auto: UDP is not answering, firewall?${since})`);
+  const mode = preferenceText(peer);
+  const first = peer.transports[0];
+  if (peer.transports.length > 1 && on !== first && peer.transports.includes(on)) {
+    return pass(layer, 'transport', `${on} (preference ${mode}: ${first ?? '?'} is not answering, firewall?${since})`);
   }
-  if (peer.transport !== 'auto' && seen.transport !== undefined && seen.transport !== peer.transport) {
-    return fail(layer, 'transport', `${on}, but the config says ${peer.transport}`, 'the daemon runs another config: send SIGHUP to reload');
+  if (seen.transport !== undefined && !peer.transports.includes(seen.transport)) {
+    return fail(layer, 'transport', `${on}, but the config says ${mode}`, 'the daemon runs another config: send SIGHUP to reload');
   }
-  return pass(layer, 'transport', `${on} (mode ${peer.transport}${since})`);
+  return pass(layer, 'transport', `${on} (mode ${mode}${since})`);
 }
 
 function udpCheck(layer: string, config: NodeConfig, peer: NodeSpec, seen: StatusPeer | undefined): DoctorCheck {
-  if (peer.transport === 'ws') return pass(layer, 'udp', 'not used (transport: ws)');
-  const where = seen?.endpoint ?? peer.endpoint?.text;
-  const firewall = `allow UDP ${peer.endpoint?.port ?? config.listen.port} both ways between this node (${config.listen.text}) and ${peer.name} (${where ?? 'no endpoint'}): firewall?`;
+  if (!peer.transports.includes('udp')) return pass(layer, 'udp', `not used (transport: ${preferenceText(peer)})`);
+  const configured = peer.endpoints['udp'];
+  const where = (seen?.transport === 'udp' ? seen.endpoint : undefined) ?? configured;
+  const listen = transportChoice(config, 'udp')?.listenAddress;
+  const port = configured === undefined ? listen?.port : parseHostPort(configured).port;
+  const firewall = `allow UDP ${port ?? '?'} both ways between this node (${listen?.text ?? '?'}) and ${peer.name} (${where ?? 'no endpoint'}): firewall?`;
   if (seen === undefined) return fail(layer, 'udp', 'unknown: the peer is not in /status', firewall);
   if (seen.udp !== undefined) {
     const last = seen.udp.lastSeenMs === undefined ? 'never heard' : `last heard ${ago(seen.udp.lastSeenMs)}`;
@@ -317,23 +323,24 @@ function udpCheck(layer: string, config: NodeConfig, peer: NodeSpec, seen: Statu
     const since = seen.lastSwitch === undefined ? '' : ` since ${ago(seen.lastSwitch.atMs)}`;
     return fail(layer, 'udp', `UDP not answering (${where ?? 'no endpoint'}): traffic carried over WebSocket${since}`, firewall);
   }
-  if (where === undefined) return fail(layer, 'udp', `${seen.state ?? 'unknown'}: no endpoint, waiting for ${peer.name}'s probes`, `set nodes[${peer.name}].endpoint, or check that ${peer.name} can reach ${config.listen.text}`);
+  if (where === undefined) return fail(layer, 'udp', `${seen.state ?? 'unknown'}: no endpoint, waiting for ${peer.name}'s probes`, `set nodes[${peer.name}].endpoint, or check that ${peer.name} can reach ${listen?.text ?? 'our UDP port'}`);
   return fail(layer, 'udp', `${seen.state ?? 'unknown'}: no probe answered on ${where}`, firewall);
 }
 
 async function wsCheck(probes: DoctorProbes, layer: string, config: NodeConfig, peer: NodeSpec): Promise<DoctorCheck> {
-  if (peer.transport === 'udp') return pass(layer, 'websocket', 'not used (transport: udp)');
-  if (peer.wsEndpoint === undefined) {
-    const listen = config.ws.listen;
+  if (!peer.transports.includes('ws')) return pass(layer, 'websocket', `not used (transport: ${preferenceText(peer)})`);
+  const wsEndpoint = peer.endpoints['ws'];
+  if (wsEndpoint === undefined) {
+    const listen = transportChoice(config, 'ws')?.listenAddress;
     return listen === undefined
       ? pass(layer, 'websocket', 'no wsEndpoint and no ws.listen here: not available')
       : pass(layer, 'websocket', `no wsEndpoint: ${peer.name} dials our ${listen.text}`);
   }
   let url: URL;
   try {
-    url = new URL(peer.wsEndpoint);
+    url = new URL(wsEndpoint);
   } catch {
-    return fail(layer, 'websocket', `bad wsEndpoint ${peer.wsEndpoint}`, 'fix the config');
+    return fail(layer, 'websocket', `bad wsEndpoint ${wsEndpoint}`, 'fix the config');
   }
   const port = url.port === '' ? (url.protocol === 'wss:' ? 443 : 80) : Number(url.port);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
@@ -341,12 +348,18 @@ async function wsCheck(probes: DoctorProbes, layer: string, config: NodeConfig, 
   if (proxy !== undefined) {
     const p = new URL(proxy);
     const why = await probes.tcpConnect(p.hostname, p.port === '' ? 80 : Number(p.port), WS_CONNECT_TIMEOUT_MS);
-    if (why === undefined) return pass(layer, 'websocket', `proxy ${p.host} accepts TCP (dials ${peer.wsEndpoint} through it)`);
+    if (why === undefined) return pass(layer, 'websocket', `proxy ${p.host} accepts TCP (dials ${wsEndpoint} through it)`);
     return fail(layer, 'websocket', `proxy ${p.host}: ${why}`, 'check the proxy setting and that the proxy runs');
   }
   const why = await probes.tcpConnect(host, port, WS_CONNECT_TIMEOUT_MS);
-  if (why === undefined) return pass(layer, 'websocket', `TCP connect to ${host}:${port} ok (${peer.wsEndpoint})`);
+  if (why === undefined) return pass(layer, 'websocket', `TCP connect to ${host}:${port} ok (${wsEndpoint})`);
   return fail(layer, 'websocket', `TCP connect to ${host}:${port}: ${why}`, `is podtun on ${peer.name} listening (ws.listen)? allow TCP ${port} to it (firewall?)`);
+}
+
+/** The config's word for a preference: auto for the default order, else the kinds. */
+function preferenceText(peer: NodeSpec): string {
+  const isDefault = peer.transports.length === DEFAULT_TRANSPORTS.length && peer.transports.every((k, i) => k === DEFAULT_TRANSPORTS[i]);
+  return isDefault ? 'auto' : peer.transports.join(',');
 }
 
 // --- path MTU ---
@@ -467,8 +480,7 @@ function fail(layer: string, name: string, detail: string, hint: string): Doctor
 }
 
 function describeReach(peer: NodeSpec): string {
-  const parts = [peer.endpoint === undefined ? undefined : `UDP ${peer.endpoint.text}`, peer.wsEndpoint === undefined ? undefined : peer.wsEndpoint];
-  const known = parts.filter((p): p is string => p !== undefined);
+  const known = Object.entries(peer.endpoints).map(([kind, text]) => `${kind} ${text}`);
   return known.length === 0 ? 'no endpoint: it dials us' : known.join(', ');
 }
 

@@ -1,28 +1,25 @@
 /**
- * Where this node's lease and its peers' leases come from, as the config says: the static
- * `nodes` list (reloaded on file edits and SIGHUP) or etcd (acquired, renewed and watched by
- * ipam/registry-subnet-manager.ts over the etcd Registry).
+ * Where this node's lease and its peers' leases come from: the subnet manager the config's
+ * `subnetManager.type` picked (ipam/subnet-managers.ts), opened with what it may need: this
+ * node's name and advertised endpoints, the config's own node list and how to re-read it.
  *
- * In etcd mode a reload can only change the log level (checkReloadable refuses the rest), and
- * the file is not watched: SIGHUP reloads.
+ * A reload (file edit, SIGHUP) re-reads the whole config and refuses edits that need a restart
+ * (config-reload.ts); the log level always follows. A manager that reads the node list diffs it
+ * into lease events; the others take only the log level from a reload.
  */
-import type { EtcdManagerSettings, LogLevel, NodeConfig } from './config.js';
-import { checkReloadable } from './config-reload.js';
-import { StaticSubnetManager } from '../ipam/static-subnet-manager.js';
-import type { Registry } from '../ipam/registry.js';
-import type { SubnetManager } from '../core/subnet-manager.js';
 import type { Logger } from '../core/logger.js';
+import type { SubnetManager } from '../core/subnet-manager.js';
+import { checkReloadable } from './config/config-reload.js';
+import { leasesOfConfig } from './config/node-config.js';
+import type { LogLevel, NodeConfig } from './config/node-config.js';
 
 export interface LeaseSource {
   readonly manager: SubnetManager;
   /** Re-reads the config (file edit, SIGHUP); true when a new config was taken. */
   reload(): Promise<boolean>;
-  /** Stops renewing and watching (an etcd lease is kept until its TTL: a quick restart keeps the subnet). Safe twice. */
+  /** Stops renewing and watching (a held lease is kept until its TTL: a quick restart keeps the subnet). Safe twice. */
   close(): Promise<void>;
 }
-
-/** Opens the etcd Registry; injectable so tests can hand in an in-memory one. */
-export type RegistryFactory = (settings: EtcdManagerSettings, log: Logger) => Registry | Promise<Registry>;
 
 export interface LeaseSourceOptions {
   config: NodeConfig;
@@ -31,94 +28,48 @@ export interface LeaseSourceOptions {
   watchConfig: boolean;
   log: Logger;
   onLogLevel: (level: LogLevel) => void;
-  /** Our subnet is now held by another node (etcd mode): the daemon must stop. */
+  /** Our subnet is now held by another node (control-plane managers): the daemon must stop. */
   onLeaseLost: (reason: string) => void;
-  createRegistry?: RegistryFactory;
 }
 
 export async function openLeaseSource(options: LeaseSourceOptions): Promise<LeaseSource> {
   const { config, log } = options;
   let logLevel = config.logLevel;
-  const takeLogLevel = (next: NodeConfig): void => {
-    if (next.logLevel === logLevel) return;
-    logLevel = next.logLevel;
-    options.onLogLevel(logLevel);
-  };
-  const loadChecked = async (): Promise<NodeConfig> => {
+  const reloadConfig = async (): Promise<NodeConfig> => {
     const next = await options.load();
     checkReloadable(config, next);
+    if (next.logLevel !== logLevel) {
+      logLevel = next.logLevel;
+      options.onLogLevel(logLevel);
+    }
     return next;
   };
-
-  const settings = config.subnetManager;
-  if (settings.type === 'static') {
-    const manager = new StaticSubnetManager<NodeConfig>({
-      initial: config,
-      load: loadChecked,
-      ...(options.watchConfig ? { watchPath: config.source } : {}),
-      log,
-      onReload: takeLogLevel,
-    });
-    return { manager, reload: () => manager.reload(), close: async () => undefined };
-  }
-
-  const createRegistry = options.createRegistry ?? openEtcdRegistry;
-  const registry = await createRegistry(settings, log);
-  const { RegistrySubnetManager } = await import('../ipam/registry-subnet-manager.js');
-  const advertise = config.advertise;
-  const manager = new RegistrySubnetManager({
-    registry,
+  const readsNodeList = config.subnetManager.readsNodeList;
+  const manager = await config.subnetManager.open({
     node: config.nodeName,
     clusterCidrs: config.clusterCidrs,
-    subnetLengthV4: settings.subnetLengthV4,
-    subnetLengthV6: settings.subnetLengthV6,
-    ttlSeconds: settings.ttlSeconds,
-    advertise: {
-      endpoint: advertise?.endpoint?.text,
-      ...(advertise?.wsEndpoint === undefined ? {} : { wsEndpoint: advertise.wsEndpoint }),
-      ...(advertise === undefined ? {} : { transport: advertise.transport }),
-      ...(advertise?.mtu === undefined ? {} : { mtu: advertise.mtu }),
+    advertise: config.advertise ?? { endpoints: {}, transports: undefined, mtu: undefined },
+    configLeases: {
+      initial: leasesOfConfig(config),
+      reload: async () => leasesOfConfig(await reloadConfig()),
+      // Only a manager that reads the list follows the file; the others reload on SIGHUP.
+      watchPath: options.watchConfig && readsNodeList ? config.source : undefined,
     },
     log,
     onLeaseLost: options.onLeaseLost,
   });
-  let closing: Promise<void> | undefined;
   return {
     manager,
     async reload() {
+      if (manager.reload !== undefined) return manager.reload();
       try {
-        takeLogLevel(await loadChecked());
+        await reloadConfig();
         return true;
       } catch (err: unknown) {
         log.warn({ err }, 'config reload refused; keeping the running config');
         return false;
       }
     },
-    close() {
-      closing ??= (async () => {
-        await manager.close();
-        await registry.close();
-      })();
-      return closing;
-    },
+    close: () => manager.close(),
   };
-}
-
-/** Loaded only in etcd mode: the etcd client (gRPC) is heavy. */
-async function openEtcdRegistry(settings: EtcdManagerSettings, log: Logger): Promise<Registry> {
-  const { createEtcdRegistry } = await import('../ipam/etcd-registry.js');
-  return createEtcdRegistry({
-    endpoints: [...settings.endpoints],
-    prefix: settings.prefix,
-    ...(settings.tls === undefined
-      ? {}
-      : {
-          tls: {
-            ...(settings.tls.caFile === undefined ? {} : { caFile: settings.tls.caFile }),
-            ...(settings.tls.certFile === undefined ? {} : { certFile: settings.tls.certFile }),
-            ...(settings.tls.keyFile === undefined ? {} : { keyFile: settings.tls.keyFile }),
-          },
-        }),
-    log,
-  });
 }

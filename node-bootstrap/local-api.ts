@@ -17,7 +17,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../core/logger.js';
 import type { RouterStats } from '../router/router.js';
-import type { HostPort } from './config.js';
+import type { HostPort } from '../core/config-check.js';
 import type { PodtunMetrics } from './metrics.js';
 import { buildStatusReport } from './status-report.js';
 

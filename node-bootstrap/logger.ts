@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import type { Logger } from '../core/logger.js';
-import type { LogLevel } from './config.js';
+import type { LogLevel } from './config/node-config.js';
 
 /**
  * The vocabulary of log fields (habit 10). A field that is not here gets added here first, so

@@ -106,7 +106,7 @@ describe.skipIf(skipReason !== undefined)('podtun run (process)', () => {
     const before = [await sysctl('net.ipv4.ip_forward'), await sysctl('net.ipv6.conf.all.forwarding')];
     const node = await start(CONFIG, 'term.log');
     const ready = (await node.log()).split('\n').find((l) => l.includes('"node ready"'));
-    expect(JSON.parse(ready ?? '{}')).toMatchObject({ level: 'info', node: 'node-a', tun: 'podtun0', mtu: 1460, listen: '0.0.0.0:8285' });
+    expect(JSON.parse(ready ?? '{}')).toMatchObject({ level: 'info', node: 'node-a', tun: 'podtun0', mtu: 1460, listen: { udp: '0.0.0.0:8285', ws: 'dial-out only' } });
     expect(await run('ip', ['-n', ns, 'route', 'show', 'exact', '10.244.0.0/16'])).toContain('dev podtun0');
     expect(await sysctl('net.ipv4.ip_forward')).toBe('1');
 

@@ -12,10 +12,11 @@ import type { PacketDevice } from '../core/packet-device.js';
 import type { Logger } from '../core/logger.js';
 import { Router } from '../router/router.js';
 import type { InboundSink, PeerSpec, PeerStatus, Transport } from '../core/transport.js';
-import { loadConfig } from './config.js';
+import type { TransportChoice, TransportContext } from '../tunnel/transport-type.js';
+import { loadConfig } from './config/load-config.js';
 import type { HostOps } from './host-network.js';
 import { runNode, startNode } from './run-node.js';
-import type { NodeDeps, RunningNode, UdpTransportSettings, WsTransportSettings } from './run-node.js';
+import type { NodeDeps, RunningNode } from './run-node.js';
 
 interface LogLine {
   level: string;
@@ -54,8 +55,6 @@ class FakeDevice implements PacketDevice {
 }
 
 class FakeTransport implements Transport {
-  readonly kind = 'memory' as const;
-  readonly overheadBytes = 40;
   readonly peers = new Map<number, PeerSpec>();
   started = false;
   closed = 0;
@@ -74,7 +73,7 @@ class FakeTransport implements Transport {
   }
   peerStatus(): PeerStatus[] {
     return [...this.peers].map(([slot, p]) => ({
-      slot, node: p.node, transport: this.kind, endpoint: p.endpoint, state: 'up', rttMs: 0.1, lastSeenMs: undefined,
+      slot, node: p.node, transport: this.kind, endpoint: p.endpoints[this.kind], state: 'up', rttMs: 0.1, lastSeenMs: undefined,
     }));
   }
   stats(): Record<string, number> {
@@ -85,8 +84,10 @@ class FakeTransport implements Transport {
     return Promise.resolve();
   }
   endpoints(): string[] {
-    return [...this.peers.values()].map((p) => `${p.node}@${p.endpoint ?? '-'}`).sort();
+    return [...this.peers.values()].map((p) => `${p.node}@${p.endpoints[this.kind] ?? '-'}`).sort();
   }
+
+  constructor(readonly kind: string) {}
 }
 
 /** A host in memory: one link, its addresses, main-table routes, sysctls. */
@@ -167,8 +168,7 @@ describe('startNode', () => {
   let device: FakeDevice;
   let transport: FakeTransport;
   let wsTransport: FakeTransport;
-  let udpSettings: UdpTransportSettings[];
-  let wsSettings: WsTransportSettings[];
+  let made: { choice: TransportChoice; ctx: TransportContext }[];
   let routers: Router[];
   let deps: NodeDeps;
   let node: RunningNode | undefined;
@@ -180,20 +180,15 @@ describe('startNode', () => {
     lines = [];
     host = new FakeHost();
     device = new FakeDevice('podtun0');
-    transport = new FakeTransport();
-    wsTransport = new FakeTransport();
-    udpSettings = [];
-    wsSettings = [];
+    transport = new FakeTransport('udp');
+    wsTransport = new FakeTransport('ws');
+    made = [];
     routers = [];
     deps = {
       openDevice: () => device,
-      createUdpTransport: (options) => {
-        udpSettings.push(options);
-        return transport;
-      },
-      createWsTransport: (options) => {
-        wsSettings.push(options);
-        return wsTransport;
+      createTransport: (choice, ctx) => {
+        made.push({ choice, ctx });
+        return choice.kind === 'udp' ? transport : wsTransport;
       },
       createRouter: (options) => {
         const router = new Router(options);
@@ -229,8 +224,7 @@ describe('startNode', () => {
       subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
       tun: 'podtun0',
       mtu: 1460,
-      listen: '0.0.0.0:8285',
-      ws: 'dial-out only',
+      listen: { udp: '0.0.0.0:8285', ws: 'dial-out only' },
     });
     // Components log through children that name themselves.
     expect(lines.find((l) => l.msg === 'peer added')?.obj).toMatchObject({ component: 'router', node: 'node-b' });
@@ -280,7 +274,7 @@ describe('startNode', () => {
     // A peer's transport and WebSocket endpoint are live edits.
     await writeFile(path, CONFIG().replace('    endpoint: 192.168.77.2:8285', '    endpoint: 192.168.77.2:8285\n    transport: udp\n    wsEndpoint: ws://192.168.77.2:8443'));
     expect(await node.reload()).toBe(true);
-    expect(wsTransport.peers.get(0)).toMatchObject({ node: 'node-b', mode: 'udp', wsEndpoint: 'ws://192.168.77.2:8443' });
+    expect(wsTransport.peers.get(0)).toMatchObject({ node: 'node-b', transports: ['udp'], endpoints: { ws: 'ws://192.168.77.2:8443' } });
   });
 
   it('passes a new log level on to the root logger', async () => {
@@ -313,8 +307,9 @@ describe('startNode', () => {
   });
 
   it('closes the UDP transport when the WebSocket one cannot be created', async () => {
-    deps.createWsTransport = () => {
-      throw new Error('bad tls');
+    deps.createTransport = (choice) => {
+      if (choice.kind === 'ws') throw new Error('bad tls');
+      return transport;
     };
     await expect(startNode({ config: await loadConfig(path), log: memoryLogger(lines) }, deps)).rejects.toThrow('bad tls');
     expect(transport.closed).toBe(1);
@@ -334,19 +329,20 @@ describe('startNode', () => {
       '    transport: ws',
     ].join('\n')));
     node = await startNode({ config: await loadConfig(path), log: memoryLogger(lines) }, deps);
-    expect(udpSettings).toHaveLength(1);
-    expect(udpSettings[0]).toMatchObject({ listen: '0.0.0.0:8285', localNode: 'node-a' });
-    expect(Buffer.from(udpSettings[0]?.clusterSecret ?? [])).toEqual(Buffer.from(SECRET));
-    expect(wsSettings).toHaveLength(1);
-    const ws = wsSettings[0];
-    expect(ws).toMatchObject({ listen: '0.0.0.0:8443', localNode: 'node-a', caFile: join(dir, 'ca.pem') });
-    expect(ws?.tls).toBeUndefined();
-    expect(Buffer.from(ws?.clusterSecret ?? [])).toEqual(Buffer.from(SECRET));
-    expect(ws?.proxyFor('wss://node-b.example:8443')).toBe('http://u:p@10.0.0.1:3128');
-    // Both transports know the peer, with its WebSocket endpoint and mode.
-    expect(wsTransport.peers.get(0)).toMatchObject({ node: 'node-b', wsEndpoint: 'wss://node-b.example:8443', mode: 'ws' });
-    expect(transport.peers.get(0)).toMatchObject({ node: 'node-b', mode: 'ws' });
-    expect(lines.find((l) => l.msg === 'node ready')?.obj).toMatchObject({ ws: '0.0.0.0:8443', mtu: 1460 });
+    expect(made.map((m) => m.choice.kind)).toEqual(['udp', 'ws']);
+    const [udp, ws] = made;
+    expect(udp?.choice.settings).toMatchObject({ text: '0.0.0.0:8285' });
+    expect(udp?.ctx.localNode).toBe('node-a');
+    expect(Buffer.from(udp?.ctx.clusterSecret ?? [])).toEqual(Buffer.from(SECRET));
+    expect(ws?.choice.settings).toMatchObject({ listen: { text: '0.0.0.0:8443' }, caFile: join(dir, 'ca.pem'), tls: undefined });
+    expect(Buffer.from(ws?.ctx.clusterSecret ?? [])).toEqual(Buffer.from(SECRET));
+    expect(ws?.ctx.proxyFor('wss://node-b.example:8443')).toBe('http://u:p@10.0.0.1:3128');
+    // Both transports know the peer, with its endpoints and preference.
+    expect(wsTransport.peers.get(0)).toMatchObject({
+      node: 'node-b', endpoints: { udp: '192.168.77.2:8285', ws: 'wss://node-b.example:8443' }, transports: ['ws'],
+    });
+    expect(transport.peers.get(0)).toMatchObject({ node: 'node-b', transports: ['ws'] });
+    expect(lines.find((l) => l.msg === 'node ready')?.obj).toMatchObject({ listen: { udp: '0.0.0.0:8285', ws: '0.0.0.0:8443' }, mtu: 1460 });
     // Status: per peer the carrying transport; counters of both under prefixes.
     const stats = node.stats();
     expect(stats.peers).toMatchObject([{ node: 'node-b', transport: 'ws', state: 'up' }]);
@@ -387,8 +383,7 @@ describe('runNode (process wiring)', () => {
   const stream = { write: (line: string): void => void out.push(line) };
   const deps = (): NodeDeps => ({
     openDevice: () => device,
-    createUdpTransport: () => transport,
-    createWsTransport: () => new FakeTransport(),
+    createTransport: (choice) => (choice.kind === 'udp' ? transport : new FakeTransport(choice.kind)),
     createRouter: (options) => {
       const router = new Router(options);
       return {
@@ -411,7 +406,7 @@ describe('runNode (process wiring)', () => {
     await writeFile(path, CONFIG());
     out = [];
     host = new FakeHost();
-    transport = new FakeTransport();
+    transport = new FakeTransport('udp');
     device = new FakeDevice('podtun0');
     closeHangs = false;
   });
@@ -479,7 +474,7 @@ describe('runNode (process wiring)', () => {
   });
 
   it('a startup failure is logged with err and resolves 1, the host untouched', async () => {
-    const failing = (): NodeDeps => ({ ...deps(), createUdpTransport: () => { throw new Error('port in use'); } });
+    const failing = (): NodeDeps => ({ ...deps(), createTransport: () => { throw new Error('port in use'); } });
     const code = await runNode({ configPath: path, overrides: { logLevel: 'warn' }, statusSocket: undefined, logStream: stream }, () => Promise.resolve(failing()));
     expect(code).toBe(1);
     const failed = out.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'failed to start');

@@ -5,9 +5,9 @@
  *     socket, optional TCP `api.listen`) starts first, so /readyz answers 503 while the rest comes up.
  *  1b. the lease source (static list or etcd, lease-source.ts) gives this node's subnets; with
  *     etcd this waits until a subnet is acquired.
- *  2. open the TUN (PacketDevice); create the UDP and WebSocket transports and the per-peer
- *     TransportSelector over them (they bind when the router starts). The TUN MTU is sized
- *     for UDP whichever transport carries a peer.
+ *  2. open the TUN (PacketDevice); create every registered transport from its settings and the
+ *     per-peer TransportSelector over them (they bind when the router starts). The TUN MTU fits
+ *     whichever transport carries a peer (tunnel/tunnel-mtu.ts).
  *  3. host network: addresses, MTU (underlay MTU - tunnel overhead), link up, routes, sysctls.
  *  4. Router, started; the SubnetManager's first batch (every node, this one included) goes
  *     through router.applyLeaseEvents before `node ready` is logged; then, with a `cni` block,
@@ -20,13 +20,13 @@
  * `startNode` does 1-5 with its collaborators injected (tests use fakes); `runNode` adds the
  * process: signals, uncaught errors, exit codes.
  */
-import type { ConfigOverrides, LogLevel, NodeConfig } from './config.js';
-import { ConfigError, loadConfig, tunnelOverheadBytes, underlayFamilyOf } from './config.js';
+import type { ConfigOverrides, LogLevel, NodeConfig } from './config/node-config.js';
+import { ConfigError, tunMtuOf } from './config/node-config.js';
+import { loadConfig } from './config/load-config.js';
 import { cniExecutablesDir, installCni } from '../cni/cni-install.js';
 import { buildConflist } from '../cni/podtun-conflist.js';
 import { setupHostNetwork } from './host-network.js';
 import { openLeaseSource } from './lease-source.js';
-import type { RegistryFactory } from './lease-source.js';
 import type { HostNetwork, HostOps } from './host-network.js';
 import { componentLogger, createRootLogger } from './logger.js';
 import type { LogDestination, RootLogger, RootLoggerOptions } from './logger.js';
@@ -34,16 +34,18 @@ import { startDropLog } from './drop-log.js';
 import { Readiness, startLocalApi } from './local-api.js';
 import type { PodNetworkInfo } from './local-api.js';
 import { createMetrics } from './metrics.js';
-import type { LeaseEvent } from '../core/subnet-manager.js';
+import type { LeaseEvent } from '../core/lease.js';
 import type { Logger } from '../core/logger.js';
 import { startDashboard } from './dashboard/dashboard-server.js';
 import type { PacketDevice } from '../core/packet-device.js';
 import type { RouterOptions, RouterStats } from '../router/router.js';
 import type { Transport } from '../core/transport.js';
 import { TransportSelector } from '../tunnel/transport-selector.js';
+import type { TransportChoice, TransportContext } from '../tunnel/transport-type.js';
+import { DEFAULT_TRANSPORTS } from '../tunnel/transports.js';
+import { tunnelOverheadBytes } from '../tunnel/tunnel-mtu.js';
 import { DEFAULT_API_SOCKET } from '../api/api-client.js';
 import { proxyResolver } from './ws-proxy.js';
-import type { ProxyFor } from './ws-proxy.js';
 
 /** The router as run-node uses it (router/router.ts's Router). */
 export interface NodeRouter {
@@ -53,36 +55,14 @@ export interface NodeRouter {
   close(): Promise<void>;
 }
 
-/** What the UDP transport is built from (tunnel/udp-transport.ts's options). */
-export interface UdpTransportSettings {
-  listen: string;
-  localNode: string;
-  clusterSecret: Uint8Array;
-  log: Logger;
-}
-
-/** What the WebSocket transport is built from (tunnel/ws-transport.ts's options). */
-export interface WsTransportSettings {
-  localNode: string;
-  /** undefined: no listener, this node only dials out. */
-  listen: string | undefined;
-  tls?: { certFile: string; keyFile: string };
-  caFile?: string;
-  clusterSecret: Uint8Array;
-  proxyFor: ProxyFor;
-  log: Logger;
-}
-
-/** The collaborators, injectable: node-deps.ts has the real ones (TUN addon, UDP, WebSocket, Router). */
+/** The collaborators, injectable: node-deps.ts has the real ones (TUN addon, the transports, Router). */
 export interface NodeDeps {
   openDevice(options: { name: string; log: Logger }): PacketDevice | Promise<PacketDevice>;
-  createUdpTransport(options: UdpTransportSettings): Transport;
-  createWsTransport(options: WsTransportSettings): Transport;
+  /** Makes one configured transport (the real one: `choice.create(ctx)`). */
+  createTransport(choice: TransportChoice, ctx: TransportContext): Transport | Promise<Transport>;
   createRouter(options: RouterOptions): NodeRouter;
   /** Default: the real host (`ip`, /proc/sys). */
   hostOps?: HostOps;
-  /** etcd mode's Registry; default the etcd client (ipam/etcd-registry.ts). */
-  createRegistry?: RegistryFactory;
   /** Where the CNI executables to install are; default dist/cni-bin. */
   cniExecutablesDir?: string;
 }
@@ -169,7 +149,6 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
         if (options.onFatal !== undefined) options.onFatal(err);
         else log.error({ err }, 'lease lost');
       },
-      ...(deps.createRegistry === undefined ? {} : { createRegistry: deps.createRegistry }),
     });
     undo.push(() => leases.close());
     const local = await leases.manager.localLease();
@@ -179,35 +158,27 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     undo.push(() => {
       if (deviceOwned) device.close();
     });
-    // Until the router takes it over, `owned` is what to close on failure: UDP, then the selector
-    // (which closes both).
-    const udp = deps.createUdpTransport({
-      listen: config.listen.text,
-      localNode: config.nodeName,
-      clusterSecret: config.clusterSecret.bytes(),
-      log: componentLogger(log, 'transport', { transport: 'udp' }),
-    });
-    let owned: Transport | undefined = udp;
+    // Until the router takes them over, `owned` are what to close on failure: each transport as
+    // it is made, then the selector (which closes them all).
+    const owned: Transport[] = [];
     undo.push(async () => {
-      if (owned !== undefined) await owned.close();
+      for (const t of owned.splice(0).reverse()) await t.close();
     });
-    const wsSettings: WsTransportSettings = {
-      localNode: config.nodeName,
-      listen: config.ws.listen?.text,
-      clusterSecret: config.clusterSecret.bytes(),
-      proxyFor: proxyResolver(config.proxy),
-      log: componentLogger(log, 'transport', { transport: 'ws' }),
-    };
-    if (config.ws.tls !== undefined) wsSettings.tls = { ...config.ws.tls };
-    if (config.ws.caFile !== undefined) wsSettings.caFile = config.ws.caFile;
-    const ws = deps.createWsTransport(wsSettings);
-    const transport = new TransportSelector(udp, ws, componentLogger(log, 'transport', { transport: 'selector' }));
-    owned = transport;
-
-    // The TUN MTU must fit the worst path: the larger of the transport's own figure (its bound
-    // family) and the one the endpoints' families call for.
-    const overheadBytes = Math.max(transport.overheadBytes, tunnelOverheadBytes(underlayFamilyOf(config)));
-    const tunnelMtu = config.underlayMtu - overheadBytes;
+    const proxyFor = proxyResolver(config.proxy);
+    const transports: Transport[] = [];
+    for (const choice of config.transports) {
+      const made = await deps.createTransport(choice, {
+        localNode: config.nodeName,
+        clusterSecret: config.clusterSecret.bytes(),
+        proxyFor,
+        log: componentLogger(log, 'transport', { transport: choice.kind }),
+      });
+      owned.push(made);
+      transports.push(made);
+    }
+    const transport = new TransportSelector(transports, componentLogger(log, 'transport', { transport: 'selector' }));
+    owned.splice(0, owned.length, transport);
+    const tunnelMtu = tunMtuOf(config);
 
     const hostNetwork = await setupHostNetwork({
       tunName: device.name,
@@ -230,13 +201,15 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       icmpSourceV4: undefined,
       icmpSourceV6: undefined,
       tunnelMtu,
+      overheadBytes: tunnelOverheadBytes(config.underlayFamily),
+      defaultTransports: DEFAULT_TRANSPORTS,
       clusterCidrs: [...config.clusterCidrs],
       log: componentLogger(log, 'router'),
     });
     // From here the router owns the device and the transport (router.close closes both).
     router = created;
     deviceOwned = false;
-    owned = undefined;
+    owned.length = 0;
     undo.push(() => created.close());
     await created.start();
     readiness.checks.transports = true;
@@ -269,8 +242,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
         subnets: local.subnets,
         tun: device.name,
         mtu: tunnelMtu,
-        listen: config.listen.text,
-        ws: config.ws.listen?.text ?? 'dial-out only',
+        listen: Object.fromEntries(config.transports.map((t) => [t.kind, t.listenAddress?.text ?? 'dial-out only'])),
       },
       'node ready',
     );

@@ -5,8 +5,9 @@
  * pods still running keep their addresses reserved. Idempotent.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, DEFAULT_CNI, loadConfig } from './config.js';
-import type { CniSettings } from './config.js';
+import { loadConfig } from './config/load-config.js';
+import { ConfigError, DEFAULT_CNI } from './config/node-config.js';
+import type { CniSettings } from './config/node-config.js';
 import { uninstallCni } from '../cni/cni-install.js';
 import type { CliIo } from './cli.js';
 import { EXIT_FAILURE, EXIT_OK, usageError } from './cli.js';

@@ -5,6 +5,7 @@
  * pipelines read the arrays afresh on every batch and never keep them.
  */
 import type { Cidr } from '../core/cidr.js';
+import type { PeerEndpoints } from '../core/transport.js';
 
 /** Route value: one of this node's own subnets. */
 export const LOCAL_ROUTE = -2;
@@ -15,7 +16,8 @@ export interface PeerRecord {
   slot: number;
   node: string;
   subnets: Cidr[];
-  endpoint: string | undefined;
+  /** Where it listens, per transport kind (from its lease). */
+  endpoints: PeerEndpoints;
   /** Largest inner packet this peer's tunnel carries, bytes. */
   tunnelMtu: number;
 }
@@ -67,13 +69,13 @@ export class PeerTable {
   }
 
   /** Adds a peer in a free slot (counters zeroed). The node must not be present. */
-  add(node: string, subnets: Cidr[], endpoint: string | undefined, tunnelMtu: number): PeerRecord {
+  add(node: string, subnets: Cidr[], endpoints: PeerEndpoints, tunnelMtu: number): PeerRecord {
     let slot = this.freeSlots.pop();
     if (slot === undefined) {
       slot = this.records.length;
       if (slot >= this.capacity) this.grow(this.capacity * 2);
     }
-    const record: PeerRecord = { slot, node, subnets, endpoint, tunnelMtu };
+    const record: PeerRecord = { slot, node, subnets, endpoints, tunnelMtu };
     this.records[slot] = record;
     this.byNode.set(node, record);
     this.inUse[slot] = 1;

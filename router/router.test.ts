@@ -9,7 +9,7 @@
  * Cluster CIDRs 10.244.0.0/16 and fd00:10:244::/48; tunnel MTU 1460.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Lease, LeaseEvent } from '../core/subnet-manager.js';
+import type { Lease, LeaseEvent } from '../core/lease.js';
 import { MemoryDevice } from '../test/memory-device.js';
 import type { MemoryTransport } from '../test/memory-transport.js';
 import { createMemoryTransportPair } from '../test/memory-transport.js';
@@ -26,7 +26,6 @@ import {
   VNET_F_NEEDS_CSUM,
   withVnetHdr,
 } from '../test/packet-fixtures.js';
-import { nodeIdOf } from '../tunnel/node-id.js';
 import { internetChecksum } from './checksum.js';
 import type { Logger } from '../core/logger.js';
 import { VNET_GSO_TCPV4 } from '../core/packet-batch.js';
@@ -56,8 +55,8 @@ function recordingLogger(records: LogRecord[]): Logger {
   return log;
 }
 
-const LEASE_A: Lease = { node: 'node-a', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], endpoint: '192.168.77.1:8285' };
-const LEASE_B: Lease = { node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoint: '192.168.77.2:8285' };
+const LEASE_A: Lease = { node: 'node-a', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], endpoints: { udp: '192.168.77.1:8285' } };
+const LEASE_B: Lease = { node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoints: { udp: '192.168.77.2:8285' } };
 const added = (...leases: Lease[]): LeaseEvent[] => leases.map((lease) => ({ type: 'added', lease }));
 
 interface Node {
@@ -84,6 +83,8 @@ function makeNode(lease: Lease, transport: MemoryTransport, extra: Partial<Route
     icmpSourceV4: lease.subnets[0]?.replace('/24', ''),
     icmpSourceV6: lease.subnets[1]?.replace('/64', ''),
     tunnelMtu: 1460,
+    overheadBytes: 40,
+    defaultTransports: ['udp', 'ws'],
     clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/48'],
     log: recordingLogger(logs),
     ...extra,
@@ -322,11 +323,11 @@ describe('outside: anti-spoofing and delivery', () => {
 });
 
 describe('applyLeaseEvents', () => {
-  it('adds peers to the transport with their node id and logs them', async () => {
+  it('adds peers to the transport with their endpoints and the default preference, and logs them', async () => {
     const { a } = await cluster();
-    expect([...a.transport.peers.values()]).toEqual([{ node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: '192.168.77.2:8285', wsEndpoint: undefined, mode: 'auto' }]);
+    expect([...a.transport.peers.values()]).toEqual([{ node: 'node-b', endpoints: { udp: '192.168.77.2:8285' }, transports: ['udp', 'ws'] }]);
     const log = a.logs.find((r) => r.msg === 'peer added');
-    expect(log?.obj).toEqual({ node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoint: '192.168.77.2:8285' });
+    expect(log?.obj).toEqual({ node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoints: { udp: '192.168.77.2:8285' } });
   });
 
   it('a changed subnet replaces the old routes', async () => {
@@ -340,24 +341,24 @@ describe('applyLeaseEvents', () => {
 
   it('removal drops the peer and its routes; unknown removals are ignored; slots are reused', async () => {
     const { a } = await cluster();
-    a.router.applyLeaseEvents([{ type: 'removed', lease: { node: 'node-q', subnets: [], endpoint: undefined } }]);
+    a.router.applyLeaseEvents([{ type: 'removed', lease: { node: 'node-q', subnets: [], endpoints: {} } }]);
     a.router.applyLeaseEvents([{ type: 'removed', lease: LEASE_B }]);
     expect(a.transport.peers.size).toBe(0);
     expect(a.router.stats().peers).toEqual([]);
     expect(a.logs.filter((r) => r.msg === 'peer removed').map((r) => r.obj)).toEqual([
-      { node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoint: '192.168.77.2:8285' },
+      { node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoints: { udp: '192.168.77.2:8285' } },
     ]);
     a.device.inject([withVnetHdr(ipv4({ src: '10.244.1.5', dst: '10.244.2.9' }))]);
     expect(a.router.stats().drops).toEqual({ no_route: 1 });
-    a.router.applyLeaseEvents(added({ node: 'node-c', subnets: ['10.244.3.0/24'], endpoint: undefined }));
+    a.router.applyLeaseEvents(added({ node: 'node-c', subnets: ['10.244.3.0/24'], endpoints: {} }));
     expect([...a.transport.peers.keys()]).toEqual([0]);
-    expect(peerStats(a, 'node-c')).toMatchObject({ txPackets: 0, endpoint: undefined });
+    expect(peerStats(a, 'node-c')).toMatchObject({ txPackets: 0, endpoints: {} });
   });
 
   it("a lease with a bad subnet is refused with a warning; another node's subnet is not taken over", async () => {
     const { a } = await cluster();
-    a.router.applyLeaseEvents(added({ node: 'node-x', subnets: ['10.244.9.5/24'], endpoint: undefined }));
-    a.router.applyLeaseEvents(added({ node: 'node-y', subnets: ['10.244.2.0/24'], endpoint: undefined }));
+    a.router.applyLeaseEvents(added({ node: 'node-x', subnets: ['10.244.9.5/24'], endpoints: {} }));
+    a.router.applyLeaseEvents(added({ node: 'node-y', subnets: ['10.244.2.0/24'], endpoints: {} }));
     expect(a.logs.filter((r) => r.level === 'warn').map((r) => r.msg)).toEqual([
       'lease refused: bad subnet',
       'subnet already owned: route not installed',
@@ -370,7 +371,7 @@ describe('applyLeaseEvents', () => {
 describe('growth', () => {
   it('more peers than the initial slots and batches larger than the initial send lists', async () => {
     const { a, b } = await cluster();
-    const extra = Array.from({ length: 30 }, (_, i) => ({ node: `node-${i + 10}`, subnets: [`10.244.${i + 10}.0/24`], endpoint: undefined }));
+    const extra = Array.from({ length: 30 }, (_, i) => ({ node: `node-${i + 10}`, subnets: [`10.244.${i + 10}.0/24`], endpoints: {} }));
     a.router.applyLeaseEvents(added(...extra));
     expect(a.router.stats().peers).toHaveLength(31);
     const frames = Array.from({ length: 600 }, (_, i) => withVnetHdr(ipv4({ src: '10.244.1.5', dst: i % 2 === 0 ? '10.244.2.9' : '10.244.39.9' })));

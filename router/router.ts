@@ -18,9 +18,8 @@ import { CLUSTER_ROUTE, LOCAL_ROUTE, PeerTable } from './peer-table.js';
 import type { PeerRecord } from './peer-table.js';
 import type { RouteTable } from './route-table.js';
 import { TrieRouteTable } from './trie-route-table.js';
-import type { Lease, LeaseEvent } from '../core/subnet-manager.js';
-import { nodeIdOf } from '../tunnel/node-id.js';
-import type { PeerState, PeerStatus, Transport, TransportKind, TransportSwitch } from '../core/transport.js';
+import type { Lease, LeaseEvent } from '../core/lease.js';
+import type { PeerEndpoints, PeerState, PeerStatus, Transport, TransportKind, TransportSwitch } from '../core/transport.js';
 
 export interface RouterOptions {
   device: PacketDevice;
@@ -28,22 +27,29 @@ export interface RouterOptions {
   /** This node's name, as in leases. */
   localNode: string;
   /** This node's pod subnets (CIDR text): packets for them are written to the device. */
-  localSubnets: string[];
+  localSubnets: readonly string[];
   /** Source of ICMP errors (the TUN address); undefined: the local IPv4 subnet's network address. */
   icmpSourceV4: string | undefined;
   /** Source of ICMPv6 errors; undefined: the local IPv6 subnet's first address. */
   icmpSourceV6: string | undefined;
   /** Largest inner packet the tunnel carries, bytes (the TUN MTU). */
   tunnelMtu: number;
+  /** What the tunnel adds around a packet on the underlay (tunnel/tunnel-mtu.ts): a lease's own MTU minus this is its peer's tunnel MTU. */
+  overheadBytes: number;
+  /** The transports of a peer whose lease names none, most preferred first (tunnel/transports.ts). */
+  defaultTransports: readonly TransportKind[];
   /** The whole pod network: a destination inside it that no node owns gets net unreachable. */
-  clusterCidrs: string[];
+  clusterCidrs: readonly string[];
   log: Logger;
 }
 
 export interface PeerStats {
   node: string;
   subnets: string[];
+  /** The endpoint in use now (the carrying transport's), else the lease's first. */
   endpoint: string | undefined;
+  /** Every endpoint of its lease, by transport kind. */
+  endpoints: PeerEndpoints;
   tunnelMtu: number;
   txPackets: number;
   txBytes: number;
@@ -60,7 +66,7 @@ export interface PeerStats {
 
 export interface RouterStats {
   node: string;
-  localSubnets: string[];
+  localSubnets: readonly string[];
   /** Drops by reason name (zeros left out). */
   drops: Record<string, number>;
   /** ICMP errors not sent because of the rate limit. */
@@ -91,6 +97,8 @@ export class Router {
   private readonly log: Logger;
   private readonly localNode: string;
   private readonly tunnelMtu: number;
+  private readonly overheadBytes: number;
+  private readonly defaultTransports: readonly TransportKind[];
   private readonly routes: RouteTable<number> = new TrieRouteTable<number>();
   private readonly peers = new PeerTable();
   private readonly drops = newDropCounters();
@@ -120,6 +128,8 @@ export class Router {
       throw new RouterConfigError('tunnelMtu', `${options.tunnelMtu} is not an MTU (68-65535)`);
     }
     this.tunnelMtu = options.tunnelMtu;
+    this.overheadBytes = options.overheadBytes;
+    this.defaultTransports = options.defaultTransports;
 
     options.clusterCidrs.forEach((text, i) => {
       const cidr = parseOption(`clusterCidrs[${i}]`, text);
@@ -186,7 +196,8 @@ export class Router {
         const peer: PeerStats = {
           node: record.node,
           subnets: record.subnets.map((c) => c.text),
-          endpoint: record.endpoint,
+          endpoint: s?.endpoint ?? Object.values(record.endpoints)[0],
+          endpoints: record.endpoints,
           tunnelMtu: record.tunnelMtu,
           txPackets: peers.txPackets[record.slot] ?? 0,
           txBytes: peers.txBytes[record.slot] ?? 0,
@@ -234,22 +245,20 @@ export class Router {
     let record = this.peers.byName(lease.node);
     const isNew = record === undefined;
     if (record === undefined) {
-      record = this.peers.add(lease.node, [], lease.endpoint, tunnelMtu);
+      record = this.peers.add(lease.node, [], lease.endpoints, tunnelMtu);
     } else {
       this.removePeerRoutes(record);
-      record.endpoint = lease.endpoint;
+      record.endpoints = lease.endpoints;
       this.peers.setTunnelMtu(record, tunnelMtu);
     }
     record.subnets = this.installPeerRoutes(record, subnets);
     this.transport.setPeer(record.slot, {
       node: lease.node,
-      nodeId: nodeIdOf(lease.node),
-      endpoint: lease.endpoint,
-      wsEndpoint: lease.wsEndpoint,
-      mode: lease.transport ?? 'auto',
+      endpoints: lease.endpoints,
+      transports: lease.transports ?? this.defaultTransports,
     });
     this.log.info(
-      { node: lease.node, subnets: record.subnets.map((c) => c.text), endpoint: lease.endpoint },
+      { node: lease.node, subnets: record.subnets.map((c) => c.text), endpoints: lease.endpoints },
       isNew ? 'peer added' : 'peer updated',
     );
   }
@@ -264,7 +273,7 @@ export class Router {
     this.transport.removePeer(record.slot);
     this.peers.remove(record);
     this.log.info(
-      { node: record.node, subnets: record.subnets.map((c) => c.text), endpoint: record.endpoint },
+      { node: record.node, subnets: record.subnets.map((c) => c.text), endpoints: record.endpoints },
       'peer removed',
     );
   }
@@ -333,7 +342,7 @@ export class Router {
 
   private peerTunnelMtu(lease: Lease): number {
     if (lease.mtu === undefined) return this.tunnelMtu;
-    return Math.min(this.tunnelMtu, lease.mtu - this.transport.overheadBytes);
+    return Math.min(this.tunnelMtu, lease.mtu - this.overheadBytes);
   }
 }
 

@@ -11,12 +11,12 @@ export const FAKE_STATS: RouterStats = {
   icmpSuppressed: 0,
   peers: [
     {
-      node: 'n2', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285', tunnelMtu: 1460,
+      node: 'n2', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285', endpoints: { udp: '192.168.77.2:8285' }, tunnelMtu: 1460,
       txPackets: 6000, txBytes: 8_912_896, rxPackets: 3000, rxBytes: 1536, spoofed: 3,
       state: 'up', rttMs: 0.5, transport: 'udp',
     },
     {
-      node: 'n3', subnets: ['10.244.3.0/24'], endpoint: undefined, tunnelMtu: 1400,
+      node: 'n3', subnets: ['10.244.3.0/24'], endpoint: undefined, endpoints: {}, tunnelMtu: 1400,
       txPackets: 1, txBytes: 100, rxPackets: 0, rxBytes: 0, spoofed: 0,
       state: 'down', rttMs: undefined, transport: 'ws',
       lastSwitch: { atMs: FAKE_NOW_MS - 90_000, from: 'udp', to: 'ws', reason: 'udp silent 3s' },

@@ -8,13 +8,12 @@ import { VNET_HDR_LEN } from '../core/packet-batch.js';
 import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from '../core/transport.js';
 
 export interface MemoryTransportOptions {
-  /** Reported overhead per packet; default 40 (like UDP over IPv4). */
-  overheadBytes?: number;
+  /** The kind it reports (and whose endpoint it shows); default 'memory'. A selector test plays 'udp' and 'ws' with two. */
+  kind?: string;
 }
 
 export class MemoryTransport implements Transport {
-  readonly kind = 'memory' as const;
-  readonly overheadBytes: number;
+  readonly kind: string;
   readonly peers = new Map<number, PeerSpec>();
   /** One entry per send call: slot and packet count. */
   readonly sendCalls: { slot: number; count: number }[] = [];
@@ -32,7 +31,7 @@ export class MemoryTransport implements Transport {
     readonly localNode: string,
     options: MemoryTransportOptions = {},
   ) {
-    this.overheadBytes = options.overheadBytes ?? 40;
+    this.kind = options.kind ?? 'memory';
   }
 
   start(sink: InboundSink): Promise<void> {
@@ -98,7 +97,7 @@ export class MemoryTransport implements Transport {
       slot,
       node: spec.node,
       transport: this.kind,
-      endpoint: spec.endpoint,
+      endpoint: spec.endpoints[this.kind],
       state: this.peerState,
       rttMs: this.peerState === 'up' ? 0.05 : undefined,
       lastSeenMs: undefined,

@@ -1,15 +1,17 @@
 /**
- * TransportSelector over two memory transports standing in for UDP and WebSocket; their
- * `peerState` plays the probes' verdict, a hand-driven clock plays time.
+ * TransportSelector over memory transports standing in for UDP and WebSocket (and a third, to
+ * show a preference of any length); their `peerState` plays the probes' verdict, a hand-driven
+ * clock plays time.
  *
  *   router --send(slot)--> TransportSelector --current[slot]--> udp (memory) | ws (memory)
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PacketBatch } from '../core/packet-batch.js';
 import { MemoryTransport } from '../test/memory-transport.js';
-import { TransportSelector, TransportSelectorError } from './transport-selector.js';
+import { TransportSelector } from './transport-selector.js';
 import type { TransportSelectorOptions } from './transport-selector.js';
-import type { PeerSpec, TransportMode } from '../core/transport.js';
+import { TransportError } from './transport-error.js';
+import type { PeerSpec } from '../core/transport.js';
 
 import { recordingLogger } from '../test/recording-logger.js';
 import type { LogLine } from '../test/recording-logger.js';
@@ -19,8 +21,16 @@ const HOLD_MS = 2000;
 const batch: PacketBatch = { buf: Buffer.alloc(64), offs: Int32Array.from([0, 64]), count: 1 };
 const idx = Int32Array.from([0]);
 
-function spec(mode: TransportMode, node = 'node-b'): PeerSpec {
-  return { node, nodeId: 7, endpoint: '192.168.77.2:8285', wsEndpoint: 'ws://192.168.77.2:8443', mode };
+/** The config's words for the usual preferences. */
+type Mode = 'udp' | 'ws' | 'auto';
+const PREFERENCE: Record<Mode, string[]> = { udp: ['udp'], ws: ['ws'], auto: ['udp', 'ws'] };
+
+function spec(mode: Mode | string[], node = 'node-b'): PeerSpec {
+  return {
+    node,
+    endpoints: { udp: '192.168.77.2:8285', ws: 'ws://192.168.77.2:8443' },
+    transports: Array.isArray(mode) ? mode : PREFERENCE[mode],
+  };
 }
 
 describe('TransportSelector', () => {
@@ -33,24 +43,27 @@ describe('TransportSelector', () => {
     lines = [];
   });
 
-  async function setup(mode: TransportMode, options: TransportSelectorOptions = {}) {
-    const udp = new MemoryTransport('node-a', { overheadBytes: 40 });
-    const ws = new MemoryTransport('node-a', { overheadBytes: 0 });
+  async function setup(mode: Mode | string[], options: TransportSelectorOptions = {}) {
+    const udp = new MemoryTransport('node-a', { kind: 'udp' });
+    const ws = new MemoryTransport('node-a', { kind: 'ws' });
+    const relay = new MemoryTransport('node-a', { kind: 'relay' });
     udp.peerState = 'unknown';
     ws.peerState = 'unknown';
-    const sel = new TransportSelector(udp, ws, recordingLogger(lines), {
-      switchCheckMs: 60_000, udpUpHoldMs: HOLD_MS, nowMs: () => now, ...options,
+    relay.peerState = 'unknown';
+    const sel = new TransportSelector([udp, ws, relay], recordingLogger(lines), {
+      switchCheckMs: 60_000, upHoldMs: HOLD_MS, nowMs: () => now, ...options,
     });
     selectors.push(sel);
     await sel.start(() => {});
     sel.setPeer(SLOT, spec(mode));
     /** Sends one packet and says which transport got it. */
-    const sentVia = (): 'udp' | 'ws' => {
-      const before = [udp.sendCalls.length, ws.sendCalls.length];
+    const sentVia = (): string => {
+      const all = [udp, ws, relay];
+      const before = all.map((t) => t.sendCalls.length);
       sel.send(SLOT, batch, idx, 1);
-      if (udp.sendCalls.length > (before[0] ?? 0)) return 'udp';
-      if (ws.sendCalls.length > (before[1] ?? 0)) return 'ws';
-      throw new Error('sent nowhere');
+      const via = all.find((t, i) => t.sendCalls.length > (before[i] ?? 0));
+      if (via === undefined) throw new Error('sent nowhere');
+      return via.kind;
     };
     const step = (ms: number): void => {
       now += ms;
@@ -61,15 +74,16 @@ describe('TransportSelector', () => {
       if (s === undefined) throw new Error('no status');
       return s;
     };
-    return { udp, ws, sel, sentVia, step, status };
+    return { udp, ws, relay, sel, sentVia, step, status };
   }
 
-  it('gives every peer to both transports, and removes it from both', async () => {
-    const { udp, ws, sel } = await setup('auto');
+  it('gives every peer to every transport, and removes it from all', async () => {
+    const { udp, ws, relay, sel } = await setup('auto');
     expect(udp.peers.get(SLOT)?.node).toBe('node-b');
-    expect(ws.peers.get(SLOT)?.wsEndpoint).toBe('ws://192.168.77.2:8443');
+    expect(ws.peers.get(SLOT)?.endpoints['ws']).toBe('ws://192.168.77.2:8443');
+    expect(relay.peers.get(SLOT)?.node).toBe('node-b');
     sel.removePeer(SLOT);
-    expect(udp.peers.size + ws.peers.size).toBe(0);
+    expect(udp.peers.size + ws.peers.size + relay.peers.size).toBe(0);
     expect(sel.peerStatus()).toEqual([]);
   });
 
@@ -143,7 +157,7 @@ describe('TransportSelector', () => {
     ws.peerState = 'down';
     step(250);
     expect(sentVia()).toBe('udp');
-    expect(status().lastSwitch?.reason).toBe('websocket down, udp answering');
+    expect(status().lastSwitch?.reason).toBe('ws down, udp answering');
     // Both down: the current one is kept, nothing logged.
     udp.peerState = 'down';
     step(5000);
@@ -199,17 +213,50 @@ describe('TransportSelector', () => {
     expect(udp.sendCalls.map((c) => c.slot)).toEqual([4095, -1, 1e9]);
   });
 
-  it('reports UDP overhead, one status per peer, and both stats under prefixes', async () => {
+  it('reports one status per peer, with the carrier\'s endpoint, and every transport\'s stats under its kind', async () => {
     const { sel, udp, ws } = await setup('auto');
     sel.setPeer(5, spec('ws', 'node-c'));
     udp.peerState = 'up';
     ws.peerState = 'up';
-    expect(sel.overheadBytes).toBe(40);
-    expect(sel.peerStatus().map((p) => [p.slot, p.node, p.transport, p.state])).toEqual([
-      [SLOT, 'node-b', 'udp', 'up'],
-      [5, 'node-c', 'ws', 'up'],
+    expect(sel.peerStatus().map((p) => [p.slot, p.node, p.transport, p.state, p.endpoint])).toEqual([
+      [SLOT, 'node-b', 'udp', 'up', '192.168.77.2:8285'],
+      [5, 'node-c', 'ws', 'up', 'ws://192.168.77.2:8443'],
     ]);
-    expect(sel.stats()).toEqual({ 'udp.delivered': 0, 'udp.dropped': 0, 'ws.delivered': 0, 'ws.dropped': 0, switches: 0 });
+    expect(sel.stats()).toEqual({
+      'udp.delivered': 0, 'udp.dropped': 0, 'ws.delivered': 0, 'ws.dropped': 0, 'relay.delivered': 0, 'relay.dropped': 0, switches: 0,
+    });
+  });
+
+  it('a preference of three: down the list as each goes down, back up it as each holds', async () => {
+    const { udp, ws, relay, sentVia, step, status } = await setup(['udp', 'ws', 'relay']);
+    relay.peerState = 'up';
+    udp.peerState = 'down';
+    ws.peerState = 'down';
+    step(250);
+    expect(sentVia()).toBe('relay');
+    expect(status().lastSwitch?.reason).toMatch(/^udp probes unanswered for \d+ ms$/);
+    ws.peerState = 'up';
+    step(250);
+    step(HOLD_MS);
+    expect(sentVia()).toBe('ws');
+    expect(status().lastSwitch).toMatchObject({ from: 'relay', to: 'ws', reason: 'ws answering again' });
+    udp.peerState = 'up';
+    step(250);
+    step(HOLD_MS);
+    expect(sentVia()).toBe('udp');
+  });
+
+  it('an order of its own: [ws, udp] prefers WebSocket; a kind left out never carries the peer', async () => {
+    const { udp, ws, relay, sentVia, step } = await setup(['ws', 'udp']);
+    expect(sentVia()).toBe('ws');
+    ws.peerState = 'down';
+    udp.peerState = 'up';
+    relay.peerState = 'up';
+    step(250);
+    expect(sentVia()).toBe('udp');
+    udp.peerState = 'down';
+    step(HOLD_MS + 250);
+    expect(sentVia()).toBe('udp');
   });
 
   it('re-evaluates on its own timer', async () => {
@@ -220,16 +267,16 @@ describe('TransportSelector', () => {
     expect(sentVia()).toBe('ws');
   });
 
-  it('closes both transports; close twice; no timer left', async () => {
+  it('closes every transport; close twice; no timer left', async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const { udp, ws, sel } = await setup('auto', { switchCheckMs: 10 });
+    const { udp, ws, relay, sel } = await setup('auto', { switchCheckMs: 10 });
     await sel.close();
     await sel.close();
-    expect(udp.closed && ws.closed).toBe(true);
+    expect(udp.closed && ws.closed && relay.closed).toBe(true);
     expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBeLessThanOrEqual(before);
   });
 
-  it('closes the other transport even when one fails to close', async () => {
+  it('closes the others even when one fails to close', async () => {
     const { udp, ws, sel } = await setup('auto');
     selectors.pop();
     udp.close = () => Promise.reject(new Error('udp close failed'));
@@ -240,7 +287,8 @@ describe('TransportSelector', () => {
 
   it('refuses bad options', () => {
     const t = new MemoryTransport('x');
-    expect(() => new TransportSelector(t, t, recordingLogger(lines), { switchCheckMs: 0 })).toThrow(TransportSelectorError);
-    expect(() => new TransportSelector(t, t, recordingLogger(lines), { udpUpHoldMs: -1 })).toThrow(/udpUpHoldMs must be/);
+    expect(() => new TransportSelector([t], recordingLogger(lines), { switchCheckMs: 0 })).toThrow(TransportError);
+    expect(() => new TransportSelector([t], recordingLogger(lines), { upHoldMs: -1 })).toThrow(/upHoldMs must be/);
+    expect(() => new TransportSelector([], recordingLogger(lines))).toThrow(/needs 1-255 transports/);
   });
 });

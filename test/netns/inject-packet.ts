@@ -5,7 +5,7 @@
  * podtun UDP header (12 bytes, big endian): version 1 | type | flags (2) | sender node id (4) |
  * 4 bytes, 0 for data. A data datagram carries one IP packet with complete checksums.
  */
-import { nodeIdOf } from '../../tunnel/node-id.js';
+import { nodeIdOf } from '../../tunnel/udp/node-id.js';
 
 export const PODTUN_HEADER_LEN = 12;
 const TYPE_DATA = 1;

@@ -21,9 +21,9 @@ import type { UdpListenResult } from '../../lab/probe.js';
 import { logEntries, peerView, readStatus, transportStat, waitPeers } from '../../lab/podtun-status.js';
 import { pollUntil } from '../../lab/shell.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
-import { clientHello } from '../../tunnel/ws-handshake.js';
-import { WS_SUBPROTOCOL } from '../../tunnel/ws-framing.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../tunnel/ws-transport.js';
+import { clientHello } from '../../tunnel/ws/ws-handshake.js';
+import { WS_SUBPROTOCOL } from '../../tunnel/ws/ws-framing.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../tunnel/ws/ws-transport.js';
 
 const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason();
 printSkip('podtun-ws-auth.test.ts', skipReason);

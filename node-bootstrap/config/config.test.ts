@@ -3,16 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
-import { nodeIdOf } from '../tunnel/node-id.js';
-import {
-  ConfigError,
-  loadConfig,
-  localNodeOf,
-  parseConfigText,
-  resolveConfigSources,
-  tunMtuOf,
-  validateConfig,
-} from './config.js';
+import { nodeIdOf } from '../../tunnel/udp/node-id.js';
+import { loadConfig, parseConfigText, resolveConfigSources } from './load-config.js';
+import { ConfigError, localNodeOf, transportChoice, tunMtuOf } from './node-config.js';
+import type { NodeConfig } from './node-config.js';
+import { validateConfig } from './validate-config.js';
+
+/** A transport's validated settings, as its type made them. */
+function settingsOf(config: NodeConfig, kind: string): unknown {
+  return transportChoice(config, kind)?.settings;
+}
 
 type Raw = Record<string, unknown>;
 
@@ -57,19 +57,18 @@ describe('validateConfig', () => {
     nodeAt(raw, 0)['subnets'] = ['fd00:10:244:1:0::/64', '10.244.1.0/24'];
     const config = validateConfig(raw, 'node.yaml');
     expect(config.nodeName).toBe('node-a');
-    expect(config.nodeId).toBe(nodeIdOf('node-a'));
     expect(config.nodes[0]?.subnets).toEqual(['10.244.1.0/24', 'fd00:10:244:1::/64']);
-    expect(config.nodes[1]?.endpoint).toEqual({ host: '192.168.77.2', port: 8285, family: 4, text: '192.168.77.2:8285' });
+    expect(config.nodes[1]?.endpoints).toEqual({ udp: '192.168.77.2:8285' });
     expect(config.nodes[1]?.mtu).toBe(1400);
-    expect(config.listen.text).toBe('0.0.0.0:8285');
+    expect(settingsOf(config, 'udp')).toEqual({ host: '0.0.0.0', port: 8285, family: 4, text: '0.0.0.0:8285' });
     expect(localNodeOf(config).name).toBe('node-a');
     expect(tunMtuOf(config)).toBe(1460);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.nodes)).toBe(true);
     expect(Object.isFrozen(config.nodes[0])).toBe(true);
     expect(Object.isFrozen(config.nodes[0]?.subnets)).toBe(true);
-    expect(Object.isFrozen(config.nodes[0]?.endpoint)).toBe(true);
-    expect(Object.isFrozen(config.listen)).toBe(true);
+    expect(Object.isFrozen(config.nodes[0]?.endpoints)).toBe(true);
+    expect(Object.isFrozen(settingsOf(config, 'udp'))).toBe(true);
     expect(() => {
       (config.nodes as unknown as unknown[]).push({});
     }).toThrow(TypeError);
@@ -80,13 +79,14 @@ describe('validateConfig', () => {
       { nodeName: 'a', clusterCidrs: ['10.244.0.0/16'], clusterSecret: SECRET, nodes: [{ name: 'a', subnets: ['10.244.1.0/24'] }] },
       'node.yaml',
     );
-    expect(config).toMatchObject({ tunName: 'podtun0', underlayMtu: 1500, logLevel: 'info', listen: { text: '0.0.0.0:8285' } });
-    expect(config.ws).toEqual({ listen: undefined, tls: undefined, caFile: undefined });
+    expect(config).toMatchObject({ tunName: 'podtun0', underlayMtu: 1500, logLevel: 'info' });
+    expect(settingsOf(config, 'udp')).toMatchObject({ text: '0.0.0.0:8285' });
+    expect(settingsOf(config, 'ws')).toEqual({ listen: undefined, tls: undefined, caFile: undefined });
+    expect(config.transports.map((t) => t.kind)).toEqual(['udp', 'ws']);
     expect(config.proxy).toBeUndefined();
     expect(config.api.listen).toBeUndefined();
-    expect(config.nodes[0]?.transport).toBe('auto');
-    expect(config.nodes[0]?.wsEndpoint).toBeUndefined();
-    expect(config.nodes[0]?.endpoint).toBeUndefined();
+    expect(config.nodes[0]?.transports).toEqual(['udp', 'ws']);
+    expect(config.nodes[0]?.endpoints).toEqual({});
     expect(config.nodes[0]?.mtu).toBeUndefined();
   });
 
@@ -94,7 +94,8 @@ describe('validateConfig', () => {
     const raw = good();
     nodeAt(raw, 1)['endpoint'] = '[fd00:77::2]:8285';
     const config = validateConfig(raw, 'node.yaml');
-    expect(config.nodes[1]?.endpoint?.text).toBe('[fd00:77::2]:8285');
+    expect(config.nodes[1]?.endpoints['udp']).toBe('[fd00:77::2]:8285');
+    expect(config.underlayFamily).toBe(6);
     expect(tunMtuOf(config)).toBe(1440);
   });
 
@@ -175,6 +176,8 @@ describe('validateConfig', () => {
     ['wsEndpoint credentials', (r) => { nodeAt(r, 1)['wsEndpoint'] = 'wss://u:p@b.example:8443'; }, 'nodes[1].wsEndpoint', /no credentials/],
     ['wsEndpoint query', (r) => { nodeAt(r, 1)['wsEndpoint'] = 'wss://b.example:8443/?x=1'; }, 'nodes[1].wsEndpoint', /no query/],
     ['bad transport', (r) => { nodeAt(r, 1)['transport'] = 'tcp'; }, 'nodes[1].transport', /"tcp" is not one of udp\|ws\|auto/],
+    ['transport listed twice', (r) => { nodeAt(r, 1)['transport'] = ['udp', 'udp']; }, 'nodes[1].transport', /"udp" is listed twice/],
+    ['transport an empty list', (r) => { nodeAt(r, 1)['transport'] = []; }, 'nodes[1].transport', /an empty list/],
     ['ws peer nobody can dial', (r) => { nodeAt(r, 1)['transport'] = 'ws'; }, 'nodes[1].transport',
       /"ws" but node-b has no wsEndpoint and this node has no ws.listen: neither side can dial the other/],
     ['own wsEndpoint without ws.listen', (r) => { nodeAt(r, 0)['wsEndpoint'] = 'ws://192.168.77.1:8443'; }, 'nodes[0].wsEndpoint',
@@ -200,18 +203,28 @@ describe('validateConfig', () => {
     nodeAt(raw, 1)['transport'] = 'ws';
     delete nodeAt(raw, 1)['endpoint'];
     const config = validateConfig(raw, '/etc/podtun/node.yaml');
-    expect(config.ws).toEqual({
+    expect(settingsOf(config, 'ws')).toEqual({
       listen: { host: '0.0.0.0', port: 8443, family: 4, text: '0.0.0.0:8443' },
       tls: { certFile: '/etc/podtun/tls/cert.pem', keyFile: '/etc/podtun/key.pem' },
       caFile: '/etc/podtun/ca.pem',
     });
     expect(config.proxy).toBe('http://user:pass@10.0.0.1:3128');
     expect(config.api.listen?.text).toBe('127.0.0.1:9402');
-    expect(config.nodes.map((n) => [n.wsEndpoint, n.transport, n.endpoint?.text])).toEqual([
-      ['wss://node-a.example:8443', 'auto', '192.168.77.1:8285'],
-      ['ws://192.168.77.2:8443', 'ws', undefined],
+    expect(config.nodes.map((n) => [n.endpoints, n.transports])).toEqual([
+      [{ udp: '192.168.77.1:8285', ws: 'wss://node-a.example:8443' }, ['udp', 'ws']],
+      [{ ws: 'ws://192.168.77.2:8443' }, ['ws']],
     ]);
-    expect(Object.isFrozen(config.ws)).toBe(true);
+    expect(Object.isFrozen(settingsOf(config, 'ws'))).toBe(true);
+  });
+
+  it.each<[string, unknown, string[]]>([
+    ['auto', 'auto', ['udp', 'ws']],
+    ['one kind', 'udp', ['udp']],
+    ['a list, WebSocket first', ['ws', 'udp'], ['ws', 'udp']],
+  ])('reads transport: %s as a preference', (_what, value, want) => {
+    const raw = good();
+    nodeAt(raw, 1)['transport'] = value;
+    expect(validateConfig(raw, 'node.yaml').nodes[1]?.transports).toEqual(want);
   });
 
   it.each([
@@ -284,7 +297,7 @@ function etcdRaw(): Raw {
 describe('validateConfig: etcd leases and CNI install', () => {
   it('defaults to the static manager and no CNI install', () => {
     const config = validateConfig(good(), 'node.yaml');
-    expect(config.subnetManager).toEqual({ type: 'static' });
+    expect(config.subnetManager).toMatchObject({ type: 'static', readsNodeList: true });
     expect(config.advertise).toBeUndefined();
     expect(config.cni).toBeUndefined();
   });
@@ -294,14 +307,13 @@ describe('validateConfig: etcd leases and CNI install', () => {
     raw['advertise'] = { endpoint: '192.168.77.1:8285', transport: 'udp' };
     raw['cni'] = {};
     const config = validateConfig(raw, '/etc/podtun/node.yaml');
-    expect(config.subnetManager).toEqual({
-      type: 'etcd', endpoints: ['http://192.168.77.250:2379'], prefix: '/podtun/', ttlSeconds: 60,
+    expect(config.subnetManager).toMatchObject({ type: 'etcd', readsNodeList: false });
+    expect(config.subnetManager.settings).toEqual({
+      endpoints: ['http://192.168.77.250:2379'], prefix: '/podtun/', ttlSeconds: 60,
       subnetLengthV4: 24, subnetLengthV6: 64, tls: undefined,
     });
     expect(config.nodes).toEqual([]);
-    expect(config.advertise).toEqual({
-      endpoint: { host: '192.168.77.1', port: 8285, family: 4, text: '192.168.77.1:8285' }, wsEndpoint: undefined, transport: 'udp', mtu: undefined,
-    });
+    expect(config.advertise).toEqual({ endpoints: { udp: '192.168.77.1:8285' }, transports: ['udp'], mtu: undefined });
     expect(config.cni).toEqual({
       binDir: '/opt/cni/bin', confDir: '/etc/cni/net.d', confFileName: '10-podtun.conflist', networkName: 'podtun',
       dataDir: '/var/lib/cni/networks', bridge: 'cni0',
@@ -311,8 +323,8 @@ describe('validateConfig: etcd leases and CNI install', () => {
   it('advertises a specific listen address when no endpoint is given, none for a wildcard', () => {
     const raw = etcdRaw();
     raw['listen'] = '192.168.77.3:8285';
-    expect(validateConfig(raw, 'n.yaml').advertise?.endpoint?.text).toBe('192.168.77.3:8285');
-    expect(validateConfig(etcdRaw(), 'n.yaml').advertise?.endpoint).toBeUndefined();
+    expect(validateConfig(raw, 'n.yaml').advertise?.endpoints).toEqual({ udp: '192.168.77.3:8285' });
+    expect(validateConfig(etcdRaw(), 'n.yaml').advertise?.endpoints).toEqual({});
   });
 
   it('resolves TLS and CNI paths against the config file', () => {
@@ -320,7 +332,7 @@ describe('validateConfig: etcd leases and CNI install', () => {
     (raw['subnetManager'] as Raw)['tls'] = { caFile: 'ca.pem', certFile: 'c.pem', keyFile: 'k.pem' };
     raw['cni'] = { binDir: 'bin', networkName: 'pods' };
     const config = validateConfig(raw, '/etc/podtun/node.yaml');
-    expect(config.subnetManager.type === 'etcd' ? config.subnetManager.tls : undefined).toEqual({
+    expect((config.subnetManager.settings as { tls?: unknown }).tls).toEqual({
       caFile: '/etc/podtun/ca.pem', certFile: '/etc/podtun/c.pem', keyFile: '/etc/podtun/k.pem',
     });
     expect(config.cni).toMatchObject({ binDir: '/etc/podtun/bin', networkName: 'pods', confDir: '/etc/cni/net.d' });
@@ -384,7 +396,7 @@ nodes:
 `);
     const config = await loadConfig(path);
     expect(config.source).toBe(path);
-    expect(config.nodes.map((n) => n.endpoint?.text)).toEqual(['192.168.77.1:8285', '[fd00:77::2]:8285']);
+    expect(config.nodes.map((n) => n.endpoints['udp'])).toEqual(['192.168.77.1:8285', '[fd00:77::2]:8285']);
   });
 
   it('reads clusterSecretFile relative to the config file, trailing newline stripped', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PacketBatch } from '../core/packet-batch.js';
+import type { PacketBatch } from '../../core/packet-batch.js';
 import {
   FRAME_ERR_BAD_LENGTH,
   FRAME_ERR_EMPTY,
@@ -13,7 +13,7 @@ import {
   framedBytes,
   newInboundBatch,
 } from './ws-framing.js';
-import { batchOf } from '../test/packet-fixtures.js';
+import { batchOf } from '../../test/packet-fixtures.js';
 
 /** A packet of `len` bytes whose content identifies it (virtio header + IP are opaque here). */
 function packet(len: number, seed: number): Buffer {

@@ -18,17 +18,19 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from '../core/packet-batch.js';
-import { PROTO_TCP, ipv4, tcp, udp, withVnetHdr } from '../test/packet-fixtures.js';
-import type { PeerSpec, PeerStatus } from '../core/transport.js';
+import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from '../../core/packet-batch.js';
+import { PROTO_TCP, ipv4, tcp, udp, withVnetHdr } from '../../test/packet-fixtures.js';
+import type { PeerSpec, PeerStatus } from '../../core/transport.js';
 import { WS_SUBPROTOCOL, encodeBatch } from './ws-framing.js';
 import { HEADER_NONCE, clientHello, serverProofLines } from './ws-handshake.js';
-import { WsTransport, WsTransportError } from './ws-transport.js';
+import { WsTransport } from './ws-transport.js';
+import { TransportError } from '../transport-error.js';
+import { wsTransportType } from './ws-transport-type.js';
 import type { WsTransportOptions } from './ws-transport.js';
-import { recordingLogger } from '../test/recording-logger.js';
-import type { LogLine } from '../test/recording-logger.js';
-import { collector } from '../test/inbound-collector.js';
-import { batchOf } from '../test/packet-fixtures.js';
+import { recordingLogger } from '../../test/recording-logger.js';
+import type { LogLine } from '../../test/recording-logger.js';
+import { collector } from '../../test/inbound-collector.js';
+import { batchOf } from '../../test/packet-fixtures.js';
 
 const SECRET = Buffer.from('podtun test cluster secret, 32 b');
 const OTHER_SECRET = Buffer.from('some other cluster secret 32 byt');
@@ -75,8 +77,10 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function spec(node: string, wsEndpoint: string | undefined, mode: PeerSpec['mode'] = 'ws'): PeerSpec {
-  return { node, nodeId: 0, endpoint: undefined, wsEndpoint, mode };
+/** A peer reached over WebSocket (mode 'ws'), with WebSocket as the fallback ('auto'), or UDP only. */
+function spec(node: string, wsEndpoint: string | undefined, mode: 'ws' | 'auto' | 'udp' = 'ws'): PeerSpec {
+  const transports = { ws: ['ws'], auto: ['udp', 'ws'], udp: ['udp'] }[mode];
+  return { node, endpoints: wsEndpoint === undefined ? {} : { ws: wsEndpoint }, transports };
 }
 
 function statusOf(t: WsTransport, slot: number): PeerStatus {
@@ -204,9 +208,9 @@ describe('WsTransport', () => {
   it('is kind ws with no MTU overhead and validates its options', () => {
     const t = transport('x');
     expect(t.kind).toBe('ws');
-    expect(t.overheadBytes).toBe(0);
+    expect(wsTransportType.overheadBytes(4)).toBe(0);
     expect(() => transport('x', { listen: 'localhost:80' })).toThrow(/^cannot listen on localhost:80: .*not an IP address/);
-    expect(() => transport('x', { pingIntervalMs: 0 })).toThrow(WsTransportError);
+    expect(() => transport('x', { pingIntervalMs: 0 })).toThrow(TransportError);
     expect(() => transport('x', { reconnectMinMs: 500, reconnectMaxMs: 100 })).toThrow(/reconnectMaxMs/);
     expect(() => t.setPeer(4096, spec('n', undefined))).toThrow(expect.objectContaining({ code: 'ERR_PODTUN_WS_SLOT' }));
   });
@@ -491,7 +495,7 @@ describe('WsTransport', () => {
     await a.start(() => {});
     const again = transport('node-c', { listen: `127.0.0.1:${a.port}` });
     const err: unknown = await again.start(() => {}).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WsTransportError);
+    expect(err).toBeInstanceOf(TransportError);
     expect(err).toMatchObject({ code: 'ERR_PODTUN_WS_LISTEN', message: `cannot listen on 127.0.0.1:${a.port}: address in use` });
     expect((err as Error).cause).toBeDefined();
     await a.close();

@@ -21,14 +21,14 @@
  *      probe reply -> liveness and RTT
  *   4. the sink is called once with everything that arrived.
  */
-import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
-import { DropReason, dropCountersToObject, newDropCounters } from '../core/drop-reason.js';
-import type { Logger } from '../core/logger.js';
-import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
-import { MIN_SECRET_BYTES } from './cluster-auth.js';
+import type { InboundBatch, PacketBatch } from '../../core/packet-batch.js';
+import { DropReason, newDropCounters } from '../../core/drop-reason.js';
+import type { Logger } from '../../core/logger.js';
+import type { NativeUdp, UdpOpenOptions } from '../../native/addon.js';
+import { MIN_SECRET_BYTES } from '../cluster-auth.js';
 import { nodeIdOf } from './node-id.js';
-import { parseEndpoint, formatEndpoint } from '../core/endpoint.js';
-import type { Endpoint } from '../core/endpoint.js';
+import { parseEndpoint, formatEndpoint } from '../../core/endpoint.js';
+import type { Endpoint } from '../../core/endpoint.js';
 import {
   DEFAULT_DEAD_AFTER_MS,
   DEFAULT_PROBE_INTERVAL_MS,
@@ -46,8 +46,6 @@ import {
   PROBE_OFFSET_TIMESTAMP,
   PROBE_TAG_PURPOSE,
   REPLY_TAG_PURPOSE,
-  UDP_OVERHEAD_IPV4,
-  UDP_OVERHEAD_IPV6,
   checkHeader,
   readProbeTimestamp,
   readSenderId,
@@ -56,9 +54,11 @@ import {
   writeProbeTimestamp,
 } from './udp-header.js';
 import { probeTagValid, writeProbeTag } from './udp-probe-auth.js';
-import { MAX_PEER_SLOTS } from '../core/transport.js';
-import type { InboundSink, PeerSpec, PeerStatus, Transport } from '../core/transport.js';
-import { errorReason } from '../core/error-reason.js';
+import type { InboundSink, PeerSpec, PeerStatus, Transport } from '../../core/transport.js';
+import { errorReason } from '../../core/error-reason.js';
+import { PeerSlots, closedHandlesReleased } from '../peer-slots.js';
+import { TransportError, positiveOption } from '../transport-error.js';
+import { addDrops, addPrefixed } from '../transport-stats.js';
 
 export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -90,21 +90,6 @@ export interface UdpTransportOptions {
   nowMs?: () => number;
 }
 
-export type UdpTransportErrorCode =
-  | 'ERR_PODTUN_UDP_LISTEN'
-  | 'ERR_PODTUN_UDP_ADDON'
-  | 'ERR_PODTUN_UDP_CLOSED'
-  | 'ERR_PODTUN_UDP_SLOT'
-  | 'ERR_PODTUN_UDP_OPTION';
-
-/** A control-plane failure of the UDP transport; `code` is stable. */
-export class UdpTransportError extends Error {
-  constructor(readonly code: UdpTransportErrorCode, message: string, options?: { cause: unknown }) {
-    super(message, options);
-    this.name = 'UdpTransportError';
-  }
-}
-
 interface UdpPeer {
   slot: number;
   node: string;
@@ -130,8 +115,7 @@ interface UdpPeer {
 const defaultNowMs = (): number => performance.timeOrigin + performance.now();
 
 export class UdpTransport implements Transport {
-  readonly kind = 'udp' as const;
-  readonly overheadBytes: number;
+  readonly kind = 'udp';
 
   private readonly listen: Endpoint;
   private readonly listenText: string;
@@ -151,8 +135,10 @@ export class UdpTransport implements Transport {
   private closed = false;
   private boundPort = -1;
 
-  private readonly peers: (UdpPeer | undefined)[] = new Array<UdpPeer | undefined>(MAX_PEER_SLOTS);
+  private readonly peers = new PeerSlots<UdpPeer>('ERR_PODTUN_UDP_SLOT');
   private readonly bySenderId = new Map<number, UdpPeer>();
+  /** The sender of the previous datagram: a receive batch mostly comes from one or two peers. */
+  private lastSender: UdpPeer | undefined;
 
   // Receive side, allocated once.
   private readonly recvBuf: Buffer;
@@ -179,22 +165,21 @@ export class UdpTransport implements Transport {
     try {
       this.listen = parseEndpoint(options.listen, { allowPortZero: true });
     } catch (err: unknown) {
-      throw new UdpTransportError('ERR_PODTUN_UDP_LISTEN',
+      throw new TransportError('ERR_PODTUN_UDP_LISTEN',
         `cannot listen on ${String(options.listen)}: ${errorReason(err)}`, { cause: err });
     }
     this.listenText = options.listen;
-    this.overheadBytes = this.listen.family === 4 ? UDP_OVERHEAD_IPV4 : UDP_OVERHEAD_IPV6;
     this.localId = nodeIdOf(options.localNode);
     if (!(options.clusterSecret instanceof Uint8Array) || options.clusterSecret.length < MIN_SECRET_BYTES) {
-      throw new UdpTransportError('ERR_PODTUN_UDP_OPTION',
+      throw new TransportError('ERR_PODTUN_UDP_OPTION',
         `clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
     }
     this.secret = Buffer.from(options.clusterSecret);
     this.log = options.log;
-    this.probeIntervalMs = positive(options.probeIntervalMs, DEFAULT_PROBE_INTERVAL_MS, 'probeIntervalMs');
-    this.deadAfterMs = positive(options.deadAfterMs, DEFAULT_DEAD_AFTER_MS, 'deadAfterMs');
-    this.recvBufferBytes = positive(options.recvBufferBytes, DEFAULT_RECV_BUFFER_BYTES, 'recvBufferBytes');
-    this.sendBufferBytes = positive(options.sendBufferBytes, DEFAULT_SEND_BUFFER_BYTES, 'sendBufferBytes');
+    this.probeIntervalMs = positiveOption(options.probeIntervalMs, DEFAULT_PROBE_INTERVAL_MS, 'probeIntervalMs', 'ERR_PODTUN_UDP_OPTION');
+    this.deadAfterMs = positiveOption(options.deadAfterMs, DEFAULT_DEAD_AFTER_MS, 'deadAfterMs', 'ERR_PODTUN_UDP_OPTION');
+    this.recvBufferBytes = positiveOption(options.recvBufferBytes, DEFAULT_RECV_BUFFER_BYTES, 'recvBufferBytes', 'ERR_PODTUN_UDP_OPTION');
+    this.sendBufferBytes = positiveOption(options.sendBufferBytes, DEFAULT_SEND_BUFFER_BYTES, 'sendBufferBytes', 'ERR_PODTUN_UDP_OPTION');
     this.openUdp = options.openUdp;
     this.nowMs = options.nowMs ?? defaultNowMs;
 
@@ -212,16 +197,16 @@ export class UdpTransport implements Transport {
 
   /** The bound UDP port (after start; useful when port 0 was asked). */
   get port(): number {
-    if (this.boundPort < 0) throw new UdpTransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is not started');
+    if (this.boundPort < 0) throw new TransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is not started');
     return this.boundPort;
   }
 
   /** Opens and binds the socket, starts receiving and probing. */
   async start(sink: InboundSink): Promise<void> {
-    if (this.closed) throw new UdpTransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is closed');
-    if (this.udp !== undefined) throw new UdpTransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is already started');
+    if (this.closed) throw new TransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is closed');
+    if (this.udp !== undefined) throw new TransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is already started');
     const open = this.openUdp ?? (await loadAddonOpener());
-    if (this.closed) throw new UdpTransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is closed');
+    if (this.closed) throw new TransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is closed');
     let udp: NativeUdp;
     try {
       udp = open({
@@ -231,14 +216,14 @@ export class UdpTransport implements Transport {
         sendBufferBytes: this.sendBufferBytes,
       });
     } catch (err: unknown) {
-      throw new UdpTransportError('ERR_PODTUN_UDP_LISTEN',
+      throw new TransportError('ERR_PODTUN_UDP_LISTEN',
         `cannot listen on ${this.listenText}: ${errorReason(err)}`, { cause: err });
     }
     try {
       udp.start(this.recvBuf, this.recvOffs, RECV_MAX_DATAGRAMS, this.onRecvBatch);
     } catch (err: unknown) {
       udp.close();
-      throw new UdpTransportError('ERR_PODTUN_UDP_LISTEN',
+      throw new TransportError('ERR_PODTUN_UDP_LISTEN',
         `cannot receive on ${this.listenText}: ${errorReason(err)}`, { cause: err });
     }
     this.udp = udp;
@@ -257,18 +242,19 @@ export class UdpTransport implements Transport {
    * liveness and learned address; a changed endpoint re-addresses it.
    */
   setPeer(slot: number, spec: PeerSpec): void {
-    checkSlot(slot);
-    const nodeId = spec.nodeId >>> 0;
-    const old = this.peers[slot];
+    this.peers.check(slot);
+    const nodeId = nodeIdOf(spec.node);
+    const endpointText = spec.endpoints[this.kind];
+    const old = this.peers.at(slot);
     const same = old !== undefined && old.nodeId === nodeId && old.node === spec.node;
     if (old !== undefined && !same) this.forget(old);
     const elsewhere = this.bySenderId.get(nodeId);
     if (elsewhere !== undefined && elsewhere.slot !== slot) this.forget(elsewhere);
 
-    const endpoint = this.usableEndpoint(spec);
+    const endpoint = this.usableEndpoint(spec, endpointText);
     if (same) {
-      if (spec.endpoint === old.endpointText) return;
-      old.endpointText = spec.endpoint;
+      if (endpointText === old.endpointText) return;
+      old.endpointText = endpointText;
       old.endpoint = endpoint;
       this.address(old);
       return;
@@ -279,7 +265,7 @@ export class UdpTransport implements Transport {
       { probeIntervalMs: this.probeIntervalMs, deadAfterMs: this.deadAfterMs },
       this.nowMs(),
       (change) => {
-        const current = this.peers[slot];
+        const current = this.peers.at(slot);
         if (current !== undefined && current.liveness === liveness) this.onLivenessChange(current, change);
       },
     );
@@ -287,7 +273,7 @@ export class UdpTransport implements Transport {
       slot,
       node: spec.node,
       nodeId,
-      endpointText: spec.endpoint,
+      endpointText,
       endpoint,
       learnedHost: undefined,
       learnedPort: 0,
@@ -297,7 +283,7 @@ export class UdpTransport implements Transport {
       header,
       liveness,
     };
-    this.peers[slot] = peer;
+    this.peers.set(slot, peer);
     this.bySenderId.set(nodeId, peer);
     this.address(peer);
     // Probe a new peer at once: its data is accepted only after it has shown the secret, so the
@@ -306,8 +292,8 @@ export class UdpTransport implements Transport {
   }
 
   removePeer(slot: number): void {
-    checkSlot(slot);
-    const peer = this.peers[slot];
+    this.peers.check(slot);
+    const peer = this.peers.at(slot);
     if (peer !== undefined) this.forget(peer);
   }
 
@@ -317,7 +303,7 @@ export class UdpTransport implements Transport {
    * Returns how many were dropped (unknown peer or no address: PeerDown; refused: Congested).
    */
   send(slot: number, batch: PacketBatch, idx: Int32Array, count: number): number {
-    const peer = slot >= 0 && slot < MAX_PEER_SLOTS ? this.peers[slot] : undefined;
+    const peer = this.peers.at(slot);
     const udp = this.udp;
     if (peer === undefined || !peer.addressed || udp === undefined) {
       this.drops[DropReason.PeerDown] = (this.drops[DropReason.PeerDown] ?? 0) + count;
@@ -332,8 +318,7 @@ export class UdpTransport implements Transport {
 
   peerStatus(): PeerStatus[] {
     const out: PeerStatus[] = [];
-    for (const peer of this.peers) {
-      if (peer === undefined) continue;
+    for (const peer of this.peers.values()) {
       out.push({
         slot: peer.slot,
         node: peer.node,
@@ -360,12 +345,8 @@ export class UdpTransport implements Transport {
       staleProbes: this.staleProbes,
       controlSendFailures: this.controlSendFailures,
     };
-    const drops = dropCountersToObject(this.drops);
-    for (const name of Object.keys(drops)) out[`drop.${name}`] = drops[name] ?? 0;
-    if (this.udp !== undefined) {
-      const native = this.udp.stats();
-      for (const name of Object.keys(native)) out[`native.${name}`] = native[name] ?? 0;
-    }
+    addDrops(out, this.drops);
+    if (this.udp !== undefined) addPrefixed(out, 'native', this.udp.stats());
     return out;
   }
 
@@ -381,8 +362,7 @@ export class UdpTransport implements Transport {
     udp.close();
     // The addon closes the fd in libuv's close callback, at the end of this loop iteration; the
     // second check phase comes after it, so once this resolves the port can be bound again.
-    await nextCheckPhase();
-    await nextCheckPhase();
+    await closedHandlesReleased();
   }
 
   // --- outside: one receive batch (called by the addon; buffers valid during the call) ---
@@ -405,10 +385,15 @@ export class UdpTransport implements Transport {
         drops[DropReason.BadHeader] = (drops[DropReason.BadHeader] ?? 0) + 1;
         continue;
       }
-      const peer = this.bySenderId.get(readSenderId(buf, off));
-      if (peer === undefined) {
-        drops[DropReason.UnknownPeer] = (drops[DropReason.UnknownPeer] ?? 0) + 1;
-        continue;
+      const senderId = readSenderId(buf, off);
+      let peer = this.lastSender;
+      if (peer === undefined || peer.nodeId !== senderId) {
+        peer = this.bySenderId.get(senderId);
+        if (peer === undefined) {
+          drops[DropReason.UnknownPeer] = (drops[DropReason.UnknownPeer] ?? 0) + 1;
+          continue;
+        }
+        this.lastSender = peer;
       }
       if (type === MSG_DATA) {
         if (nowMs >= peer.authenticUntilMs) {
@@ -501,22 +486,23 @@ export class UdpTransport implements Transport {
   }
 
   /** The spec's endpoint if this socket can reach it; else undefined (logged). */
-  private usableEndpoint(spec: PeerSpec): Endpoint | undefined {
-    if (spec.endpoint === undefined) return undefined;
+  private usableEndpoint(spec: PeerSpec, text: string | undefined): Endpoint | undefined {
+    if (text === undefined) return undefined;
     try {
-      const endpoint = parseEndpoint(spec.endpoint);
+      const endpoint = parseEndpoint(text);
       if (endpoint.family === 6 && this.listen.family === 4) {
         throw new Error(`an IPv6 endpoint cannot be reached from ${this.listenText}`);
       }
       return endpoint;
     } catch (err: unknown) {
-      this.log.warn({ node: spec.node, endpoint: spec.endpoint, err }, 'peer endpoint unusable; waiting for its probes');
+      this.log.warn({ node: spec.node, endpoint: text, err }, 'peer endpoint unusable; waiting for its probes');
       return undefined;
     }
   }
 
   private forget(peer: UdpPeer): void {
-    this.peers[peer.slot] = undefined;
+    this.peers.clear(peer.slot);
+    if (this.lastSender === peer) this.lastSender = undefined;
     if (this.bySenderId.get(peer.nodeId) === peer) this.bySenderId.delete(peer.nodeId);
     if (peer.addressed) this.udp?.clearPeer(peer.slot);
     peer.addressed = false;
@@ -528,7 +514,7 @@ export class UdpTransport implements Transport {
   }
 
   private onLivenessChange(peer: UdpPeer, change: LivenessChange): void {
-    if (this.peers[peer.slot] !== peer) return;
+    if (this.peers.at(peer.slot) !== peer) return;
     const fields = {
       node: peer.node,
       endpoint: this.endpointOf(peer),
@@ -540,33 +526,12 @@ export class UdpTransport implements Transport {
   }
 }
 
-function nextCheckPhase(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 /** The addon is loaded on first start, so this module imports without it (tests, tooling). */
 async function loadAddonOpener(): Promise<UdpOpener> {
   try {
-    const { addon } = await import('../native/addon.js');
+    const { addon } = await import('../../native/addon.js');
     return (opts) => addon.openUdp(opts);
   } catch (err: unknown) {
-    throw new UdpTransportError('ERR_PODTUN_UDP_ADDON', `cannot load the native addon: ${errorReason(err)}`, { cause: err });
+    throw new TransportError('ERR_PODTUN_UDP_ADDON', `cannot load the native addon: ${errorReason(err)}`, { cause: err });
   }
 }
-
-function checkSlot(slot: number): void {
-  if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_PEER_SLOTS) {
-    throw new UdpTransportError('ERR_PODTUN_UDP_SLOT', `peer slot ${slot} is outside 0..${MAX_PEER_SLOTS - 1}`);
-  }
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new UdpTransportError('ERR_PODTUN_UDP_OPTION', `${name} must be a positive number, got ${value}`);
-  }
-  return value;
-}
-
-
-

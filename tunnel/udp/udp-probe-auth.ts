@@ -7,7 +7,7 @@
  * Data datagrams are not tagged (per-packet MACs are a later step); a peer's data is still
  * confined to its own pod subnet by the outside pipeline's source check.
  */
-import { authTag, verifyAuthTag } from './cluster-auth.js';
+import { authTag, verifyAuthTag } from '../cluster-auth.js';
 import {
   FLAG_AUTHENTICATED,
   HEADER_OFFSET_SENDER,

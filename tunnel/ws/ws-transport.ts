@@ -2,8 +2,8 @@
  * The WebSocket tunnel: pod packets over ws:// or wss://, for networks where UDP is blocked, only
  * HTTP(S) (possibly through a CONNECT proxy) gets out, or a node can only dial out.
  *
- * Connections. Every node dials every peer that has a wsEndpoint (mode 'ws' or 'auto': in
- * 'auto' the connection stands by while UDP carries the traffic), and accepts connections from
+ * Connections. Every node dials every peer that has a `ws` endpoint and names `ws` among its
+ * transports (while a more preferred transport carries the traffic, the connection stands by), and accepts connections from
  * any peer that authenticates (ws-handshake.ts). A node that can only dial out thus still has a
  * connection with each peer, through its own dial. A pair that dial each other has two
  * connections: each side sends on the one it dialed while that is open, else on the inbound one,
@@ -23,7 +23,7 @@
  *   in the pong: RTT); terminate a connection silent for deadAfterMs; redial with jittered
  *   exponential backoff.
  *
- * overheadBytes is 0: the packets ride a TCP byte stream, and TCP cuts it into segments that
+ * No MTU overhead (ws-transport-type.ts): the packets ride a TCP byte stream, and TCP cuts it into segments that
  * fit the underlay path MTU on its own, so the framing (4 bytes per packet, 2-14 per message)
  * never makes an underlay packet too big and the TUN MTU need not shrink for it.
  */
@@ -38,11 +38,11 @@ import type { Duplex } from 'node:stream';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { RawData } from 'ws';
-import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
-import { DropReason, dropCountersToObject, newDropCounters } from '../core/drop-reason.js';
-import type { Logger } from '../core/logger.js';
-import { formatEndpoint, parseEndpoint } from '../core/endpoint.js';
-import type { Endpoint } from '../core/endpoint.js';
+import type { InboundBatch, PacketBatch } from '../../core/packet-batch.js';
+import { DropReason, newDropCounters } from '../../core/drop-reason.js';
+import type { Logger } from '../../core/logger.js';
+import { formatEndpoint, parseEndpoint } from '../../core/endpoint.js';
+import type { Endpoint } from '../../core/endpoint.js';
 import {
   FRAME_LEN_BYTES,
   MIN_FRAMED_PACKET_LEN,
@@ -55,9 +55,11 @@ import {
   newInboundBatch,
 } from './ws-framing.js';
 import { HandshakeVerifier, checkServerProof, clientHello, serverProofLines } from './ws-handshake.js';
-import { MAX_PEER_SLOTS } from '../core/transport.js';
-import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from '../core/transport.js';
-import { errorReason } from '../core/error-reason.js';
+import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from '../../core/transport.js';
+import { errorReason } from '../../core/error-reason.js';
+import { PeerSlots, closedHandlesReleased } from '../peer-slots.js';
+import { TransportError, positiveOption } from '../transport-error.js';
+import { addDrops } from '../transport-stats.js';
 
 export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
@@ -100,26 +102,11 @@ export interface WsTransportOptions {
   reconnectMaxMs?: number;
 }
 
-export type WsTransportErrorCode =
-  | 'ERR_PODTUN_WS_LISTEN'
-  | 'ERR_PODTUN_WS_TLS'
-  | 'ERR_PODTUN_WS_CLOSED'
-  | 'ERR_PODTUN_WS_SLOT'
-  | 'ERR_PODTUN_WS_OPTION';
-
-/** A control-plane failure of the WebSocket transport; `code` is stable. */
-export class WsTransportError extends Error {
-  constructor(readonly code: WsTransportErrorCode, message: string, options?: { cause: unknown }) {
-    super(message, options);
-    this.name = 'WsTransportError';
-  }
-}
-
 interface WsPeer {
   slot: number;
   node: string;
+  /** Its `ws` endpoint as given. */
   wsEndpoint: string | undefined;
-  mode: PeerSpec['mode'];
   /** Where we dial it; undefined when we do not (no endpoint, mode 'udp', unusable URL). */
   url: URL | undefined;
   /** Our connection to it (connecting or open). */
@@ -167,9 +154,7 @@ const zeroMask = (mask: Buffer): void => {
 };
 
 export class WsTransport implements Transport {
-  readonly kind = 'ws' as const;
-  /** See the file header: TCP segments the stream, so nothing is taken from the TUN MTU. */
-  readonly overheadBytes = 0;
+  readonly kind = 'ws';
 
   private readonly localNode: string;
   private readonly listen: Endpoint | undefined;
@@ -188,7 +173,7 @@ export class WsTransport implements Transport {
   private readonly handshakeTimeoutMs: number;
   private readonly nowMs = defaultNowMs;
 
-  private readonly peers: (WsPeer | undefined)[] = new Array<WsPeer | undefined>(MAX_PEER_SLOTS);
+  private readonly peers = new PeerSlots<WsPeer>('ERR_PODTUN_WS_SLOT');
   private readonly byNode = new Map<string, WsPeer>();
   private readonly conns = new Set<WsConn>();
   /** Sockets being refused (an HTTP error is being written): destroyed on close. */
@@ -236,7 +221,7 @@ export class WsTransport implements Transport {
       try {
         this.listen = parseEndpoint(options.listen, { allowPortZero: true });
       } catch (err: unknown) {
-        throw new WsTransportError('ERR_PODTUN_WS_LISTEN',
+        throw new TransportError('ERR_PODTUN_WS_LISTEN',
           `cannot listen on ${String(options.listen)}: ${errorReason(err)}`, { cause: err });
       }
     }
@@ -247,18 +232,18 @@ export class WsTransport implements Transport {
     this.secret = options.clusterSecret;
     this.proxyFor = options.proxyFor;
     this.log = options.log;
-    this.maxBufferedBytes = positive(options.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 'maxBufferedBytes');
-    this.maxPayloadBytes = positive(options.maxPayloadBytes, DEFAULT_MAX_PAYLOAD_BYTES, 'maxPayloadBytes');
+    this.maxBufferedBytes = positiveOption(options.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 'maxBufferedBytes', 'ERR_PODTUN_WS_OPTION');
+    this.maxPayloadBytes = positiveOption(options.maxPayloadBytes, DEFAULT_MAX_PAYLOAD_BYTES, 'maxPayloadBytes', 'ERR_PODTUN_WS_OPTION');
     if (this.maxPayloadBytes < FRAME_LEN_BYTES + MIN_FRAMED_PACKET_LEN) {
-      throw new WsTransportError('ERR_PODTUN_WS_OPTION',
+      throw new TransportError('ERR_PODTUN_WS_OPTION',
         `maxPayloadBytes must be at least ${FRAME_LEN_BYTES + MIN_FRAMED_PACKET_LEN}, got ${this.maxPayloadBytes}`);
     }
-    this.pingIntervalMs = positive(options.pingIntervalMs, DEFAULT_PING_INTERVAL_MS, 'pingIntervalMs');
-    this.deadAfterMs = positive(options.deadAfterMs, DEFAULT_DEAD_AFTER_MS, 'deadAfterMs');
-    this.reconnectMinMs = positive(options.reconnectMinMs, DEFAULT_RECONNECT_MIN_MS, 'reconnectMinMs');
-    this.reconnectMaxMs = positive(options.reconnectMaxMs, DEFAULT_RECONNECT_MAX_MS, 'reconnectMaxMs');
+    this.pingIntervalMs = positiveOption(options.pingIntervalMs, DEFAULT_PING_INTERVAL_MS, 'pingIntervalMs', 'ERR_PODTUN_WS_OPTION');
+    this.deadAfterMs = positiveOption(options.deadAfterMs, DEFAULT_DEAD_AFTER_MS, 'deadAfterMs', 'ERR_PODTUN_WS_OPTION');
+    this.reconnectMinMs = positiveOption(options.reconnectMinMs, DEFAULT_RECONNECT_MIN_MS, 'reconnectMinMs', 'ERR_PODTUN_WS_OPTION');
+    this.reconnectMaxMs = positiveOption(options.reconnectMaxMs, DEFAULT_RECONNECT_MAX_MS, 'reconnectMaxMs', 'ERR_PODTUN_WS_OPTION');
     if (this.reconnectMaxMs < this.reconnectMinMs) {
-      throw new WsTransportError('ERR_PODTUN_WS_OPTION',
+      throw new TransportError('ERR_PODTUN_WS_OPTION',
         `reconnectMaxMs (${this.reconnectMaxMs}) must not be below reconnectMinMs (${this.reconnectMinMs})`);
     }
     this.handshakeTimeoutMs = Math.max(this.deadAfterMs, MIN_HANDSHAKE_TIMEOUT_MS);
@@ -267,14 +252,14 @@ export class WsTransport implements Transport {
 
   /** The bound listening port (after start, with `listen` set; useful when port 0 was asked). */
   get port(): number {
-    if (this.boundPort < 0) throw new WsTransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is not listening');
+    if (this.boundPort < 0) throw new TransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is not listening');
     return this.boundPort;
   }
 
   /** Reads TLS files, listens if configured, starts dialing peers and the liveness tick. */
   async start(sink: InboundSink): Promise<void> {
-    if (this.closed) throw new WsTransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is closed');
-    if (this.started) throw new WsTransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is already started');
+    if (this.closed) throw new TransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is closed');
+    if (this.started) throw new TransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is already started');
     this.started = true;
     try {
       await this.startServing(sink);
@@ -301,19 +286,19 @@ export class WsTransport implements Transport {
     });
     if (this.listen !== undefined) {
       const server = await this.createServer();
-      if (this.closed) throw new WsTransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is closed');
+      if (this.closed) throw new TransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is closed');
       this.server = server;
       try {
         await listenOn(server, this.listen);
       } catch (err: unknown) {
-        throw new WsTransportError('ERR_PODTUN_WS_LISTEN',
+        throw new TransportError('ERR_PODTUN_WS_LISTEN',
           `cannot listen on ${this.listenText ?? ''}: ${errorReason(err)}`, { cause: err });
       }
       const address = server.address();
       this.boundPort = typeof address === 'object' && address !== null ? address.port : this.listen.port;
       if (this.closed) {
         server.close();
-        throw new WsTransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is closed');
+        throw new TransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is closed');
       }
       this.log.info({ listen: formatEndpoint(this.listen.host, this.boundPort), tls: this.tls !== undefined },
         'ws transport listening');
@@ -332,8 +317,9 @@ export class WsTransport implements Transport {
    * refresh) keeps its connections; a changed target closes our dialed connection and redials.
    */
   setPeer(slot: number, spec: PeerSpec): void {
-    checkSlot(slot);
-    const old = this.peers[slot];
+    this.peers.check(slot);
+    const wsEndpoint = spec.endpoints[this.kind];
+    const old = this.peers.at(slot);
     const same = old !== undefined && old.node === spec.node;
     if (old !== undefined && !same) this.forget(old);
     const elsewhere = this.byNode.get(spec.node);
@@ -341,9 +327,8 @@ export class WsTransport implements Transport {
 
     const url = this.dialTarget(spec);
     if (same) {
-      old.mode = spec.mode;
-      if (spec.wsEndpoint === old.wsEndpoint && url?.href === old.url?.href) return;
-      old.wsEndpoint = spec.wsEndpoint;
+      if (wsEndpoint === old.wsEndpoint && url?.href === old.url?.href) return;
+      old.wsEndpoint = wsEndpoint;
       old.url = url;
       old.attempt = 0;
       old.lastFailure = undefined;
@@ -356,8 +341,7 @@ export class WsTransport implements Transport {
     const peer: WsPeer = {
       slot,
       node: spec.node,
-      wsEndpoint: spec.wsEndpoint,
-      mode: spec.mode,
+      wsEndpoint,
       url,
       dialed: undefined,
       inbound: undefined,
@@ -370,15 +354,15 @@ export class WsTransport implements Transport {
       lastSeenMs: undefined,
       removed: false,
     };
-    this.peers[slot] = peer;
+    this.peers.set(slot, peer);
     this.byNode.set(spec.node, peer);
     this.dial(peer);
   }
 
   /** Forgets the peer in `slot`: closes its connections and stops redialing it. */
   removePeer(slot: number): void {
-    checkSlot(slot);
-    const peer = this.peers[slot];
+    this.peers.check(slot);
+    const peer = this.peers.at(slot);
     if (peer !== undefined) this.forget(peer);
   }
 
@@ -389,7 +373,7 @@ export class WsTransport implements Transport {
    * whole batch is dropped. Returns how many packets were dropped.
    */
   send(slot: number, batch: PacketBatch, idx: Int32Array, count: number): number {
-    const peer = slot >= 0 && slot < MAX_PEER_SLOTS ? this.peers[slot] : undefined;
+    const peer = this.peers.at(slot);
     const conn = peer === undefined ? undefined : sendingConn(peer);
     const drops = this.drops;
     if (conn === undefined) {
@@ -425,8 +409,7 @@ export class WsTransport implements Transport {
 
   peerStatus(): PeerStatus[] {
     const out: PeerStatus[] = [];
-    for (const peer of this.peers) {
-      if (peer === undefined) continue;
+    for (const peer of this.peers.values()) {
       out.push({
         slot: peer.slot,
         node: peer.node,
@@ -470,8 +453,7 @@ export class WsTransport implements Transport {
       pingsOut: this.pingsOut,
       pongsIn: this.pongsIn,
     };
-    const drops = dropCountersToObject(this.drops);
-    for (const name of Object.keys(drops)) out[`drop.${name}`] = drops[name] ?? 0;
+    addDrops(out, this.drops);
     return out;
   }
 
@@ -507,8 +489,7 @@ export class WsTransport implements Transport {
     }
     await drained;
     // 'close' events come before libuv has released the handles; they are gone a loop turn later.
-    await nextCheckPhase();
-    await nextCheckPhase();
+    await closedHandlesReleased();
   }
 
   // --- connections ---
@@ -521,7 +502,7 @@ export class WsTransport implements Transport {
       try {
         server = createHttpsServer({ cert, key });
       } catch (err: unknown) {
-        throw new WsTransportError('ERR_PODTUN_WS_TLS',
+        throw new TransportError('ERR_PODTUN_WS_TLS',
           `cannot use TLS certificate ${this.tls.certFile} with key ${this.tls.keyFile}: ${errorReason(err)}`,
           { cause: err });
       }
@@ -865,20 +846,21 @@ export class WsTransport implements Transport {
 
   /** The URL we dial for `spec`, or undefined (not dialed; an unusable URL is logged). */
   private dialTarget(spec: PeerSpec): URL | undefined {
-    if (spec.wsEndpoint === undefined || spec.mode === 'udp') return undefined;
+    const wsEndpoint = spec.endpoints[this.kind];
+    if (wsEndpoint === undefined || !spec.transports.includes(this.kind)) return undefined;
     try {
-      const url = new URL(spec.wsEndpoint);
+      const url = new URL(wsEndpoint);
       if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error(`scheme ${url.protocol} is not ws: or wss:`);
       return url;
     } catch (err: unknown) {
-      this.log.warn({ node: spec.node, endpoint: spec.wsEndpoint, err }, 'peer ws endpoint unusable; not dialing it');
+      this.log.warn({ node: spec.node, endpoint: wsEndpoint, err }, 'peer ws endpoint unusable; not dialing it');
       return undefined;
     }
   }
 
   private forget(peer: WsPeer): void {
     peer.removed = true;
-    this.peers[peer.slot] = undefined;
+    this.peers.clear(peer.slot);
     if (this.byNode.get(peer.node) === peer) this.byNode.delete(peer.node);
     if (peer.redialTimer !== undefined) clearTimeout(peer.redialTimer);
     peer.redialTimer = undefined;
@@ -896,10 +878,6 @@ function sendingConn(peer: WsPeer): WsConn | undefined {
   return undefined;
 }
 
-function nextCheckPhase(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 function listenOn(server: HttpServer, listen: Endpoint): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
@@ -915,7 +893,7 @@ async function readPem(file: string, what: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (err: unknown) {
-    throw new WsTransportError('ERR_PODTUN_WS_TLS', `cannot read ${what} ${file}: ${errorReason(err)}`, { cause: err });
+    throw new TransportError('ERR_PODTUN_WS_TLS', `cannot read ${what} ${file}: ${errorReason(err)}`, { cause: err });
   }
 }
 
@@ -953,20 +931,6 @@ function redact(proxy: string): string {
   } catch {
     return '(unparsable proxy URL)';
   }
-}
-
-function checkSlot(slot: number): void {
-  if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_PEER_SLOTS) {
-    throw new WsTransportError('ERR_PODTUN_WS_SLOT', `peer slot ${slot} is outside 0..${MAX_PEER_SLOTS - 1}`);
-  }
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new WsTransportError('ERR_PODTUN_WS_OPTION', `${name} must be a positive number, got ${value}`);
-  }
-  return value;
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {

@@ -10,11 +10,11 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { NativeUdp, UdpOpenOptions } from '../native/addon.js';
-import { VNET_HDR_LEN } from '../core/packet-batch.js';
-import { FakeUdpNetwork } from '../test/fake-native-udp.js';
+import type { NativeUdp, UdpOpenOptions } from '../../native/addon.js';
+import { VNET_HDR_LEN } from '../../core/packet-batch.js';
+import { FakeUdpNetwork } from '../../test/fake-native-udp.js';
 import { nodeIdOf } from './node-id.js';
-import { verifyAuthTag } from './cluster-auth.js';
+import { verifyAuthTag } from '../cluster-auth.js';
 import {
   FLAG_AUTHENTICATED,
   HEADER_LEN,
@@ -35,12 +35,14 @@ import {
   writeProbeTimestamp,
 } from './udp-header.js';
 import { writeProbeTag } from './udp-probe-auth.js';
-import { UdpTransport, UdpTransportError } from './udp-transport.js';
+import { UdpTransport } from './udp-transport.js';
+import { TransportError } from '../transport-error.js';
+import { udpTransportType } from './udp-transport-type.js';
 import type { UdpOpener, UdpTransportOptions } from './udp-transport.js';
-import { recordingLogger } from '../test/recording-logger.js';
-import type { LogLine } from '../test/recording-logger.js';
-import { collector } from '../test/inbound-collector.js';
-import { batchOf } from '../test/packet-fixtures.js';
+import { recordingLogger } from '../../test/recording-logger.js';
+import type { LogLine } from '../../test/recording-logger.js';
+import { collector } from '../../test/inbound-collector.js';
+import { batchOf } from '../../test/packet-fixtures.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const nativeBuilt = existsSync(join(root, 'build', 'Release', 'podtun.node'));
@@ -164,7 +166,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       net = new FakeUdpNetwork();
       return net.open;
     }
-    const { addon } = await import('../native/addon.js');
+    const { addon } = await import('../../native/addon.js');
     return (opts: UdpOpenOptions) => addon.openUdp(opts);
   }
 
@@ -196,10 +198,8 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     if (opts.aKnowsB !== false) setB(a, b);
     b.setPeer(SLOT_A, {
       node: 'node-a',
-      nodeId: nodeIdOf('node-a'),
-      endpoint: opts.aEndpointKnown === false ? undefined : `127.0.0.1:${a.port}`,
-      wsEndpoint: undefined,
-      mode: 'udp',
+      endpoints: opts.aEndpointKnown === false ? {} : { udp: `127.0.0.1:${a.port}` },
+      transports: ['udp'],
     });
     // Data is accepted only from peers that have shown the secret: let the probes do that first.
     if (opts.aEndpointKnown !== false && opts.settle !== false && opts.aKnowsB !== false) {
@@ -210,7 +210,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
 
   /** Tells `a` about node-b in SLOT_B (it then probes b at once). */
   function setB(a: UdpTransport, b: UdpTransport): void {
-    a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
+    a.setPeer(SLOT_B, { node: 'node-b', endpoints: { udp: `127.0.0.1:${b.port}` }, transports: ['udp'] });
   }
 
   function raw(): RawSocket {
@@ -226,12 +226,11 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
   }
 
   describe.skipIf(native && !nativeBuilt)('', () => {
-    it('reports its overhead from the listen address family', () => {
+    it('registers its overhead per underlay family and its kind', () => {
       const log = recordingLogger(lines);
-      const clusterSecret = SECRET;
-      expect(new UdpTransport({ listen: '127.0.0.1:0', localNode: 'x', clusterSecret, log }).overheadBytes).toBe(40);
-      expect(new UdpTransport({ listen: '[::1]:0', localNode: 'x', clusterSecret, log }).overheadBytes).toBe(60);
-      expect(new UdpTransport({ listen: '0.0.0.0:8285', localNode: 'x', clusterSecret, log }).kind).toBe('udp');
+      expect(udpTransportType.overheadBytes(4)).toBe(40);
+      expect(udpTransportType.overheadBytes(6)).toBe(60);
+      expect(new UdpTransport({ listen: '0.0.0.0:8285', localNode: 'x', clusterSecret: SECRET, log }).kind).toBe('udp');
     });
 
     it('delivers data to the sink, tagged with the sender slot, without the virtio header', async () => {
@@ -377,8 +376,8 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       const b = transport('node-b', { clusterSecret: OTHER_SECRET });
       await a.start(() => {});
       await b.start(() => {});
-      a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
-      b.setPeer(SLOT_A, { node: 'node-a', nodeId: nodeIdOf('node-a'), endpoint: `127.0.0.1:${a.port}`, wsEndpoint: undefined, mode: 'udp' });
+      a.setPeer(SLOT_B, { node: 'node-b', endpoints: { udp: `127.0.0.1:${b.port}` }, transports: ['udp'] });
+      b.setPeer(SLOT_A, { node: 'node-a', endpoints: { udp: `127.0.0.1:${a.port}` }, transports: ['udp'] });
       await until('both down', () => statusOf(a, SLOT_B).state === 'down' && statusOf(b, SLOT_A).state === 'down', 4 * DEAD_AFTER_MS);
       for (const t of [a, b]) {
         expect(t.stats()['drop.unauthenticated']).toBeGreaterThan(0);
@@ -421,7 +420,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     it('keeps liveness when the same peer is set again (lease refresh)', async () => {
       const { a, b } = await pair();
       await until('b up at a', () => statusOf(a, SLOT_B).state === 'up');
-      a.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
+      a.setPeer(SLOT_B, { node: 'node-b', endpoints: { udp: `127.0.0.1:${b.port}` }, transports: ['udp'] });
       expect(statusOf(a, SLOT_B).state).toBe('up');
       expect(lines.filter((l) => l.msg === 'peer up' && l.obj['node'] === 'node-b')).toHaveLength(1);
     });
@@ -441,7 +440,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       const a2 = transport('node-a');
       const atA2 = collector();
       await a2.start(atA2.sink);
-      a2.setPeer(SLOT_B, { node: 'node-b', nodeId: nodeIdOf('node-b'), endpoint: `127.0.0.1:${b.port}`, wsEndpoint: undefined, mode: 'udp' });
+      a2.setPeer(SLOT_B, { node: 'node-b', endpoints: { udp: `127.0.0.1:${b.port}` }, transports: ['udp'] });
       await until('b follows a', () => statusOf(b, SLOT_A).endpoint === `127.0.0.1:${a2.port}`);
       expect(b.send(SLOT_A, batch, idx, 1)).toBe(0);
       await until('data at a2', () => atA2.got.length >= 1);
@@ -459,12 +458,12 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect(a.send(SLOT_B, batch, idx, 2)).toBe(2);
       expect(a.peerStatus()).toEqual([]);
       expect(a.stats()['drop.peer_down']).toBe(6);
-      expect(() => a.setPeer(4096, { node: 'n', nodeId: 1, endpoint: undefined, wsEndpoint: undefined, mode: 'udp' })).toThrow(UdpTransportError);
+      expect(() => a.setPeer(4096, { node: 'n', endpoints: {}, transports: ['udp'] })).toThrow(TransportError);
     });
 
     it('keeps a peer whose endpoint this socket cannot reach, unaddressed and logged', async () => {
       const { a } = await pair();
-      a.setPeer(7, { node: 'node-v6', nodeId: nodeIdOf('node-v6'), endpoint: '[fd00::7]:8285', wsEndpoint: undefined, mode: 'udp' });
+      a.setPeer(7, { node: 'node-v6', endpoints: { udp: '[fd00::7]:8285' }, transports: ['udp'] });
       expect(lines.find((l) => l.msg.startsWith('peer endpoint unusable'))?.obj).toMatchObject({ node: 'node-v6' });
       const { batch, idx } = batchOf([testPacket('x')]);
       expect(a.send(7, batch, idx, 1)).toBe(1);
@@ -486,11 +485,11 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       const { b } = await pair();
       const again = transport('node-c', { listen: `127.0.0.1:${b.port}` });
       const err: unknown = await again.start(() => {}).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(UdpTransportError);
-      expect((err as UdpTransportError).code).toBe('ERR_PODTUN_UDP_LISTEN');
-      expect((err as UdpTransportError).message).toMatch(
+      expect(err).toBeInstanceOf(TransportError);
+      expect((err as TransportError).code).toBe('ERR_PODTUN_UDP_LISTEN');
+      expect((err as TransportError).message).toMatch(
         new RegExp(`^cannot listen on 127\\.0\\.0\\.1:${b.port}: address (already )?in use`, 'i'));
-      expect((err as UdpTransportError).cause).toBeDefined();
+      expect((err as TransportError).cause).toBeDefined();
       expect(() => new UdpTransport({ listen: 'localhost:8285', localNode: 'x', clusterSecret: SECRET, log: recordingLogger(lines) }))
         .toThrow(/^cannot listen on localhost:8285: .*not an IP address/);
     });

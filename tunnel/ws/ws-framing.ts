@@ -15,8 +15,8 @@
  * runs past the end, a packet is shorter than a virtio header plus a minimal IPv4 header, or it
  * holds more than MAX_PACKETS_PER_MESSAGE packets. Nothing here throws on peer input.
  */
-import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
-import { VNET_HDR_LEN } from '../core/packet-batch.js';
+import type { InboundBatch, PacketBatch } from '../../core/packet-batch.js';
+import { VNET_HDR_LEN } from '../../core/packet-batch.js';
 
 /** Names this format in the WebSocket handshake (Sec-WebSocket-Protocol). */
 export const WS_SUBPROTOCOL = 'podtun.v1';

@@ -13,7 +13,7 @@
  * `lastSeenMs` for status.
  * RTT is smoothed like TCP's srtt (RFC 6298, alpha 1/8).
  */
-import type { PeerState } from '../core/transport.js';
+import type { PeerState } from '../../core/transport.js';
 
 export const DEFAULT_PROBE_INTERVAL_MS = 1000;
 export const DEFAULT_DEAD_AFTER_MS = 3000;

@@ -23,7 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { AUTH_TAG_LEN, authTag, verifyAuthTag } from './cluster-auth.js';
+import { AUTH_TAG_LEN, authTag, verifyAuthTag } from '../cluster-auth.js';
 
 export const HEADER_NODE = 'x-podtun-node';
 export const HEADER_TIME = 'x-podtun-time';

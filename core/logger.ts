@@ -1,9 +1,12 @@
 /**
  * The logging surface the core needs. pino's Logger satisfies it; only node-bootstrap imports
- * pino itself. Object first, message second: log.info({ node, subnet }, 'peer added').
+ * pino itself. Object first, message second: log.info({ peer, subnet }, 'peer added'); the
+ * object may only use the fields of core/log-fields.ts.
  */
+import type { LogFields } from './log-fields.js';
+
 export interface LogFn {
-  (obj: object, msg?: string): void;
+  (obj: LogFields, msg?: string): void;
   (msg: string): void;
 }
 
@@ -12,6 +15,6 @@ export interface Logger {
   info: LogFn;
   warn: LogFn;
   error: LogFn;
-  child(bindings: Record<string, unknown>): Logger;
+  child(bindings: LogFields): Logger;
   isLevelEnabled(level: string): boolean;
 }

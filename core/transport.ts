@@ -78,6 +78,8 @@ export interface Transport {
   peerStatus(): PeerStatus[];
   /** Transport-level counters (drops by reason as `drop.<reason>`, datagrams in/out). */
   stats(): Record<string, number>;
+  /** Just the drop counters, by reason (non-zero only): read every second by the drop log. */
+  drops(): Record<string, number>;
   /** Safe to call twice; leaves no handle or timer behind. */
   close(): Promise<void>;
 }

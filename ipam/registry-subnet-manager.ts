@@ -30,6 +30,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseCidr } from '../core/cidr.js';
 import type { Cidr, IpFamily } from '../core/cidr.js';
+import type { LogFields } from '../core/log-fields.js';
 import type { Logger } from '../core/logger.js';
 import { diffLeases, fullSet } from './lease-diff.js';
 import { decodeLeaseRecord, encodeLeaseRecord } from './lease-record.js';
@@ -566,7 +567,7 @@ export class RegistrySubnetManager implements SubnetManager {
 
   /** The first failure of a run at warn, the rest at debug (a long outage is one warning). */
   private logRetry(attempt: number, err: unknown, msg: string): void {
-    const fields = { node: this.node, count: attempt, reason: messageOf(err) };
+    const fields: LogFields = { node: this.node, attempt, reason: messageOf(err) };
     if (attempt === 1) this.log.warn(fields, msg);
     else this.log.debug(fields, msg);
   }

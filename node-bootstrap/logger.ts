@@ -1,6 +1,6 @@
 /**
  * The process's one root logger (pino) and its component children. The only importer of pino
- * and pino-pretty; everything else sees router/logger.ts's `Logger`.
+ * and pino-pretty; everything else sees core/logger.ts's `Logger` (fields: core/log-fields.ts).
  *
  * Output: JSON lines, synchronous (control-plane volume only, and nothing is lost on exit), to
  * stderr by default. When the destination is a terminal, pino-pretty renders it instead.
@@ -8,60 +8,9 @@
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
+import type { LogFields } from '../core/log-fields.js';
 import type { Logger } from '../core/logger.js';
 import type { LogLevel } from './config/node-config.js';
-
-/**
- * The vocabulary of log fields (habit 10). A field that is not here gets added here first, so
- * that one name means one thing in every component's logs.
- */
-export const LOG_FIELDS = [
-  /** the component that logged (set by componentLogger) */
-  'component',
-  /** a node name: this node in `node ready`, the subject elsewhere */
-  'node',
-  /** a peer node name */
-  'peer',
-  /** one CIDR, canonical text */
-  'subnet',
-  /** several CIDRs */
-  'subnets',
-  /** "host:port" */
-  'endpoint',
-  /** 'udp' | 'ws' | 'memory' */
-  'transport',
-  /** why: a drop reason, a rejected config's message, a peer state change */
-  'reason',
-  'rttMs',
-  /** an Error (pino's err serializer) */
-  'err',
-  /** the TUN interface name */
-  'tun',
-  'mtu',
-  'underlayMtu',
-  /** UDP listen "host:port" */
-  'listen',
-  /** a file path (config) */
-  'file',
-  /** a Unix socket path (status endpoint) */
-  'socket',
-  /** the node holding a subnet another one claims */
-  'owner',
-  /** UDP offloads in use */
-  'gso',
-  'gro',
-  /** a signal name */
-  'signal',
-  /** host changes: a sysctl key, a command line */
-  'sysctl',
-  'command',
-  /** lease event counts */
-  'added',
-  'removed',
-  'count',
-  'durationMs',
-] as const;
-export type LogField = (typeof LOG_FIELDS)[number];
 
 export type LogDestination = 'stderr' | 'stdout';
 
@@ -112,7 +61,7 @@ export function createRootLogger(options: RootLoggerOptions): RootLogger {
 }
 
 /** A child for one component: every line carries { component }. */
-export function componentLogger(parent: Logger, component: string, bindings: Partial<Record<LogField, unknown>> = {}): Logger {
+export function componentLogger(parent: Logger, component: string, bindings: LogFields = {}): Logger {
   return parent.child({ component, ...bindings });
 }
 

@@ -79,6 +79,9 @@ class FakeTransport implements Transport {
   stats(): Record<string, number> {
     return { sent: 0 };
   }
+  drops(): Record<string, number> {
+    return {};
+  }
   close(): Promise<void> {
     this.closed++;
     return Promise.resolve();
@@ -227,7 +230,7 @@ describe('startNode', () => {
       listen: { udp: '0.0.0.0:8285', ws: 'dial-out only' },
     });
     // Components log through children that name themselves.
-    expect(lines.find((l) => l.msg === 'peer added')?.obj).toMatchObject({ component: 'router', node: 'node-b' });
+    expect(lines.find((l) => l.msg === 'peer added')?.obj).toMatchObject({ component: 'router', peer: 'node-b' });
   });
 
   it('closes the router and restores the host exactly; close is safe twice', async () => {
@@ -390,6 +393,7 @@ describe('runNode (process wiring)', () => {
         start: () => router.start(),
         applyLeaseEvents: (events) => router.applyLeaseEvents(events),
         stats: () => router.stats(),
+        dropCounts: () => router.dropCounts(),
         close: () => (closeHangs ? new Promise<void>(() => undefined) : router.close()),
       };
     },

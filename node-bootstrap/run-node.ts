@@ -52,6 +52,7 @@ export interface NodeRouter {
   start(): Promise<void>;
   applyLeaseEvents(events: LeaseEvent[]): void;
   stats(): RouterStats;
+  dropCounts(): Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -213,7 +214,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     undo.push(() => created.close());
     await created.start();
     readiness.checks.transports = true;
-    const dropLog = startDropLog({ drops: () => router?.stats().drops, log: componentLogger(log, 'router') });
+    const dropLog = startDropLog({ drops: () => router?.dropCounts(), log: componentLogger(log, 'router') });
     undo.push(() => dropLog.close());
 
     const watchAbort = new AbortController();
@@ -261,7 +262,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
         }),
         log: componentLogger(log, 'cni'),
       });
-      log.info({ binDir: cni.binDir, conf: `${cni.confDir}/${cni.confFileName}`, installed: installed.length }, 'cni installed');
+      log.info({ dir: cni.binDir, conf: `${cni.confDir}/${cni.confFileName}`, count: installed.length }, 'cni installed');
     }
 
     let closing: Promise<void> | undefined;

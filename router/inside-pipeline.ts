@@ -12,7 +12,8 @@
  *  6. After the batch: one transport.send per peer, one device write for all ICMP errors.
  *
  * A peer whose state is down is still sent to (UDP is connectionless); packets the transport
- * refuses are counted as Congested (the transport counts its own reasons).
+ * refuses are counted by the transport, under its own reason (peer down, too big, congested),
+ * and only there.
  */
 import { DropReason } from '../core/drop-reason.js';
 import { IcmpErrorKind } from './icmp-error.js';
@@ -118,7 +119,7 @@ export class InsidePipeline {
   }
 
   private flush(batch: PacketBatch, active: number): void {
-    const { peers, transport, drops } = this.deps;
+    const { peers, transport } = this.deps;
     const offs = batch.offs;
     for (let a = 0; a < active; a++) {
       const slot = peers.activeSlots[a]!;
@@ -132,7 +133,6 @@ export class InsidePipeline {
       for (let k = 0; k < sent; k++) bytes += offs[2 * idx[k]! + 1]! - VNET_HDR_LEN;
       peers.txPackets[slot]! += sent;
       peers.txBytes[slot]! += bytes;
-      if (dropped > 0) drops[DropReason.Congested]! += dropped;
     }
   }
 }

@@ -179,7 +179,10 @@ describe('inside -> outside: forwarding between two routers', () => {
     a.transport.refuse = true;
     a.device.inject([withVnetHdr(ipv4({ src: '10.244.1.5', dst: '10.244.2.9' }))]);
     expect(b.device.take()).toHaveLength(0);
-    expect(a.router.stats().drops).toEqual({ congested: 1 });
+    // Counted once, by the transport under its reason; not again by the router.
+    expect(a.router.stats().drops).toEqual({});
+    expect(a.router.stats().transport).toEqual({ packetsOut: 1, 'drop.congested': 1 });
+    expect(a.router.dropCounts()).toEqual({ congested: 1 });
     expect(peerStats(a, 'node-b').txPackets).toBe(1);
   });
 });
@@ -327,7 +330,7 @@ describe('applyLeaseEvents', () => {
     const { a } = await cluster();
     expect([...a.transport.peers.values()]).toEqual([{ node: 'node-b', endpoints: { udp: '192.168.77.2:8285' }, transports: ['udp', 'ws'] }]);
     const log = a.logs.find((r) => r.msg === 'peer added');
-    expect(log?.obj).toEqual({ node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoints: { udp: '192.168.77.2:8285' } });
+    expect(log?.obj).toEqual({ peer: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoints: { udp: '192.168.77.2:8285' } });
   });
 
   it('a changed subnet replaces the old routes', async () => {
@@ -346,7 +349,7 @@ describe('applyLeaseEvents', () => {
     expect(a.transport.peers.size).toBe(0);
     expect(a.router.stats().peers).toEqual([]);
     expect(a.logs.filter((r) => r.msg === 'peer removed').map((r) => r.obj)).toEqual([
-      { node: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoints: { udp: '192.168.77.2:8285' } },
+      { peer: 'node-b', subnets: ['10.244.2.0/24', 'fd00:10:244:2::/64'], endpoints: { udp: '192.168.77.2:8285' } },
     ]);
     a.device.inject([withVnetHdr(ipv4({ src: '10.244.1.5', dst: '10.244.2.9' }))]);
     expect(a.router.stats().drops).toEqual({ no_route: 1 });
@@ -379,7 +382,8 @@ describe('growth', () => {
     expect(b.device.take()).toHaveLength(300);
     expect(a.transport.sendCalls.map((c) => c.count)).toEqual([300, 300]);
     expect(peerStats(a, 'node-39').txPackets).toBe(0);
-    expect(a.router.stats().drops).toEqual({ congested: 300 });
+    expect(a.router.stats().drops).toEqual({});
+    expect(a.router.dropCounts()).toEqual({ peer_down: 300 });
   });
 });
 
@@ -391,7 +395,7 @@ describe('lifecycle', () => {
       node: 'node-a',
       localSubnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
       peers: [{ node: 'node-b', state: 'up', rttMs: 0.05, endpoint: '192.168.77.2:8285' }],
-      transport: { delivered: 0, dropped: 0 },
+      transport: { packetsOut: 0 },
     });
   });
 

@@ -215,6 +215,14 @@ export class Router {
     };
   }
 
+  /**
+   * Drop counters by reason, the router's own (`no_route`, `spoofed`, ...) and the transports'
+   * (`udp.congested`, ...): what the drop log reads every second, without a full stats snapshot.
+   */
+  dropCounts(): Record<string, number> {
+    return { ...dropCountersToObject(this.drops), ...this.transport.drops() };
+  }
+
   /** Closes the transport, then the device. Safe to call twice (the second call waits for the first). */
   close(): Promise<void> {
     if (this.closing === undefined) {
@@ -258,7 +266,7 @@ export class Router {
       transports: lease.transports ?? this.defaultTransports,
     });
     this.log.info(
-      { node: lease.node, subnets: record.subnets.map((c) => c.text), endpoints: lease.endpoints },
+      { peer: lease.node, subnets: record.subnets.map((c) => c.text), endpoints: lease.endpoints },
       isNew ? 'peer added' : 'peer updated',
     );
   }
@@ -273,7 +281,7 @@ export class Router {
     this.transport.removePeer(record.slot);
     this.peers.remove(record);
     this.log.info(
-      { node: record.node, subnets: record.subnets.map((c) => c.text), endpoints: record.endpoints },
+      { peer: record.node, subnets: record.subnets.map((c) => c.text), endpoints: record.endpoints },
       'peer removed',
     );
   }
@@ -284,7 +292,7 @@ export class Router {
       try {
         subnets.push(parseCidr(text));
       } catch (err: unknown) {
-        this.log.warn({ node: lease.node, subnet: text, err }, 'lease refused: bad subnet');
+        this.log.warn({ peer: lease.node, subnet: text, err }, 'lease refused: bad subnet');
         return undefined;
       }
     }
@@ -298,7 +306,7 @@ export class Router {
       const owner = this.peers.routeOwners.get(cidr.text);
       if (owner !== undefined && owner !== record.slot) {
         const holder = owner >= 0 ? this.peers.get(owner)?.node : owner === LOCAL_ROUTE ? this.localNode : 'cluster';
-        this.log.warn({ node: record.node, subnet: cidr.text, owner: holder }, 'subnet already owned: route not installed');
+        this.log.warn({ peer: record.node, subnet: cidr.text, owner: holder }, 'subnet already owned: route not installed');
         continue;
       }
       this.routes.insert(cidr, record.slot);

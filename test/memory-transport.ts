@@ -25,7 +25,9 @@ export class MemoryTransport implements Transport {
   other: MemoryTransport | undefined;
   private sink: InboundSink | undefined;
   private delivered = 0;
-  private dropped = 0;
+  /** Refused (the `refuse` switch): congested; no such peer, or closed: peer down. */
+  private congested = 0;
+  private peerDown = 0;
 
   constructor(
     readonly localNode: string,
@@ -51,8 +53,12 @@ export class MemoryTransport implements Transport {
     this.sendCalls.push({ slot, count });
     const peer = this.peers.get(slot);
     const other = this.other;
-    if (this.closed || this.refuse || peer === undefined || other === undefined || other.localNode !== peer.node) {
-      this.dropped += count;
+    if (this.refuse) {
+      this.congested += count;
+      return count;
+    }
+    if (this.closed || peer === undefined || other === undefined || other.localNode !== peer.node) {
+      this.peerDown += count;
       return count;
     }
     const packets: Buffer[] = [];
@@ -63,7 +69,7 @@ export class MemoryTransport implements Transport {
       packets.push(batch.buf.subarray(off + VNET_HDR_LEN, off + len));
     }
     if (!other.receiveFrom(this.localNode, packets)) {
-      this.dropped += count;
+      this.peerDown += count;
       return count;
     }
     this.delivered += count;
@@ -104,8 +110,17 @@ export class MemoryTransport implements Transport {
     }));
   }
 
+  drops(): Record<string, number> {
+    const out: Record<string, number> = {};
+    if (this.congested > 0) out['congested'] = this.congested;
+    if (this.peerDown > 0) out['peer_down'] = this.peerDown;
+    return out;
+  }
+
   stats(): Record<string, number> {
-    return { delivered: this.delivered, dropped: this.dropped };
+    const out: Record<string, number> = { packetsOut: this.delivered };
+    for (const [reason, n] of Object.entries(this.drops())) out[`drop.${reason}`] = n;
+    return out;
   }
 
   close(): Promise<void> {

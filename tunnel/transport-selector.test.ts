@@ -101,7 +101,7 @@ describe('TransportSelector', () => {
     expect(status()).toMatchObject({ transport: 'ws', state: 'up', lastSwitch: { from: 'udp', to: 'ws', atMs: now } });
     expect(status().lastSwitch?.reason).toMatch(/^udp probes unanswered for \d+ ms$/);
     expect(lines.filter((l) => l.msg === 'peer transport switched').map((l) => l.obj))
-      .toEqual([{ node: 'node-b', from: 'udp', to: 'ws', reason: status().lastSwitch?.reason }]);
+      .toEqual([{ peer: 'node-b', from: 'udp', to: 'ws', reason: status().lastSwitch?.reason }]);
 
     // UDP answers again, but flaps: the hold restarts each time it is not up.
     udp.peerState = 'up';
@@ -222,9 +222,10 @@ describe('TransportSelector', () => {
       [SLOT, 'node-b', 'udp', 'up', '192.168.77.2:8285'],
       [5, 'node-c', 'ws', 'up', 'ws://192.168.77.2:8443'],
     ]);
-    expect(sel.stats()).toEqual({
-      'udp.delivered': 0, 'udp.dropped': 0, 'ws.delivered': 0, 'ws.dropped': 0, 'relay.delivered': 0, 'relay.dropped': 0, switches: 0,
-    });
+    ws.refuse = true;
+    sel.send(5, batch, idx, 1);
+    expect(sel.stats()).toEqual({ 'udp.packetsOut': 0, 'ws.packetsOut': 0, 'ws.drop.congested': 1, 'relay.packetsOut': 0, switches: 0 });
+    expect(sel.drops()).toEqual({ 'ws.congested': 1 });
   });
 
   it('a preference of three: down the list as each goes down, back up it as each holds', async () => {

@@ -161,6 +161,13 @@ export class TransportSelector implements Transport {
     return out;
   }
 
+  /** Every transport's drop counters as `<kind>.<reason>`. */
+  drops(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const t of this.transports) addPrefixed(out, t.kind, t.drops());
+    return out;
+  }
+
   /** Stops the timer and closes every transport (all are closed even if one fails). Safe twice. */
   close(): Promise<void> {
     this.closing ??= this.closeOnce();
@@ -218,7 +225,7 @@ export class TransportSelector implements Transport {
       if (i >= 0 && !out.includes(i)) out.push(i);
     }
     if (out.length === 0) {
-      this.log.warn({ node: peer.node, reason: `none of ${wanted.join(', ')} is a transport here` }, 'peer transports unknown; using the first');
+      this.log.warn({ peer: peer.node, reason: `none of ${wanted.join(', ')} is a transport here` }, 'peer transports unknown; using the first');
       out.push(0);
     }
     return out;
@@ -234,7 +241,7 @@ export class TransportSelector implements Transport {
     this.current[slot] = use;
     this.switches++;
     state.lastSwitch = { atMs: nowMs, from, to, reason };
-    this.log.info({ node: state.node, from, to, reason }, 'peer transport switched');
+    this.log.info({ peer: state.node, from, to, reason }, 'peer transport switched');
   }
 }
 

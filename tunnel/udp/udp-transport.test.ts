@@ -403,7 +403,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
         expect(s.rttMs).toBeLessThan(DEAD_AFTER_MS);
         expect(s.lastSeenMs).toBeGreaterThan(0);
       }
-      const up = lines.find((l) => l.msg === 'peer up' && l.obj['node'] === 'node-b');
+      const up = lines.find((l) => l.msg === 'peer up' && l.obj['peer'] === 'node-b');
       expect(up?.obj).toMatchObject({ endpoint: `127.0.0.1:${b.port}` });
       expect(typeof up?.obj['rttMs']).toBe('number');
       expect(a.stats()['probeRepliesIn']).toBeGreaterThan(0);
@@ -414,7 +414,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       const elapsed = Date.now() - stoppedAt;
       // deadAfterMs after the last reply, noticed within one tick, plus scheduling slack.
       expect(elapsed).toBeLessThanOrEqual(DEAD_AFTER_MS + PROBE_INTERVAL_MS + 100);
-      expect(lines.find((l) => l.msg === 'peer down')?.obj).toMatchObject({ node: 'node-a', endpoint: `127.0.0.1:${a.port}` });
+      expect(lines.find((l) => l.msg === 'peer down')?.obj).toMatchObject({ peer: 'node-a', endpoint: `127.0.0.1:${a.port}` });
     });
 
     it('keeps liveness when the same peer is set again (lease refresh)', async () => {
@@ -422,7 +422,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       await until('b up at a', () => statusOf(a, SLOT_B).state === 'up');
       a.setPeer(SLOT_B, { node: 'node-b', endpoints: { udp: `127.0.0.1:${b.port}` }, transports: ['udp'] });
       expect(statusOf(a, SLOT_B).state).toBe('up');
-      expect(lines.filter((l) => l.msg === 'peer up' && l.obj['node'] === 'node-b')).toHaveLength(1);
+      expect(lines.filter((l) => l.msg === 'peer up' && l.obj['peer'] === 'node-b')).toHaveLength(1);
     });
 
     it('learns the address of a peer without endpoint from its probes, and follows it (roaming)', async () => {
@@ -464,7 +464,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     it('keeps a peer whose endpoint this socket cannot reach, unaddressed and logged', async () => {
       const { a } = await pair();
       a.setPeer(7, { node: 'node-v6', endpoints: { udp: '[fd00::7]:8285' }, transports: ['udp'] });
-      expect(lines.find((l) => l.msg.startsWith('peer endpoint unusable'))?.obj).toMatchObject({ node: 'node-v6' });
+      expect(lines.find((l) => l.msg.startsWith('peer endpoint unusable'))?.obj).toMatchObject({ peer: 'node-v6' });
       const { batch, idx } = batchOf([testPacket('x')]);
       expect(a.send(7, batch, idx, 1)).toBe(1);
       expect(a.stats()['drop.peer_down']).toBe(1);

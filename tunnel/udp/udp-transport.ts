@@ -22,7 +22,8 @@
  *   4. the sink is called once with everything that arrived.
  */
 import type { InboundBatch, PacketBatch } from '../../core/packet-batch.js';
-import { DropReason, newDropCounters } from '../../core/drop-reason.js';
+import { DropReason, dropCountersToObject, newDropCounters } from '../../core/drop-reason.js';
+import type { LogFields } from '../../core/log-fields.js';
 import type { Logger } from '../../core/logger.js';
 import type { NativeUdp, UdpOpenOptions } from '../../native/addon.js';
 import { MIN_SECRET_BYTES } from '../cluster-auth.js';
@@ -149,7 +150,7 @@ export class UdpTransport implements Transport {
   private readonly controlBuf = Buffer.alloc(PROBE_LEN);
 
   // Counters.
-  private readonly drops = newDropCounters();
+  private readonly dropCounters = newDropCounters();
   private datagramsIn = 0;
   private packetsIn = 0;
   private packetsOut = 0;
@@ -306,13 +307,13 @@ export class UdpTransport implements Transport {
     const peer = this.peers.at(slot);
     const udp = this.udp;
     if (peer === undefined || !peer.addressed || udp === undefined) {
-      this.drops[DropReason.PeerDown] = (this.drops[DropReason.PeerDown] ?? 0) + count;
+      this.dropCounters[DropReason.PeerDown] = (this.dropCounters[DropReason.PeerDown] ?? 0) + count;
       return count;
     }
     const sent = udp.sendPackets(slot, peer.header, HEADER_LEN, batch.buf, batch.offs, idx, count);
     this.packetsOut += sent;
     const dropped = count - sent;
-    if (dropped > 0) this.drops[DropReason.Congested] = (this.drops[DropReason.Congested] ?? 0) + dropped;
+    if (dropped > 0) this.dropCounters[DropReason.Congested] = (this.dropCounters[DropReason.Congested] ?? 0) + dropped;
     return dropped;
   }
 
@@ -332,6 +333,10 @@ export class UdpTransport implements Transport {
     return out;
   }
 
+  drops(): Record<string, number> {
+    return dropCountersToObject(this.dropCounters);
+  }
+
   stats(): Record<string, number> {
     const out: Record<string, number> = {
       datagramsIn: this.datagramsIn,
@@ -345,7 +350,7 @@ export class UdpTransport implements Transport {
       staleProbes: this.staleProbes,
       controlSendFailures: this.controlSendFailures,
     };
-    addDrops(out, this.drops);
+    addDrops(out, this.dropCounters);
     if (this.udp !== undefined) addPrefixed(out, 'native', this.udp.stats());
     return out;
   }
@@ -373,7 +378,7 @@ export class UdpTransport implements Transport {
     const inbound = this.inbound;
     const inOffs = inbound.offs;
     const inPeers = inbound.peers;
-    const drops = this.drops;
+    const drops = this.dropCounters;
     const nowMs = this.nowMs();
     let n = 0;
     this.datagramsIn += count;
@@ -437,7 +442,7 @@ export class UdpTransport implements Transport {
         peer.learnedHost = source.host;
         peer.learnedPort = source.port;
         this.address(peer);
-        this.log.info({ node: peer.node, endpoint: formatEndpoint(source.host, source.port) }, 'peer address learned');
+        this.log.info({ peer: peer.node, endpoint: formatEndpoint(source.host, source.port) }, 'peer address learned');
       }
     } else {
       // A replay, or the peer's clock stepped back: still answered (harmless), nothing learned.
@@ -481,7 +486,7 @@ export class UdpTransport implements Transport {
       peer.addressed = true;
     } catch (err: unknown) {
       peer.addressed = false;
-      this.log.warn({ node: peer.node, endpoint: formatEndpoint(host, port), err }, 'cannot address peer');
+      this.log.warn({ peer: peer.node, endpoint: formatEndpoint(host, port), err }, 'cannot address peer');
     }
   }
 
@@ -495,7 +500,7 @@ export class UdpTransport implements Transport {
       }
       return endpoint;
     } catch (err: unknown) {
-      this.log.warn({ node: spec.node, endpoint: text, err }, 'peer endpoint unusable; waiting for its probes');
+      this.log.warn({ peer: spec.node, endpoint: text, err }, 'peer endpoint unusable; waiting for its probes');
       return undefined;
     }
   }
@@ -515,8 +520,8 @@ export class UdpTransport implements Transport {
 
   private onLivenessChange(peer: UdpPeer, change: LivenessChange): void {
     if (this.peers.at(peer.slot) !== peer) return;
-    const fields = {
-      node: peer.node,
+    const fields: LogFields = {
+      peer: peer.node,
       endpoint: this.endpointOf(peer),
       rttMs: change.rttMs === undefined ? undefined : Math.round(change.rttMs * 1000) / 1000,
     };

@@ -245,7 +245,7 @@ describe('WsTransport', () => {
     expect(s.rttMs).toBeLessThan(50);
     expect(s.lastSeenMs).toBeGreaterThan(0);
     expect(statusOf(a, SLOT_B).endpoint).toBeUndefined();
-    expect(lines.find((l) => l.msg === 'peer up' && l.obj['self'] === 'node-b')?.obj).toMatchObject({ node: 'node-a', endpoint: aUrl });
+    expect(lines.find((l) => l.msg === 'peer up' && l.obj['self'] === 'node-b')?.obj).toMatchObject({ peer: 'node-a', endpoint: aUrl });
     expect(lines.filter((l) => l.level === 'error')).toEqual([]);
   });
 
@@ -276,10 +276,10 @@ describe('WsTransport', () => {
     expect(statusOf(wrong, SLOT_A).state).not.toBe('up');
     expect(statusOf(a, SLOT_B).state).not.toBe('up');
     expect(lines.find((l) => l.msg === 'connection refused')).toMatchObject({
-      level: 'warn', obj: { node: 'node-b', reason: 'bad auth tag', remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/) },
+      level: 'warn', obj: { peer: 'node-b', reason: 'bad auth tag', remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/) },
     });
     expect(lines.find((l) => l.msg === 'cannot connect' && l.obj['self'] === 'node-b')).toMatchObject({
-      level: 'warn', obj: { node: 'node-a', reason: 'server answered HTTP 401 Unauthorized' },
+      level: 'warn', obj: { peer: 'node-a', reason: 'server answered HTTP 401 Unauthorized' },
     });
     // Repeats of the same failure are logged at debug only.
     expect(lines.filter((l) => l.msg === 'cannot connect' && l.level === 'warn')).toHaveLength(1);
@@ -302,7 +302,7 @@ describe('WsTransport', () => {
     expect((await rawClient(url, hello.headers)).status).toBe(101);
     await until('b up at a', () => statusOf(a, SLOT_B).state === 'up');
     expect((await rawClient(url, hello.headers)).status).toBe(401);
-    expect(lines.find((l) => l.msg === 'connection refused')?.obj).toMatchObject({ node: 'node-b', reason: 'replayed nonce' });
+    expect(lines.find((l) => l.msg === 'connection refused')?.obj).toMatchObject({ peer: 'node-b', reason: 'replayed nonce' });
     expect(stat(a, 'inboundAccepted')).toBe(1);
   });
 
@@ -341,7 +341,7 @@ describe('WsTransport', () => {
       expect(sendAll(b, SLOT_A, [smallPacket(1)])).toBe(1);
       expect(statusOf(b, SLOT_A).state).not.toBe('up');
       expect(stat(b, 'connectsOk')).toBe(0);
-      expect(lines.find((l) => l.msg === 'cannot connect')?.obj).toMatchObject({ node: 'node-a', reason: expect.stringMatching(reason) });
+      expect(lines.find((l) => l.msg === 'cannot connect')?.obj).toMatchObject({ peer: 'node-a', reason: expect.stringMatching(reason) });
       await sleep(20);
       expect(got).toEqual([]);
       await b.close();
@@ -415,8 +415,8 @@ describe('WsTransport', () => {
     expect(stat(b, 'deadConnections')).toBe(1);
     expect(stat(b, 'connectsFailed')).toBe(0);
     expect(lines.find((l) => l.msg === 'connection closed')?.obj).toMatchObject({
-      node: 'node-a', reason: `no pong or data for ${DEAD_AFTER_MS} ms` });
-    expect(lines.find((l) => l.msg === 'connection silent; terminating')?.obj).toMatchObject({ node: 'node-a' });
+      peer: 'node-a', reason: `no pong or data for ${DEAD_AFTER_MS} ms` });
+    expect(lines.find((l) => l.msg === 'connection silent; terminating')?.obj).toMatchObject({ peer: 'node-a' });
     await until('old connection closed at the fake', () => fake.connections[0]?.readyState === WebSocket.CLOSED);
 
     answering = true;

@@ -39,7 +39,8 @@ import { HttpsProxyAgent } from 'https-proxy-agent';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { RawData } from 'ws';
 import type { InboundBatch, PacketBatch } from '../../core/packet-batch.js';
-import { DropReason, newDropCounters } from '../../core/drop-reason.js';
+import { DropReason, dropCountersToObject, newDropCounters } from '../../core/drop-reason.js';
+import type { LogFields } from '../../core/log-fields.js';
 import type { Logger } from '../../core/logger.js';
 import { formatEndpoint, parseEndpoint } from '../../core/endpoint.js';
 import type { Endpoint } from '../../core/endpoint.js';
@@ -197,7 +198,7 @@ export class WsTransport implements Transport {
   private oversizedLogged = false;
 
   // Counters.
-  private readonly drops = newDropCounters();
+  private readonly dropCounters = newDropCounters();
   private messagesIn = 0;
   private messagesOut = 0;
   private packetsIn = 0;
@@ -375,7 +376,7 @@ export class WsTransport implements Transport {
   send(slot: number, batch: PacketBatch, idx: Int32Array, count: number): number {
     const peer = this.peers.at(slot);
     const conn = peer === undefined ? undefined : sendingConn(peer);
-    const drops = this.drops;
+    const drops = this.dropCounters;
     if (conn === undefined) {
       drops[DropReason.PeerDown] = (drops[DropReason.PeerDown] ?? 0) + count;
       return count;
@@ -423,6 +424,10 @@ export class WsTransport implements Transport {
     return out;
   }
 
+  drops(): Record<string, number> {
+    return dropCountersToObject(this.dropCounters);
+  }
+
   stats(): Record<string, number> {
     let open = 0;
     let buffered = 0;
@@ -453,7 +458,7 @@ export class WsTransport implements Transport {
       pingsOut: this.pingsOut,
       pongsIn: this.pongsIn,
     };
-    addDrops(out, this.drops);
+    addDrops(out, this.dropCounters);
     return out;
   }
 
@@ -557,7 +562,7 @@ export class WsTransport implements Transport {
   ): void {
     this.authRejected++;
     const nowMs = this.nowMs();
-    const fields = { node, remote, reason };
+    const fields: LogFields = { peer: node, remote, reason };
     if (nowMs - this.lastRefusalLogMs >= REFUSAL_LOG_INTERVAL_MS) {
       this.lastRefusalLogMs = nowMs;
       this.log.warn(fields, 'connection refused');
@@ -590,7 +595,7 @@ export class WsTransport implements Transport {
     const previous = peer.inbound;
     peer.inbound = conn;
     if (previous !== undefined) this.end(previous, 'replaced by a newer connection from the peer');
-    this.log.info({ node: peer.node, remote }, 'connection accepted');
+    this.log.info({ peer: peer.node, remote }, 'connection accepted');
     this.refreshState(peer);
   }
 
@@ -647,7 +652,7 @@ export class WsTransport implements Transport {
       conn.lastSeenMs = nowMs;
       this.connectsOk++;
       peer.lastFailure = undefined;
-      this.log.info({ node: peer.node, endpoint: peer.wsEndpoint, proxy: proxy === undefined ? undefined : redact(proxy) },
+      this.log.info({ peer: peer.node, endpoint: peer.wsEndpoint, proxy: proxy === undefined ? undefined : redact(proxy) },
         'connected');
       this.refreshState(peer);
     });
@@ -697,7 +702,7 @@ export class WsTransport implements Transport {
     }
     if (conn.oversized || code === CLOSE_TOO_BIG) {
       this.oversized++;
-      const fields = { node: peer.node, remote: conn.remote, maxPayloadBytes: this.maxPayloadBytes };
+      const fields: LogFields = { peer: peer.node, remote: conn.remote, count: this.maxPayloadBytes };
       const msg = conn.oversized ? 'message over maxPayloadBytes received; connection closed'
         : 'peer refused a message as too big; connection closed';
       if (!this.oversizedLogged) this.log.warn(fields, msg);
@@ -707,7 +712,7 @@ export class WsTransport implements Transport {
     const nowMs = this.nowMs();
     const reason = conn.reason ?? `closed with code ${code}`;
     if (wasOpen) {
-      this.log.info({ node: peer.node, remote: conn.remote, reason }, 'connection closed');
+      this.log.info({ peer: peer.node, remote: conn.remote, reason }, 'connection closed');
     }
     if (conn.dialed) {
       if (!wasOpen) {
@@ -722,7 +727,7 @@ export class WsTransport implements Transport {
   }
 
   private dialFailed(peer: WsPeer, reason: string): void {
-    const fields = { node: peer.node, endpoint: peer.wsEndpoint, reason };
+    const fields: LogFields = { peer: peer.node, endpoint: peer.wsEndpoint, reason };
     if (peer.lastFailure !== reason) this.log.warn(fields, 'cannot connect');
     else this.log.debug(fields, 'cannot connect');
     peer.lastFailure = reason;
@@ -777,9 +782,9 @@ export class WsTransport implements Transport {
   /** A message dropped whole: counted once under badMessages and drop.malformed. */
   private refuseMessage(conn: WsConn, reason: string): void {
     this.badMessages++;
-    this.drops[DropReason.Malformed] = (this.drops[DropReason.Malformed] ?? 0) + 1;
+    this.dropCounters[DropReason.Malformed] = (this.dropCounters[DropReason.Malformed] ?? 0) + 1;
     if (this.log.isLevelEnabled('debug')) {
-      this.log.debug({ node: conn.peer.node, remote: conn.remote, reason }, 'message dropped');
+      this.log.debug({ peer: conn.peer.node, remote: conn.remote, reason }, 'message dropped');
     }
   }
 
@@ -811,7 +816,7 @@ export class WsTransport implements Transport {
       }
       if (nowMs - conn.lastSeenMs >= this.deadAfterMs) {
         this.deadConnections++;
-        this.log.warn({ node: conn.peer.node, remote: conn.remote, deadAfterMs: this.deadAfterMs },
+        this.log.warn({ peer: conn.peer.node, remote: conn.remote, silentMs: this.deadAfterMs },
           'connection silent; terminating');
         this.end(conn, `no pong or data for ${this.deadAfterMs} ms`);
         continue;
@@ -826,7 +831,7 @@ export class WsTransport implements Transport {
     for (const peer of this.byNode.values()) {
       if (peer.state === 'unknown' && nowMs - peer.sinceMs >= this.deadAfterMs) {
         peer.state = 'down';
-        this.log.warn({ node: peer.node, endpoint: peer.wsEndpoint }, 'peer unreachable');
+        this.log.warn({ peer: peer.node, endpoint: peer.wsEndpoint }, 'peer unreachable');
       }
     }
   }
@@ -837,10 +842,10 @@ export class WsTransport implements Transport {
     const up = sendingConn(peer) !== undefined;
     if (up && peer.state !== 'up') {
       peer.state = 'up';
-      this.log.info({ node: peer.node, endpoint: peer.wsEndpoint }, 'peer up');
+      this.log.info({ peer: peer.node, endpoint: peer.wsEndpoint }, 'peer up');
     } else if (!up && peer.state === 'up') {
       peer.state = 'down';
-      this.log.warn({ node: peer.node, endpoint: peer.wsEndpoint }, 'peer down');
+      this.log.warn({ peer: peer.node, endpoint: peer.wsEndpoint }, 'peer down');
     }
   }
 
@@ -853,7 +858,7 @@ export class WsTransport implements Transport {
       if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error(`scheme ${url.protocol} is not ws: or wss:`);
       return url;
     } catch (err: unknown) {
-      this.log.warn({ node: spec.node, endpoint: wsEndpoint, err }, 'peer ws endpoint unusable; not dialing it');
+      this.log.warn({ peer: spec.node, endpoint: wsEndpoint, err }, 'peer ws endpoint unusable; not dialing it');
       return undefined;
     }
   }

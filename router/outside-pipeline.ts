@@ -6,7 +6,8 @@
  *  2. The sending slot must be a known peer (else UnknownPeer).
  *  3. Anti-spoof: the source must lie in the sending peer's own subnets, i.e. its longest-match
  *     owner is that very slot. Else drop Spoofed, counted per peer too.
- *  4. The destination must be in one of this node's own subnets (else NotLocal).
+ *  4. The destination must be in one of this node's own subnets (else NotLocal): a masked
+ *     compare (local-subnets.ts), not a second route lookup.
  *  5. After the batch: one device write of the accepted packets.
  *
  * TTL is not touched here: the sending node's inside pipeline decremented it.
@@ -17,13 +18,15 @@ import { VNET_HDR_LEN } from '../core/packet-batch.js';
 import type { InboundBatch } from '../core/packet-batch.js';
 import type { PacketDevice } from '../core/packet-device.js';
 import { PARSE_OK, PacketView } from './packet-view.js';
-import { LOCAL_ROUTE } from './peer-table.js';
+import type { LocalSubnets } from './local-subnets.js';
 import type { PeerTable } from './peer-table.js';
 import type { RouteTable } from './route-table.js';
 
 export interface OutsidePipelineDeps {
   routes: RouteTable<number>;
   peers: PeerTable;
+  /** This node's subnets (the router keeps them current). */
+  local: LocalSubnets;
   device: PacketDevice;
   /** Drop counters by DropReason, shared with the inside pipeline. */
   drops: Float64Array;
@@ -42,7 +45,7 @@ export class OutsidePipeline {
    * the device has finished with it when write returns.
    */
   process(batch: InboundBatch): void {
-    const { routes, peers, device, drops } = this.deps;
+    const { routes, peers, local, device, drops } = this.deps;
     const view = this.view;
     const buf = batch.buf;
     const offs = batch.offs;
@@ -79,8 +82,7 @@ export class OutsidePipeline {
         peers.spoofed[slot]!++;
         continue;
       }
-      const dstOwner = isV4 ? routes.lookup4(view.dst4) : routes.lookup6(buf, view.dstOff);
-      if (dstOwner !== LOCAL_ROUTE) {
+      if (!(isV4 ? local.contains4(view.dst4) : local.contains6(buf, view.dstOff))) {
         drops[DropReason.NotLocal]!++;
         continue;
       }

@@ -14,6 +14,7 @@ import type { Logger } from '../core/logger.js';
 import { OutsidePipeline } from './outside-pipeline.js';
 import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
 import type { PacketDevice } from '../core/packet-device.js';
+import { LocalSubnets } from './local-subnets.js';
 import { CLUSTER_ROUTE, LOCAL_ROUTE, PeerTable } from './peer-table.js';
 import type { PeerRecord } from './peer-table.js';
 import type { RouteTable } from './route-table.js';
@@ -102,6 +103,7 @@ export class Router {
   private readonly routes: RouteTable<number> = new TrieRouteTable<number>();
   private readonly peers = new PeerTable();
   private readonly drops = newDropCounters();
+  private readonly local = new LocalSubnets();
   private readonly icmp: IcmpErrorWriter;
   private readonly inside: InsidePipeline;
   private readonly outside: OutsidePipeline;
@@ -158,7 +160,7 @@ export class Router {
 
     const deps = { routes: this.routes, peers: this.peers, device: this.device, drops: this.drops };
     this.inside = new InsidePipeline({ ...deps, transport: this.transport, icmp: this.icmp });
-    this.outside = new OutsidePipeline(deps);
+    this.outside = new OutsidePipeline({ ...deps, local: this.local });
   }
 
   /** Starts the transport, then reading the device. */
@@ -335,6 +337,7 @@ export class Router {
       this.peers.routeOwners.set(cidr.text, LOCAL_ROUTE);
     }
     this.localSubnets = subnets;
+    this.local.set(subnets);
   }
 
   /** Without an explicit ICMP source, the TUN address: the local subnet's network address. */

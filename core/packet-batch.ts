@@ -10,6 +10,12 @@ export interface PacketBatch {
   buf: Buffer;
   offs: Int32Array;
   count: number;
+  /**
+   * Free bytes in front of every packet that the callee may overwrite too: the TUN leaves room
+   * there for a tunnel header, so a UDP send writes its header in place instead of copying the
+   * packet (as wireguard-go reads at an offset). 0 when the producer left none.
+   */
+  headroom: number;
 }
 
 /**

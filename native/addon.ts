@@ -62,7 +62,10 @@ export interface NativeUdp {
   clearPeer(slot: number): void;
   /**
    * Sends packets `idx[0..count)` of `buf` (each starting with a virtio header, as read from the
-   * TUN) to the peer in `slot`, each datagram = `header[0..headerLen)` + one IP packet.
+   * TUN) to the peer in `slot`, each datagram = `header[0..headerLen)` + one IP packet. The
+   * packets are patched in place: partial checksums finished and, with `headroom` free bytes in
+   * front of each (headroom + 10 >= headerLen), the header written there and the packet sent
+   * where it lies; TSO segments reference their payload in the super-packet.
    * Super-packets (gso_type TCPV4/TCPV6) are split at gso_size into MTU-size TCP segments with
    * correct headers and checksums; partial checksums (NEEDS_CSUM) are finished. Datagrams of equal
    * size go out as UDP GSO sends (<= ~64 KiB each) when `gso`, else in sendmmsg batches.
@@ -70,7 +73,7 @@ export interface NativeUdp {
    * were sent whole.
    */
   sendPackets(slot: number, header: Buffer, headerLen: number, buf: Buffer, offs: Int32Array,
-    idx: Int32Array, count: number): number;
+    idx: Int32Array, count: number, headroom: number): number;
   /** Sends one datagram `data[0..len)` to the peer in `slot` (control messages). */
   sendTo(slot: number, data: Buffer, len: number): boolean;
   /** Sends one datagram to an address that is not in a slot (replies to probes). */
@@ -88,6 +91,8 @@ export interface NativeUdp {
 }
 
 export interface NativeAddon {
+  /** Free bytes a TUN read leaves in front of each packet (see PacketBatch.headroom). */
+  readonly tunHeadroom: number;
   openTun(opts: TunOpenOptions): NativeTun;
   openUdp(opts: UdpOpenOptions): NativeUdp;
   /**

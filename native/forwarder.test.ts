@@ -33,13 +33,13 @@ const TRANSFER_TIMEOUT_MS = 60_000;
 function forwardTunToUdp(tun: TunDevice, udp: NativeUdp): void {
   const idx = new Int32Array(128).map((_, i) => i);
   tun.start((batch: PacketBatch) => {
-    udp.sendPackets(0, HEADER, HEADER.length, batch.buf, batch.offs, idx, batch.count);
+    udp.sendPackets(0, HEADER, HEADER.length, batch.buf, batch.offs, idx, batch.count, batch.headroom);
   });
 }
 
 /** The other: UDP socket -> strip our header -> TUN (bare, coalesced). */
 function forwardUdpToTun(udp: NativeUdp, tun: TunDevice, badHeaders: { count: number }): void {
-  const batch: PacketBatch = { buf: Buffer.alloc(RECV_BYTES), offs: new Int32Array(RECV_MAX * 2), count: 0 };
+  const batch: PacketBatch = { buf: Buffer.alloc(RECV_BYTES), offs: new Int32Array(RECV_MAX * 2), count: 0, headroom: 0 };
   const idx = new Int32Array(RECV_MAX);
   udp.start(batch.buf, batch.offs, RECV_MAX, (count) => {
     let n = 0;

@@ -183,14 +183,15 @@ export function superPacket(spec: TcpSpec, gsoSize: number): Buffer {
 }
 
 /** Packets laid end to end in one buffer, as a batch. */
-export function packBatch(pkts: readonly Buffer[]): { buf: Buffer; offs: Int32Array } {
-  const buf = Buffer.concat(pkts);
+/** The packets laid out in one buffer, each `headroom` (0xee filler) bytes after the previous, as a TUN read lays them. */
+export function packBatch(pkts: readonly Buffer[], headroom = 0): { buf: Buffer; offs: Int32Array } {
+  const buf = Buffer.concat(pkts.flatMap((p) => [Buffer.alloc(headroom, 0xee), p]));
   const offs = new Int32Array(pkts.length * 2);
   let off = 0;
   pkts.forEach((p, i) => {
-    offs[2 * i] = off;
+    offs[2 * i] = off + headroom;
     offs[2 * i + 1] = p.length;
-    off += p.length;
+    off += headroom + p.length;
   });
   return { buf, offs };
 }

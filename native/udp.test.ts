@@ -69,7 +69,13 @@ function identity(n: number): Int32Array {
   return new Int32Array(n).map((_, i) => i);
 }
 
-describe.each(['127.0.0.1', '::1', '::'])('UDP socket bound to %s', (host) => {
+describe.each([
+  ['127.0.0.1', 0],
+  ['::1', 0],
+  ['::', 0],
+  ['127.0.0.1', addon.tunHeadroom],
+  ['::1', addon.tunHeadroom],
+])('UDP socket bound to %s, %d bytes of headroom', (host, headroom) => {
   it('sends split super-packets and finished checksums, received with source and header', async () => {
     const rx = openUdp(host);
     const tx = openUdp(host);
@@ -81,10 +87,15 @@ describe.each(['127.0.0.1', '::1', '::'])('UDP socket bound to %s', (host) => {
       vnetHeader({ flags: F_NEEDS_CSUM, gsoType: GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart: 20, csumOffset: 16 }),
       small,
     ]);
-    const { buf, offs } = packBatch([superPacket({ ...flow, seq: 1, ack: 1, flags: TCP_ACK, payload }, 1400), partial]);
+    const { buf, offs } = packBatch([superPacket({ ...flow, seq: 1, ack: 1, flags: TCP_ACK, payload }, 1400), partial], headroom);
     const done = receive(rx, 21);
-    expect(tx.sendPackets(7, HEADER, HEADER.length, buf, offs, identity(2), 2)).toBe(2);
+    expect(tx.sendPackets(7, HEADER, HEADER.length, buf, offs, identity(2), 2, headroom)).toBe(2);
     const got = await done;
+    // With headroom the small packet went where it lay: its tunnel header now sits right before
+    // its IP header in the caller's buffer (no copy); without, the input is as it was but for the checksum.
+    const ipAt = (offs[2] ?? 0) + VNET_HDR_LEN;
+    const inPlace = buf.subarray(ipAt - HEADER.length, ipAt).equals(HEADER);
+    expect(inPlace).toBe(headroom > 0);
     expect(got.datagrams).toHaveLength(21);
     for (const d of got.datagrams) {
       expect(d.subarray(0, HEADER.length).equals(HEADER)).toBe(true);
@@ -118,16 +129,16 @@ describe('UDP socket', () => {
     const idx = Int32Array.from([0, 1, 2, 3, 4, 9, -1, 5]);
     offs[11] = 1 << 30;
     const done = receive(rx, 3);
-    expect(tx.sendPackets(0, HEADER, HEADER.length, buf, offs, idx, idx.length)).toBe(1);
+    expect(tx.sendPackets(0, HEADER, HEADER.length, buf, offs, idx, idx.length, 0)).toBe(1);
     expect(tx.stats()['malformedDrops']).toBe(7);
     expect((await done).datagrams).toHaveLength(3);
-    expect(() => tx.sendPackets(0, HEADER, HEADER.length, buf, offs, idx, idx.length + 1)).toThrow(RangeError);
+    expect(() => tx.sendPackets(0, HEADER, HEADER.length, buf, offs, idx, idx.length + 1, 0)).toThrow(RangeError);
   });
 
   it('counts sends to an empty slot as drops', () => {
     const tx = openUdp('127.0.0.1');
     const { buf, offs } = packBatch([superPacket({ ...flow, seq: 1, ack: 1, flags: TCP_ACK, payload: randomBytes(10) }, 1400)]);
-    expect(tx.sendPackets(3, HEADER, HEADER.length, buf, offs, identity(1), 1)).toBe(0);
+    expect(tx.sendPackets(3, HEADER, HEADER.length, buf, offs, identity(1), 1, 0)).toBe(0);
     expect(tx.stats()['noPeerDrops']).toBe(1);
     expect(tx.sendTo(3, HEADER, 4)).toBe(false);
   });
@@ -170,9 +181,9 @@ describe('UDP socket', () => {
       Buffer.concat([Buffer.alloc(VNET_HDR_LEN), tcpPacket({ ...flow, seq: i, ack: 1, flags: TCP_ACK, payload: Buffer.alloc(0) })]),
     );
     const big = superPacket({ ...flow, seq: 1, ack: 1, flags: TCP_ACK, payload: randomBytes(46 * 1400) }, 1400);
-    const { buf, offs } = packBatch([...acks, big]);
+    const { buf, offs } = packBatch([...acks, big], addon.tunHeadroom);
     const done = receive(rx, 246);
-    expect(tx.sendPackets(0, HEADER, HEADER.length, buf, offs, identity(201), 201)).toBe(201);
+    expect(tx.sendPackets(0, HEADER, HEADER.length, buf, offs, identity(201), 201, addon.tunHeadroom)).toBe(201);
     expect((await done).datagrams).toHaveLength(246);
     const s = tx.stats();
     expect(s['errorDrops']).toBe(0);
@@ -195,7 +206,7 @@ describe('UDP socket', () => {
         resolve();
       });
     });
-    expect(tx.sendPackets(0, HEADER, HEADER.length, buf, offs, identity(64), 64)).toBe(64);
+    expect(tx.sendPackets(0, HEADER, HEADER.length, buf, offs, identity(64), 64, 0)).toBe(64);
     await done;
     await new Promise((resolve) => setTimeout(resolve, 50));
     for (const c of counts) expect(c).toBeLessThanOrEqual(4);

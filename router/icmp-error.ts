@@ -207,6 +207,7 @@ export class IcmpErrorWriter {
       buf: Buffer.alloc(options.maxPerBatch * ICMPV6_ERROR_MAX_LEN),
       offs: new Int32Array(options.maxPerBatch * 2),
       count: 0,
+      headroom: 0,
     };
     this.idx = new Int32Array(options.maxPerBatch);
     for (let i = 0; i < options.maxPerBatch; i++) this.idx[i] = i;

@@ -30,6 +30,7 @@ export class TunDevice implements PacketDevice {
     buf: Buffer.allocUnsafe(READ_BUFFER_BYTES),
     offs: new Int32Array(MAX_BATCH * 2),
     count: 0,
+    headroom: addon.tunHeadroom,
   };
 
   private constructor(private readonly tun: NativeTun) {

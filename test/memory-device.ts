@@ -44,7 +44,7 @@ export class MemoryDevice implements PacketDevice {
       offs[2 * i + 1] = frame.length;
       at += frame.length + gap;
     });
-    this.onBatch({ buf, offs, count: frames.length });
+    this.onBatch({ buf, offs, count: frames.length, headroom: 0 });
   }
 
   write(batch: PacketBatch, idx: Int32Array, count: number, vnetHdr: boolean): number {

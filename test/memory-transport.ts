@@ -93,7 +93,7 @@ export class MemoryTransport implements Transport {
       offs[2 * i + 1] = p.length;
       at += p.length;
     });
-    const batch: InboundBatch = { buf, offs, count: packets.length, peers, vnetHdr };
+    const batch: InboundBatch = { buf, offs, count: packets.length, headroom: 0, peers, vnetHdr };
     this.sink(batch);
     return true;
   }

@@ -199,5 +199,5 @@ export function batchOf(packets: Buffer[], gapBytes = 0): { batch: PacketBatch; 
     offs[2 * i + 1] = p.length;
     at += gapBytes + p.length;
   });
-  return { batch: { buf, offs, count: packets.length }, idx: Int32Array.from(packets.keys()) };
+  return { batch: { buf, offs, count: packets.length, headroom: 0 }, idx: Int32Array.from(packets.keys()) };
 }

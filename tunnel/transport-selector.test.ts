@@ -18,7 +18,7 @@ import type { LogLine } from '../test/recording-logger.js';
 
 const SLOT = 2;
 const HOLD_MS = 2000;
-const batch: PacketBatch = { buf: Buffer.alloc(64), offs: Int32Array.from([0, 64]), count: 1 };
+const batch: PacketBatch = { buf: Buffer.alloc(64), offs: Int32Array.from([0, 64]), count: 1, headroom: 0 };
 const idx = Int32Array.from([0]);
 
 /** The config's words for the usual preferences. */

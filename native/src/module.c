@@ -149,7 +149,10 @@ NAPI_MODULE_INIT() {
     napi_throw_error(env, "ERR_PODTUN_INTERNAL", "cannot initialise the podtun addon");
     return NULL;
   }
+  napi_value headroom;
+  if (napi_create_uint32(env, PT_HEADROOM, &headroom) != napi_ok) return NULL;
   napi_property_descriptor fns[] = {
+      {"tunHeadroom", NULL, NULL, NULL, NULL, headroom, napi_enumerable, NULL},
       {"openTun", NULL, pt_open_tun, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openUdp", NULL, pt_open_udp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"splitForTest", NULL, split_for_test, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -81,52 +81,79 @@ static void ipv4_set_csum(uint8_t *ip, uint16_t iphl) {
 
 /* ---- split: virtio packet -> plain packets ---- */
 
+int pt_finish_csum(uint8_t *ip, uint32_t len, const struct virtio_net_hdr *h) {
+  if (!(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)) return 1;
+  if (h->csum_start >= len || (uint32_t)h->csum_start + h->csum_offset + 2 > len) return 0;
+  /* The field holds the pseudo-header sum: summing from csum_start over it completes it. */
+  uint16_t c = (uint16_t)~pt_csum_fold(pt_csum_add(0, ip + h->csum_start, len - h->csum_start));
+  pt_store16(ip + h->csum_start + h->csum_offset, c ? c : 0xffff); /* 0 means "none" for UDP */
+  return 1;
+}
+
 static int emit_copy(const uint8_t *ip, uint32_t len, const struct virtio_net_hdr *h, pt_sink *sink) {
-  int partial = h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
-  if (partial && (h->csum_start >= len || (uint32_t)h->csum_start + h->csum_offset + 2 > len))
+  if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+      (h->csum_start >= len || (uint32_t)h->csum_start + h->csum_offset + 2 > len))
     return PT_MALFORMED;
   uint8_t *d = sink->reserve(sink, len);
   if (!d) return PT_NO_ROOM;
   memcpy(d, ip, len);
-  if (partial) {
-    /* The field holds the pseudo-header sum: summing from csum_start over it completes it. */
-    uint16_t c = (uint16_t)~pt_csum_fold(pt_csum_add(0, d + h->csum_start, len - h->csum_start));
-    pt_store16(d + h->csum_start + h->csum_offset, c ? c : 0xffff); /* 0 means "none" for UDP */
-  }
+  pt_finish_csum(d, len, h);
   sink->commit(sink, len);
   return 1;
 }
 
-static int emit_tso(const uint8_t *ip, uint32_t len, const struct virtio_net_hdr *h, int v6, pt_sink *sink) {
+int pt_tso_plan(const uint8_t *ip, uint32_t len, const struct virtio_net_hdr *h, pt_tso *t) {
   tcp_layout l;
-  if (!tcp_layout_of(ip, len, &l) || l.v6 != v6 || h->gso_size == 0) return PT_MALFORMED;
-  uint32_t mss = h->gso_size, payload = len - l.hlen;
-  uint32_t nseg = payload ? (payload + mss - 1) / mss : 1;
-  uint32_t seq0 = rd32(ip + l.iphl + 4);
-  uint16_t id0 = rd16(ip + 4);
-  for (uint32_t i = 0; i < nseg; i++) {
-    uint32_t seglen = i + 1 < nseg ? mss : payload - i * mss;
-    uint32_t n = l.hlen + seglen, tcplen = n - l.iphl;
-    uint8_t *d = sink->reserve(sink, n);
-    if (!d) return PT_NO_ROOM;
-    memcpy(d, ip, l.hlen);
-    memcpy(d + l.hlen, ip + l.hlen + i * mss, seglen);
-    if (v6) {
-      wr16(d + 4, n - 40);
-    } else {
-      wr16(d + 2, n);
-      wr16(d + 4, (uint16_t)(id0 + i));
-      ipv4_set_csum(d, l.iphl);
-    }
-    uint8_t *t = d + l.iphl;
-    wr32(t + 4, seq0 + i * mss);
-    if (i + 1 < nseg) t[13] &= (uint8_t)~(TCP_FIN | TCP_PSH); /* end-of-data marks stay on the last */
-    if (i > 0) t[13] &= (uint8_t)~TCP_CWR;                     /* congestion reply once, on the first */
-    pt_store16(t + 16, 0);
-    pt_store16(t + 16, (uint16_t)~pt_csum_fold(tcp_pseudo(d, v6, tcplen) + pt_csum_add(0, t, tcplen)));
-    sink->commit(sink, n);
+  int v6 = (h->gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV6;
+  if (!tcp_layout_of(ip, len, &l) || l.v6 != v6 || h->gso_size == 0) return 0;
+  t->ip = ip;
+  t->v6 = (uint8_t)v6;
+  t->iphl = l.iphl;
+  t->hlen = l.hlen;
+  t->mss = h->gso_size;
+  uint32_t payload = len - l.hlen;
+  t->nseg = payload ? (payload + t->mss - 1) / t->mss : 1;
+  t->payload = payload;
+  return 1;
+}
+
+uint32_t pt_tso_segment(const pt_tso *t, uint32_t i, uint8_t *d, const uint8_t **payload) {
+  const uint8_t *ip = t->ip;
+  uint32_t seglen = i + 1 < t->nseg ? t->mss : t->payload - i * t->mss;
+  uint32_t n = t->hlen + seglen, tcplen = n - t->iphl;
+  *payload = ip + t->hlen + i * t->mss;
+  memcpy(d, ip, t->hlen);
+  if (t->v6) {
+    wr16(d + 4, n - 40);
+  } else {
+    wr16(d + 2, n);
+    wr16(d + 4, (uint16_t)(rd16(ip + 4) + i));
+    ipv4_set_csum(d, t->iphl);
   }
-  return (int)nseg;
+  uint8_t *tcp = d + t->iphl;
+  wr32(tcp + 4, rd32(ip + t->iphl + 4) + i * t->mss);
+  if (i + 1 < t->nseg) tcp[13] &= (uint8_t)~(TCP_FIN | TCP_PSH); /* end-of-data marks stay on the last */
+  if (i > 0) tcp[13] &= (uint8_t)~TCP_CWR;                      /* congestion reply once, on the first */
+  pt_store16(tcp + 16, 0);
+  /* The TCP header length is a multiple of 4, so the payload's sum continues it word-aligned. */
+  uint64_t sum = tcp_pseudo(d, t->v6, tcplen) + pt_csum_add(0, tcp, t->hlen - t->iphl) + pt_csum_add(0, *payload, seglen);
+  pt_store16(tcp + 16, (uint16_t)~pt_csum_fold(sum));
+  return seglen;
+}
+
+static int emit_tso(const uint8_t *ip, uint32_t len, const struct virtio_net_hdr *h, pt_sink *sink) {
+  pt_tso t;
+  if (!pt_tso_plan(ip, len, h, &t)) return PT_MALFORMED;
+  for (uint32_t i = 0; i < t.nseg; i++) {
+    uint32_t seglen = i + 1 < t.nseg ? t.mss : t.payload - i * t.mss;
+    uint8_t *d = sink->reserve(sink, t.hlen + seglen);
+    if (!d) return PT_NO_ROOM;
+    const uint8_t *payload;
+    pt_tso_segment(&t, i, d, &payload);
+    memcpy(d + t.hlen, payload, seglen);
+    sink->commit(sink, t.hlen + seglen);
+  }
+  return (int)t.nseg;
 }
 
 int pt_emit_plain(const uint8_t *v, uint32_t vlen, pt_sink *sink) {
@@ -141,9 +168,8 @@ int pt_emit_plain(const uint8_t *v, uint32_t vlen, pt_sink *sink) {
     case VIRTIO_NET_HDR_GSO_NONE:
       return emit_copy(ip, len, &h, sink);
     case VIRTIO_NET_HDR_GSO_TCPV4:
-      return emit_tso(ip, len, &h, 0, sink);
     case VIRTIO_NET_HDR_GSO_TCPV6:
-      return emit_tso(ip, len, &h, 1, sink);
+      return emit_tso(ip, len, &h, sink);
     default: /* UDP fragmentation/segmentation offload is never enabled on our TUN */
       return PT_MALFORMED;
   }

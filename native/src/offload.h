@@ -16,6 +16,13 @@
 /* Segments per re-built super-packet (the kernel's own GRO stops at 64 too). */
 #define PT_MAX_MERGE_SEGS 64
 
+/*
+ * Free bytes the TUN read leaves in front of each packet's virtio header: a sender may write its
+ * tunnel header there, over the virtio header it has read, and send the packet where it lies.
+ * 22 puts the IP header of every packet on a 16-byte boundary after the 10-byte virtio header.
+ */
+#define PT_HEADROOM 22
+
 #define PT_MALFORMED (-1)
 #define PT_NO_ROOM (-2)
 
@@ -37,6 +44,30 @@ struct pt_sink {
  * Returns the number of packets emitted, PT_MALFORMED (nothing emitted) or PT_NO_ROOM.
  */
 int pt_emit_plain(const uint8_t *v, uint32_t vlen, pt_sink *sink);
+
+struct virtio_net_hdr;
+
+/* Finishes a partial checksum (NEEDS_CSUM) of the IP packet `ip` in place; 0 when its offsets do
+ * not fit `len` (nothing written). A packet without NEEDS_CSUM is left alone (1). */
+int pt_finish_csum(uint8_t *ip, uint32_t len, const struct virtio_net_hdr *h);
+
+/* A TCP super-packet cut into gso_size segments, planned once. */
+typedef struct {
+  const uint8_t *ip;
+  uint8_t v6;
+  uint16_t iphl, hlen; /* IP header, IP + TCP headers */
+  uint32_t mss, nseg, payload;
+} pt_tso;
+
+/* Plans the split of super-packet `ip` (`len` bytes, header `h`); 0 when it is malformed. */
+int pt_tso_plan(const uint8_t *ip, uint32_t len, const struct virtio_net_hdr *h, pt_tso *t);
+
+/*
+ * Writes segment i's IP + TCP headers (t->hlen bytes) into `d`, lengths, ids, sequence, flags and
+ * both checksums done (the TCP one over the payload where it lies); points `payload` at its
+ * payload in the super-packet (only read) and returns its length.
+ */
+uint32_t pt_tso_segment(const pt_tso *t, uint32_t i, uint8_t *d, const uint8_t **payload);
 
 /* Packet i of a list, or 0 when the caller's offsets for it are out of bounds. */
 typedef int (*pt_packet_at)(void *ctx, uint32_t i, const uint8_t **pkt, uint32_t *len);

@@ -36,17 +36,20 @@ static uint32_t tun_read(pt_io *io) {
   pt_tun *t = (pt_tun *)io;
   size_t off = 0;
   uint32_t n = 0;
-  while (n < t->max_batch && t->buf_len - off >= PT_MAX_PACKET) {
-    ssize_t r = read(io->fd, t->buf + off, PT_MAX_PACKET);
+  /* Each packet is read PT_HEADROOM bytes after the previous one ends: a sender writes its tunnel
+   * header there and sends the packet without copying it. */
+  while (n < t->max_batch && t->buf_len - off >= PT_HEADROOM + PT_MAX_PACKET) {
+    size_t at = off + PT_HEADROOM;
+    ssize_t r = read(io->fd, t->buf + at, PT_MAX_PACKET);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {
       if (r < 0 && errno != EAGAIN) t->read_errors++;
       break;
     }
-    t->offs[2 * n] = (int32_t)off;
+    t->offs[2 * n] = (int32_t)at;
     t->offs[2 * n + 1] = (int32_t)r;
-    if (t->vnet && r > 1 && t->buf[off + 1] != 0) t->read_supers++;
-    off += (size_t)r;
+    if (t->vnet && r > 1 && t->buf[at + 1] != 0) t->read_supers++;
+    off = at + (size_t)r;
     n++;
   }
   if (n) {

@@ -144,6 +144,7 @@ static uint32_t udp_read(pt_io *io) {
 static void udp_destroy(pt_io *io) {
   pt_udp *u = (pt_udp *)io;
   free(u->scratch);
+  free(u->bounce);
   free(u->rsrc);
   free(u->rctrl);
   free(u->src_of);
@@ -167,10 +168,11 @@ static pt_udp *udp_open_fd(napi_env env, const char *host, int64_t port, int64_t
     return NULL;
   }
   pt_udp *u = calloc(1, sizeof *u);
-  uint8_t *scratch = malloc(SEND_SCRATCH_BYTES);
-  if (!u || !scratch) {
+  uint8_t *scratch = malloc(SEND_SCRATCH_BYTES), *bounce = malloc(GSO_MAX_BYTES);
+  if (!u || !scratch || !bounce) {
     free(u);
     free(scratch);
+    free(bounce);
     pt_throw_errno(env, "ERR_PODTUN_UDP_OPEN", ENOMEM, "cannot open UDP %s:%lld", host, (long long)port);
     return NULL;
   }
@@ -188,17 +190,18 @@ static pt_udp *udp_open_fd(napi_env env, const char *host, int64_t port, int64_t
     if (fd >= 0) close(fd);
     free(u);
     free(scratch);
+    free(bounce);
     pt_throw_errno(env, "ERR_PODTUN_UDP_OPEN", err, "cannot bind UDP %s:%lld", host, (long long)port);
     return NULL;
   }
   u->family = family;
   u->scratch = scratch;
+  u->bounce = bounce;
   u->port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port : ((struct sockaddr_in6 *)&bound)->sin6_port);
   u->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
   int seg;
   socklen_t seg_len = sizeof seg;
   u->gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, &seg_len) == 0; /* the option exists: GSO is known */
-  pt_udp_send_init(u);
   if (!pt_io_init(&u->io, env, fd, udp_read, udp_destroy)) {
     close(fd);
     udp_destroy(&u->io);
@@ -282,28 +285,28 @@ static int check_open(napi_env env, pt_udp *u) {
   return 0;
 }
 
-/* sendPackets(slot, header, headerLen, buf, offs, idx, count) -> input packets sent whole */
+/* sendPackets(slot, header, headerLen, buf, offs, idx, count, headroom) -> input packets sent whole */
 static napi_value udp_send_packets(napi_env env, napi_callback_info info) {
   pt_udp *u;
-  napi_value argv[7], result;
-  int64_t slot, hdr_len, count;
+  napi_value argv[8], result;
+  int64_t slot, hdr_len, count, headroom;
   uint8_t *hdr, *buf;
   int32_t *offs, *idx;
   size_t hdr_size, buf_len, offs_len, idx_len;
-  if (!pt_args(env, info, 7, argv, (void **)&u, NULL) || !get_slot(env, argv[0], &slot) ||
+  if (!pt_args(env, info, 8, argv, (void **)&u, NULL) || !get_slot(env, argv[0], &slot) ||
       !pt_get_bytes(env, argv[1], "header", &hdr, &hdr_size) ||
       !pt_get_int(env, argv[2], "headerLen", 0, hdr_size < MAX_TUNNEL_HEADER ? (int64_t)hdr_size : MAX_TUNNEL_HEADER,
                   &hdr_len) ||
       !pt_get_bytes(env, argv[3], "buf", &buf, &buf_len) || !pt_get_i32s(env, argv[4], "offs", &offs, &offs_len) ||
       !pt_get_i32s(env, argv[5], "idx", &idx, &idx_len) || !pt_get_int(env, argv[6], "count", 0, (int64_t)idx_len, &count) ||
-      !check_open(env, u))
+      !pt_get_int(env, argv[7], "headroom", 0, 4096, &headroom) || !check_open(env, u))
     return NULL;
   uint32_t sent = 0;
   if (u->peers[slot].len == 0) {
     u->no_peer_drops += (uint64_t)count;
   } else {
     pt_packet_list list = {buf, buf_len, offs, offs_len, idx};
-    sent = pt_udp_send_packets(u, &u->peers[slot], hdr, (uint32_t)hdr_len, &list, (uint32_t)count);
+    sent = pt_udp_send_packets(u, &u->peers[slot], hdr, (uint32_t)hdr_len, &list, (uint32_t)count, (uint32_t)headroom);
   }
   napi_create_uint32(env, sent, &result);
   return result;

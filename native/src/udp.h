@@ -14,6 +14,9 @@
 #define PEER_SLOTS 4096
 #define SEND_SCRATCH_BYTES (2u << 20)
 #define SEND_MSGS 256
+/* iovecs of the queued messages: a datagram is one (a packet in place, or a copy) or two (a TSO
+ * segment's headers + its payload where it lies). */
+#define SEND_IOVS 2048
 /* One UDP_SEGMENT send carries at most 64 segments and must stay under the 64 KiB IP limit. */
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES 64000
@@ -31,10 +34,12 @@ typedef struct {
   socklen_t len; /* 0: empty slot */
 } pt_addr;
 
-/* One queued message: `nseg` datagrams of `seg_size` bytes (the last may be shorter). */
+/* One queued message: `nseg` datagrams of `seg_size` bytes (the last may be shorter), gathered
+ * from iovs[iov_lo .. iov_lo + niov). */
 typedef struct {
   uint32_t pkt_lo, pkt_hi; /* ordinals (in this sendPackets call) of the input packets it carries */
   uint32_t seg_size, nseg, bytes;
+  uint32_t iov_lo, niov;
   uint8_t closed; /* ended by a shorter datagram: nothing may join */
 } send_meta;
 
@@ -50,18 +55,19 @@ typedef union {
 
 typedef struct {
   pt_io io; /* first: pt_io callbacks cast back to pt_udp */
-  pt_sink sink;
   int family;
   int gso, gro;
   uint16_t port;
   pt_addr peers[PEER_SLOTS];
 
-  /* Send scratch (allocated at open, owned here). */
+  /* Send scratch for built headers and copies, and the bounce buffer of the no-GSO fallback
+   * (allocated at open, owned here). */
   uint8_t *scratch;
+  uint8_t *bounce;
   size_t pos;
-  uint32_t nmsgs;
+  uint32_t nmsgs, niovs;
   struct mmsghdr msgs[SEND_MSGS];
-  struct iovec iov[SEND_MSGS];
+  struct iovec iovs[SEND_IOVS];
   send_meta meta[SEND_MSGS];
   gso_ctrl ctrl[SEND_MSGS];
   /* The sendPackets call in progress. */
@@ -86,15 +92,15 @@ typedef struct {
       gso_fallbacks, recv_batches, recv_datagrams, gro_datagrams, recv_segments, trunc_drops, recv_errors;
 } pt_udp;
 
-/* Makes u->sink lend send scratch memory. */
-void pt_udp_send_init(pt_udp *u);
-
 /*
- * Sends the packets of `list` (each virtio header + IP, only read) to `dst`, each datagram being
- * hdr[0..hdr_len) + one plain IP packet. Returns how many input packets were sent whole.
+ * Sends the packets of `list` (each virtio header + IP) to `dst`, each datagram being
+ * hdr[0..hdr_len) + one plain IP packet. The packets are the caller's to patch: partial checksums
+ * are finished in place, and with `headroom` free bytes before each packet (headroom + 10 >=
+ * hdr_len) the tunnel header is written there and the packet sent where it lies. Returns how many
+ * input packets were sent whole.
  */
 uint32_t pt_udp_send_packets(pt_udp *u, const pt_addr *dst, const uint8_t *hdr, uint32_t hdr_len,
-                             const pt_packet_list *list, uint32_t count);
+                             const pt_packet_list *list, uint32_t count, uint32_t headroom);
 
 /* One datagram, non-blocking; counted. Returns 1 when sent. */
 int pt_udp_send_one(pt_udp *u, const pt_addr *a, const uint8_t *data, size_t len);

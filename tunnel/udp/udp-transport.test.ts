@@ -44,7 +44,7 @@ import type { LogLine } from '../../test/recording-logger.js';
 import { collector } from '../../test/inbound-collector.js';
 import { batchOf } from '../../test/packet-fixtures.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const nativeBuilt = existsSync(join(root, 'build', 'Release', 'podtun.node'));
 
 const PROBE_INTERVAL_MS = 50;

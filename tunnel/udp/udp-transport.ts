@@ -190,6 +190,7 @@ export class UdpTransport implements Transport {
       buf: this.recvBuf,
       offs: new Int32Array(2 * RECV_MAX_DATAGRAMS),
       count: 0,
+      headroom: 0,
       peers: new Int32Array(RECV_MAX_DATAGRAMS),
       vnetHdr: false,
     };
@@ -310,7 +311,7 @@ export class UdpTransport implements Transport {
       this.dropCounters[DropReason.PeerDown] = (this.dropCounters[DropReason.PeerDown] ?? 0) + count;
       return count;
     }
-    const sent = udp.sendPackets(slot, peer.header, HEADER_LEN, batch.buf, batch.offs, idx, count);
+    const sent = udp.sendPackets(slot, peer.header, HEADER_LEN, batch.buf, batch.offs, idx, count, batch.headroom);
     this.packetsOut += sent;
     const dropped = count - sent;
     if (dropped > 0) this.dropCounters[DropReason.Congested] = (this.dropCounters[DropReason.Congested] ?? 0) + dropped;

@@ -107,6 +107,7 @@ export function newInboundBatch(): InboundBatch {
     buf: Buffer.alloc(0),
     offs: new Int32Array(2 * MAX_PACKETS_PER_MESSAGE),
     count: 0,
+    headroom: 0,
     peers: new Int32Array(MAX_PACKETS_PER_MESSAGE),
     vnetHdr: true,
   };

@@ -1,10 +1,10 @@
 /**
  * Reading the node config at the edge: where it is (flags, then PODTUN_ environment variables),
- * and its text as YAML or JSON (the only importer of `yaml`), handed to validate-config.ts.
+ * and its text as YAML or JSON (core/yaml-text.ts), handed to validate-config.ts.
  */
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
 import { errorMessage } from '../../core/config-check.js';
+import { parseYaml } from '../../core/yaml-text.js';
 import { ConfigError, LOG_LEVELS, isLogLevel } from './node-config.js';
 import type { ConfigOverrides, NodeConfig } from './node-config.js';
 import { validateConfig } from './validate-config.js';
@@ -59,11 +59,11 @@ export function parseConfigText(text: string, source: string, overrides: ConfigO
       throw new ConfigError(source, [{ path: '', reason: `not valid JSON: ${errorMessage(err)}` }], { cause: err });
     }
   } else {
-    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+    const doc = parseYaml(text);
     if (doc.errors.length > 0) {
-      throw new ConfigError(source, doc.errors.map((e) => ({ path: '', reason: `not valid YAML: ${yamlReason(e.message)}` })));
+      throw new ConfigError(source, doc.errors.map((message) => ({ path: '', reason: `not valid YAML: ${yamlReason(message)}` })));
     }
-    raw = doc.toJS();
+    raw = doc.value;
   }
   return validateConfig(raw, source, overrides);
 }

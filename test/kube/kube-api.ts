@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { parseAllDocuments } from 'yaml';
+import { parseYamlDocuments } from '../../core/yaml-text.js';
 
 /** A Kubernetes object as JSON; tests read the fields they need. */
 export type KubeObject = Record<string, unknown>;
@@ -127,11 +127,11 @@ export class KubeApi {
   /** Server-side applies every document of a multi-document YAML, in order. */
   async applyManifests(yamlText: string): Promise<KubeObject[]> {
     const applied: KubeObject[] = [];
-    for (const doc of parseAllDocuments(yamlText)) {
+    for (const doc of parseYamlDocuments(yamlText)) {
       if (doc.errors.length > 0) {
-        throw new KubeApiError('KUBE_BAD_MANIFEST', `invalid YAML: ${doc.errors[0]?.message ?? ''}`);
+        throw new KubeApiError('KUBE_BAD_MANIFEST', `invalid YAML: ${doc.errors[0] ?? ''}`);
       }
-      const object: unknown = doc.toJS();
+      const object: unknown = doc.value;
       if (object === null || object === undefined) continue;
       if (!isObject(object)) throw new KubeApiError('KUBE_BAD_MANIFEST', 'a manifest document is not an object');
       // JSON is YAML, so the apply-patch+yaml body can be the object as JSON.

@@ -47,6 +47,8 @@ export interface TransportType<S> {
   readonly listenSetting: string;
   /** The endpoint a node advertises when it names none: its listener, when that is a dialable address and form. */
   defaultEndpoint(settings: S): string | undefined;
+  /** Where its listener is reached at the node address `host` (a Kubernetes Node's InternalIP); undefined: it does not listen. */
+  endpointAt(settings: S, host: string): string | undefined;
   /** Loads the implementation on first use, so reading a config never loads `ws` or the addon. */
   create(settings: S, ctx: TransportContext): Promise<Transport>;
 }
@@ -60,6 +62,7 @@ export interface TransportChoice {
   readonly boundFamily: IpFamily | undefined;
   readonly listenAddress: HostPort | undefined;
   readonly defaultEndpoint: string | undefined;
+  endpointAt(host: string): string | undefined;
   create(ctx: TransportContext): Promise<Transport>;
 }
 
@@ -92,6 +95,7 @@ export function transportEntry<S>(t: TransportType<S>): TransportEntry {
         boundFamily: t.boundFamily(settings),
         listenAddress: t.listenAddress(settings),
         defaultEndpoint: t.defaultEndpoint(settings),
+        endpointAt: (host) => t.endpointAt(settings, host),
         create: (createCtx) => t.create(settings, createCtx),
       };
     },

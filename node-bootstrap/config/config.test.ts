@@ -455,6 +455,17 @@ describe('resolveConfigSources', () => {
     expect(() => resolveConfigSources({}, {})).toThrow(/--config: required \(or set PODTUN_CONFIG\)/);
   });
 
+  it('takes the node name from NODE_NAME when the file has none; the file\'s own wins', () => {
+    const { overrides } = resolveConfigSources({ config: 'a.yaml' }, { NODE_NAME: 'node-b' });
+    expect(overrides.nodeName).toBe('node-b');
+    const raw = good();
+    delete raw['nodeName'];
+    expect(validateConfig(raw, 'node.yaml', overrides).nodeName).toBe('node-b');
+    expect(validateConfig(good(), 'node.yaml', overrides).nodeName).toBe('node-a');
+    expect(() => validateConfig(raw, 'node.yaml')).toThrow(/nodeName: required \(or set NODE_NAME/);
+    expect(() => validateConfig(raw, 'node.yaml', { nodeName: 'bad name!' })).toThrow(/NODE_NAME: "bad name!" is not a node name/);
+  });
+
   it.each([
     [{ config: 'a', logLevel: 'loud' }, {}, /^--log-level: "loud" is not one of/],
     [{ config: 'a' }, { PODTUN_LOG_LEVEL: 'loud' }, /^PODTUN_LOG_LEVEL: "loud" is not one of/],

@@ -17,7 +17,8 @@ export interface ConfigSources {
 
 /**
  * Flags first, then PODTUN_ environment variables: `--config` / PODTUN_CONFIG,
- * `--log-level` / PODTUN_LOG_LEVEL (which wins over the file's logLevel).
+ * `--log-level` / PODTUN_LOG_LEVEL (which wins over the file's logLevel), and NODE_NAME (the
+ * node's name when the file has no nodeName: one ConfigMap serves every node of a DaemonSet).
  */
 export function resolveConfigSources(
   flags: { config?: string | undefined; logLevel?: string | undefined },
@@ -35,6 +36,8 @@ export function resolveConfigSources(
     if (!isLogLevel(level)) throw new ConfigError(from, [{ path: '', reason: `"${level}" is not one of ${LOG_LEVELS.join('|')}` }]);
     overrides.logLevel = level;
   }
+  const nodeName = nonEmpty(env['NODE_NAME']);
+  if (nodeName !== undefined) overrides.nodeName = nodeName;
   return { path, overrides };
 }
 

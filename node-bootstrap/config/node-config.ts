@@ -111,9 +111,11 @@ export class ConfigError extends Error {
   }
 }
 
-/** Values from flags and the environment that win over the file. */
+/** Values from flags and the environment: the log level wins over the file's; the node name fills in for it. */
 export interface ConfigOverrides {
   logLevel?: LogLevel;
+  /** NODE_NAME (a DaemonSet's downward API): the node's name when the file sets none. */
+  nodeName?: string;
 }
 
 export function isLogLevel(value: string): value is LogLevel {

@@ -46,7 +46,9 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   checkKnownKeys(raw, '', TOP_LEVEL_KEYS, issue);
   const baseDir = dirname(source);
 
-  const nodeName = nodeNameAt(raw['nodeName'], 'nodeName', issue, true);
+  const nodeName = raw['nodeName'] === undefined && overrides.nodeName !== undefined
+    ? nodeNameAt(overrides.nodeName, 'NODE_NAME', issue, true)
+    : nodeNameAt(raw['nodeName'], 'nodeName', issue, true);
   const clusterCidrs = clusterCidrsAt(raw['clusterCidrs'], issue);
   const tunName = tunNameAt(raw['tunName'], issue);
   const logLevel = logLevelAt(raw['logLevel'], overrides, issue);

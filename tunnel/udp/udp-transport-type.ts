@@ -27,6 +27,7 @@ export const udpTransportType: TransportType<HostPort> = {
   listenSetting: 'listen',
   // A wildcard says nothing a peer could dial.
   defaultEndpoint: (listen) => (listen.host === '0.0.0.0' || listen.host === '::' ? undefined : listen.text),
+  endpointAt: (listen, host) => formatEndpoint(host, listen.port),
   async create(listen, ctx) {
     const { UdpTransport } = await import('./udp-transport.js');
     return new UdpTransport({ listen: listen.text, localNode: ctx.localNode, clusterSecret: ctx.clusterSecret, log: ctx.log });

@@ -63,6 +63,10 @@ export const wsTransportType: TransportType<WsSettings> = {
   listenSetting: 'ws.listen',
   // A URL needs a scheme (ws or wss behind a TLS proxy) and a name that TLS checks: not guessed.
   defaultEndpoint: () => undefined,
+  endpointAt: (settings, host) =>
+    settings.listen === undefined
+      ? undefined
+      : `${settings.tls === undefined ? 'ws' : 'wss'}://${host.includes(':') ? `[${host}]` : host}:${settings.listen.port}`,
   async create(settings, ctx) {
     const { WsTransport } = await import('./ws-transport.js');
     return new WsTransport({

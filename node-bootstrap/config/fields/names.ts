@@ -10,7 +10,7 @@ export const TUN_NAME_MAX = 15;
 const TUN_NAME_RE = /^[A-Za-z0-9_.-]+$/;
 
 export function nodeNameAt(value: unknown, path: string, issue: IssueFn, required: boolean): string | undefined {
-  if (value === undefined) return required ? issue(path, 'required') : undefined;
+  if (value === undefined) return required ? issue(path, path === 'nodeName' ? 'required (or set NODE_NAME, as a DaemonSet does from the downward API)' : 'required') : undefined;
   if (typeof value !== 'string') return issue(path, `expected a string, got ${describe(value)}`);
   if (value.length === 0 || value.length > NODE_NAME_MAX) return issue(path, `must be 1-${NODE_NAME_MAX} characters`);
   if (!NODE_NAME_RE.test(value)) {

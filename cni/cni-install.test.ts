@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CNI_EXECUTABLES, cniExecutablesDir, installCni, uninstallCni } from './cni-install.js';
+import { CNI_EXECUTABLES, cniExecutablesDir, installCni, installExecutables, uninstallCni } from './cni-install.js';
 import type { CniInstallOptions } from './cni-install.js';
 import { quietLogger } from '../test/recording-logger.js';
 
@@ -34,6 +34,10 @@ function targetDirs(): { binDir: string; confDir: string } {
 
 function options(sourceDir: string, dirs: { binDir: string; confDir: string }, marker = 'a'): CniInstallOptions {
   return { sourceDir, ...dirs, confFileName: CONF, conflist: conflist(marker), log: quietLogger };
+}
+
+function sha(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 function runVersion(executable: string): unknown {
@@ -212,6 +216,44 @@ describe('installCni file handling', () => {
       path: blocked.binDir,
       message: expect.stringMatching(new RegExp(`^failed to create directory ${blocked.binDir}: (EEXIST|ENOTDIR)`)) as unknown,
     });
+  });
+});
+
+describe('installExecutables: the reference plugins beside podtun (what the DaemonSet\'s init step does)', () => {
+  const REFERENCE = '/usr/lib/cni';
+  const PLUGINS = ['bridge', 'host-local', 'loopback', 'portmap'];
+
+  it('installs them by rename, runnable from binDir, and leaves a running one alone when its file is replaced', async () => {
+    for (const name of PLUGINS) expect(existsSync(join(REFERENCE, name)), `${REFERENCE}/${name} (containernetworking-plugins)`).toBe(true);
+    const { binDir } = targetDirs();
+    const sources = Object.fromEntries([
+      ...CNI_EXECUTABLES.map((name) => [name, join(cniExecutablesDir(), name)]),
+      ...PLUGINS.map((name) => [name, join(REFERENCE, name)]),
+    ]);
+    const first = await installExecutables({ sources, binDir, log: quietLogger, missing: '' });
+    expect(first.installed.map((p) => p.slice(binDir.length + 1)).sort()).toEqual([...CNI_EXECUTABLES, ...PLUGINS].sort());
+    for (const name of [...PLUGINS, ...CNI_EXECUTABLES]) {
+      expect(runVersion(join(binDir, name)), name).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0']) as unknown });
+    }
+    expect((await installExecutables({ sources, binDir, log: quietLogger, missing: '' })).installed).toEqual([]);
+
+    // An executable that is running while a new one is installed under its name: a write into it
+    // would fail with ETXTBSY ("text file busy"); the rename replaces it, the old process runs on.
+    const sleeper = join(scratch, 'sleep-elf');
+    await writeFile(sleeper, await readFile('/bin/sleep'));
+    await chmod(sleeper, 0o755);
+    await installExecutables({ sources: { blocker: sleeper }, binDir, log: quietLogger, missing: '' });
+    const running = spawn(join(binDir, 'blocker'), ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const again = await installExecutables({ sources: { blocker: '/bin/true' }, binDir, log: quietLogger, missing: '' });
+      expect(again.installed).toEqual([join(binDir, 'blocker')]);
+      expect(running.exitCode).toBeNull();
+      expect(sha(await readFile(join(binDir, 'blocker')))).toBe(sha(await readFile('/bin/true')));
+    } finally {
+      running.kill('SIGKILL');
+    }
+    expect((await readdir(binDir)).filter((n) => n.includes('.tmp'))).toEqual([]);
   });
 });
 

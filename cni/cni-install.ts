@@ -88,49 +88,10 @@ export function cniExecutablesDir(): string {
 export async function installCni(options: CniInstallOptions): Promise<CniInstallResult> {
   const { sourceDir, binDir, confDir, confFileName, log } = options;
   checkConfFileName(confDir, confFileName);
-  const result: CniInstallResult = { installed: [], unchanged: [] };
-  await ensureDir(binDir);
   await ensureDir(confDir);
-  await removeStaleTemps(binDir, CNI_EXECUTABLES);
   await removeStaleTemps(confDir, [confFileName]);
-
-  // Executables that share a source file (the normal build: hard links) share one copy.
-  const digests = new DigestCache();
-  const groups = new Map<string, { source: string; names: string[] }>();
-  for (const name of CNI_EXECUTABLES) {
-    const source = join(sourceDir, name);
-    const sourceStats = await statOr(source, `CNI executable ${source} is missing (run \`npm run build\`)`);
-    const target = join(binDir, name);
-    if (await sameContent(digests, source, sourceStats, target)) {
-      result.unchanged.push(target);
-      continue;
-    }
-    const key = `${sourceStats.dev}:${sourceStats.ino}`;
-    const group = groups.get(key) ?? { source, names: [] };
-    group.names.push(name);
-    groups.set(key, group);
-  }
-
-  for (const { source, names } of groups.values()) {
-    const staged: { temp: string; target: string }[] = [];
-    try {
-      for (const name of names) {
-        const temp = tempPath(binDir, name);
-        const first = staged[0];
-        if (first === undefined) await stageCopy(source, temp);
-        else await attempt(() => link(first.temp, temp), temp, `failed to link ${first.temp} to ${temp}`);
-        staged.push({ temp, target: join(binDir, name) });
-      }
-      for (const { temp, target } of staged) {
-        await attempt(() => rename(temp, target), target, `failed to install CNI executable ${target}`);
-        result.installed.push(target);
-        log.info({ file: target }, 'cni executable installed');
-      }
-    } finally {
-      await Promise.all(staged.map(({ temp }) => rm(temp, { force: true })));
-    }
-  }
-  if (result.installed.length > 0) await syncDir(binDir);
+  const sources = Object.fromEntries(CNI_EXECUTABLES.map((name) => [name, join(sourceDir, name)]));
+  const result = await installExecutables({ sources, binDir, log, missing: '(run `npm run build`)' });
 
   const confPath = join(confDir, confFileName);
   const text = `${JSON.stringify(options.conflist, null, 2)}\n`;
@@ -149,6 +110,66 @@ export async function installCni(options: CniInstallOptions): Promise<CniInstall
     log.info({ file: confPath }, 'cni config installed');
   }
   for (const path of result.unchanged) log.debug({ file: path }, 'cni file unchanged');
+  return result;
+}
+
+export interface ExecutablesInstallOptions {
+  /** Name in binDir -> the file to install under it. */
+  sources: Readonly<Record<string, string>>;
+  binDir: string;
+  log: Logger;
+  /** Added to the error when a source is missing ("(run `npm run build`)"). */
+  missing: string;
+}
+
+/**
+ * Installs executables into `binDir`, each as a temp file in binDir renamed over the target, so a
+ * runtime executing the old one never sees a half-written file nor gets "text file busy". A target
+ * with the same content is left alone; sources that are one file (hard links) stay one copy.
+ */
+export async function installExecutables(options: ExecutablesInstallOptions): Promise<CniInstallResult> {
+  const { binDir, log } = options;
+  const result: CniInstallResult = { installed: [], unchanged: [] };
+  const names = Object.keys(options.sources);
+  await ensureDir(binDir);
+  await removeStaleTemps(binDir, names);
+
+  const digests = new DigestCache();
+  const groups = new Map<string, { source: string; names: string[] }>();
+  for (const name of names) {
+    const source = options.sources[name] ?? '';
+    const sourceStats = await statOr(source, `CNI executable ${source} is missing ${options.missing}`);
+    const target = join(binDir, name);
+    if (await sameContent(digests, source, sourceStats, target)) {
+      result.unchanged.push(target);
+      continue;
+    }
+    const key = `${sourceStats.dev}:${sourceStats.ino}`;
+    const group = groups.get(key) ?? { source, names: [] };
+    group.names.push(name);
+    groups.set(key, group);
+  }
+
+  for (const { source, names: group } of groups.values()) {
+    const staged: { temp: string; target: string }[] = [];
+    try {
+      for (const name of group) {
+        const temp = tempPath(binDir, name);
+        const first = staged[0];
+        if (first === undefined) await stageCopy(source, temp);
+        else await attempt(() => link(first.temp, temp), temp, `failed to link ${first.temp} to ${temp}`);
+        staged.push({ temp, target: join(binDir, name) });
+      }
+      for (const { temp, target } of staged) {
+        await attempt(() => rename(temp, target), target, `failed to install CNI executable ${target}`);
+        result.installed.push(target);
+        log.info({ file: target }, 'cni executable installed');
+      }
+    } finally {
+      await Promise.all(staged.map(({ temp }) => rm(temp, { force: true })));
+    }
+  }
+  if (result.installed.length > 0) await syncDir(binDir);
   return result;
 }
 

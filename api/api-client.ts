@@ -1,8 +1,11 @@
 /**
- * The client side of the daemon's local API (local-api.ts): the default socket path and plain
- * GETs over the Unix socket. The CLI and the tests read through here.
+ * The client side of the daemon's local API (node-bootstrap/local-api/): the default socket path,
+ * plain GETs over the Unix socket, and GET /status read against its schema (status-schema.ts).
+ * The CLI, the CNI plugin, the lab and the tests read through here.
  */
 import { request } from 'node:http';
+import { readStatusReport } from './status-schema.js';
+import type { StatusReport } from './status-schema.js';
 
 /** Where `podtun run` serves its local API unless told otherwise (--status-socket, PODTUN_STATUS_SOCKET). */
 export const DEFAULT_API_SOCKET = '/run/podtun/podtun.sock';
@@ -36,7 +39,27 @@ export function fetchApi(socketPath: string, path: string, timeoutMs = 2000): Pr
   });
 }
 
-/** Reads the status JSON of a running daemon (CLI and tests): the body, whatever the status code. */
-export async function fetchStatus(socketPath: string, path = '/status'): Promise<unknown> {
-  return (await fetchApi(socketPath, path)).body;
+export const STATUS_PATH = '/status';
+
+/** GET /status answered, but not 200: the daemon is starting or stopping (its router is not built). */
+export class StatusUnavailableError extends Error {
+  readonly code = 'ERR_PODTUN_STATUS_UNAVAILABLE';
+  constructor(socketPath: string, reply: ApiReply) {
+    super(`podtun at ${socketPath} is not serving status yet (HTTP ${reply.status}): ${JSON.stringify(reply.body)}`);
+    this.name = 'StatusUnavailableError';
+  }
+}
+
+/** The body of a GET /status reply; throws StatusUnavailableError unless it is a 200. */
+export function statusBody(socketPath: string, reply: ApiReply): unknown {
+  if (reply.status !== 200) throw new StatusUnavailableError(socketPath, reply);
+  return reply.body;
+}
+
+/**
+ * A running daemon's GET /status, checked against the schema. Rejects when the socket cannot be
+ * reached, with StatusUnavailableError, or with StatusSchemaError naming the field that is wrong.
+ */
+export async function fetchStatusReport(socketPath: string, timeoutMs?: number): Promise<StatusReport> {
+  return readStatusReport(statusBody(socketPath, await fetchApi(socketPath, STATUS_PATH, timeoutMs)));
 }

@@ -43,7 +43,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { fetchStatus } from '../api/api-client.js';
+import { fetchStatusReport } from '../api/api-client.js';
 import {
   harnessDir,
   listNamespaces,
@@ -593,9 +593,8 @@ class ClusterImpl implements Cluster {
     const deadline = Date.now() + SETTLE_PEERS_MS;
     for (const node of this.nodeInfos) {
       for (let round = 0; round < SETTLE_PEERS_MS / 100 && Date.now() < deadline; round++) {
-        const status = await fetchStatus(node.statusSocket).catch(() => undefined);
-        const peers = (status as { peers?: Array<{ state?: string }> } | undefined)?.peers;
-        if (peers !== undefined && peers.every((p) => p.state === 'up')) break;
+        const status = await fetchStatusReport(node.statusSocket).catch(() => undefined);
+        if (status !== undefined && status.peers.every((p) => p.state === 'up')) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { EXIT_USAGE, main } from '../node-bootstrap/cli.js';
+import { main } from '../node-bootstrap/cli/cli.js';
+import { EXIT_USAGE } from '../node-bootstrap/cli/command.js';
 import { demoCommand } from './demo-command.js';
 
 describe('podtun demo (flags)', () => {

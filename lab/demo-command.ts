@@ -3,8 +3,8 @@
  * modules, so bin/podtun.js plugs this command into the CLI rather than the CLI importing it.
  */
 import { parseArgs } from 'node:util';
-import { EXIT_FAILURE, EXIT_OK, usageError } from '../node-bootstrap/cli.js';
-import type { CliIo } from '../node-bootstrap/cli.js';
+import { EXIT_FAILURE, EXIT_OK, usageError } from '../node-bootstrap/cli/command.js';
+import type { CliIo } from '../node-bootstrap/cli/command.js';
 
 export async function demoCommand(args: readonly string[], _env: unknown, io: CliIo): Promise<number> {
   let mode: string | undefined;

@@ -92,9 +92,9 @@ async function printPeerTables(cluster: Cluster): Promise<void> {
     let rows: string[];
     try {
       const status = await readStatus(cluster, node.index);
-      rows = (status.peers ?? []).map(
+      rows = status.peers.map(
         (p) =>
-          `    ${p.node.padEnd(6)}${(p.transport ?? '?').padEnd(11)}${(p.state ?? '?').padEnd(9)}` +
+          `    ${p.node.padEnd(6)}${(p.transport ?? '?').padEnd(11)}${p.state.padEnd(9)}` +
           (p.lastSwitch === undefined ? '' : `switched ${p.lastSwitch.from} -> ${p.lastSwitch.to}: ${p.lastSwitch.reason}`),
       );
     } catch (error: unknown) {
@@ -121,7 +121,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const missing = missingCommand(['ip', 'bridge', 'ss']);
   if (missing !== undefined) throw new DemoError(`podtun demo: ${missing}`);
   const root = findRepoRoot();
-  if (mode === 'podtun' && !existsSync(join(root, 'dist', 'node-bootstrap', 'cli.js'))) {
+  if (mode === 'podtun' && !existsSync(join(root, 'dist', 'node-bootstrap', 'cli', 'cli.js'))) {
     throw new DemoError('podtun demo: dist/ is missing, run `npm run build` first');
   }
   await ensureProbeAgent(root);

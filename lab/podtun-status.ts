@@ -1,85 +1,57 @@
 /**
- * Reading a running node's counters from its status endpoint (node-bootstrap/status-server.ts,
- * `GET /status` on the Unix socket the harness names in PODTUN_STATUS_SOCKET), and waiting on
- * what it reports per peer (state, transport).
+ * Reading a running node's `GET /status` (its schema: api/status-schema.ts) on the Unix socket
+ * the harness names in PODTUN_STATUS_SOCKET, and waiting on what it reports per peer (state,
+ * transport).
  */
 import { existsSync } from 'node:fs';
-import { fetchStatus } from '../api/api-client.js';
+import { fetchStatusReport } from '../api/api-client.js';
+import type { PeerReport, StatusReport } from '../api/status-schema.js';
+import type { PeerState } from '../core/transport.js';
 import type { Cluster } from './cluster.js';
 import { pollUntil } from './shell.js';
 
-export interface PeerSwitch {
-  atMs: number;
-  from: string;
-  to: string;
-  reason: string;
-}
-
-export interface PeerView {
-  node: string;
-  spoofed?: number;
-  state?: string;
-  /** 'udp' | 'ws' with transport selection. */
-  transport?: string;
-  rxPackets?: number;
-  lastSwitch?: PeerSwitch;
-  [key: string]: unknown;
-}
-
-/** The parts of RouterStats (router/router.ts) the tests look at. */
-export interface NodeStatus {
-  drops?: Record<string, number>;
-  peers?: PeerView[];
-  [key: string]: unknown;
-}
-
 /** `GET /status` of node i; throws naming the socket when podtun does not serve it. */
-export async function readStatus(cluster: Cluster, i: number): Promise<NodeStatus> {
+export async function readStatus(cluster: Cluster, i: number): Promise<StatusReport> {
   const socketPath = cluster.node(i).statusSocket;
   if (!existsSync(socketPath)) {
     throw new Error(`no status socket at ${socketPath}: \`podtun run\` should serve GET /status there (env PODTUN_STATUS_SOCKET)`);
   }
-  return (await fetchStatus(socketPath)) as NodeStatus;
+  return fetchStatusReport(socketPath);
 }
 
 /** A drop counter by reason name ('spoofed', 'bad_header', 'malformed', ...); 0 when absent. */
-export function dropCount(status: NodeStatus, reason: string): number {
-  return status.drops?.[reason] ?? 0;
+export function dropCount(status: StatusReport, reason: string): number {
+  return status.drops[reason] ?? 0;
 }
 
 /** A transport counter (`status.transport[key]`, e.g. 'ws.authRejected'); 0 when absent. */
-export function transportStat(status: NodeStatus, key: string): number {
-  const transport = status['transport'];
-  if (typeof transport !== 'object' || transport === null) return 0;
-  const value = (transport as Record<string, unknown>)[key];
-  return typeof value === 'number' ? value : 0;
+export function transportStat(status: StatusReport, key: string): number {
+  return status.transport[key] ?? 0;
 }
 
 /** The sum of the transport counters whose key matches `pattern`. */
-export function transportStatSum(status: NodeStatus, pattern: RegExp): number {
-  const transport = status['transport'];
-  if (typeof transport !== 'object' || transport === null) return 0;
+export function transportStatSum(status: StatusReport, pattern: RegExp): number {
   let sum = 0;
-  for (const [key, value] of Object.entries(transport as Record<string, unknown>)) {
-    if (pattern.test(key) && typeof value === 'number') sum += value;
+  for (const [key, value] of Object.entries(status.transport)) {
+    if (pattern.test(key)) sum += value;
   }
   return sum;
 }
 
-export function peerView(status: NodeStatus, node: string): PeerView | undefined {
-  return status.peers?.find((p) => p.node === node);
+export function peerView(status: StatusReport, node: string): PeerReport | undefined {
+  return status.peers.find((p) => p.node === node);
 }
 
 /** One line per peer: `n2 ws up`. */
-export function describePeers(status: NodeStatus): string {
-  return (status.peers ?? []).map((p) => `${p.node} ${p.transport ?? '?'} ${p.state ?? '?'}`).join(', ');
+export function describePeers(status: StatusReport): string {
+  return status.peers.map((p) => `${p.node} ${p.transport ?? '?'} ${p.state}`).join(', ');
 }
 
 export interface PeerWait {
   /** Expected transport; undefined: any. */
   transport?: string;
   /** Expected state; default 'up'. */
-  state?: string;
+  state?: PeerState;
 }
 
 /**

@@ -47,8 +47,8 @@ export function netnsSkipReason(needs: readonly string[] = []): string | undefin
 export function podtunSkipReason(): string | undefined {
   const root = findRepoRoot();
   if (!existsSync(join(root, 'bin', 'podtun.js'))) return 'bin/podtun.js does not exist yet';
-  if (!existsSync(join(root, 'dist', 'node-bootstrap', 'cli.js'))) {
-    return 'dist/node-bootstrap/cli.js is missing: run `npm run build` first';
+  if (!existsSync(join(root, 'dist', 'node-bootstrap', 'cli', 'cli.js'))) {
+    return 'dist/node-bootstrap/cli/cli.js is missing: run `npm run build` first';
   }
   return undefined;
 }

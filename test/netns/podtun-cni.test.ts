@@ -45,7 +45,7 @@ describe.skipIf(skipReason !== undefined)('podtun: pods attached through the CNI
     for (const i of [1, 2, 3]) {
       const pod = await c.attachPod(i, `c${i}`);
       pods.push(pod);
-      const lease = ((await readStatus(c, i)) as { lease?: string[] }).lease ?? [];
+      const { lease } = await readStatus(c, i);
       const v4 = parseCidr(lease[0] ?? '');
       const v6 = parseCidr(lease[1] ?? '');
       expect(cidrContains(v4, parseCidr(`${pod.ipv4}/32`)), `${pod.ipv4} in ${v4.text}`).toBe(true);

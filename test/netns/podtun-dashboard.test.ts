@@ -1,5 +1,5 @@
 /**
- * The live dashboard (node-bootstrap/dashboard): the server alone (routes, bounded SSE clients,
+ * The live dashboard (node-bootstrap/local-api/dashboard): the server alone (routes, bounded SSE clients,
  * close twice), then a 3-node podtun cluster watched from node 1 in headless Debian chromium
  * (playwright-core): the page shows n1 and its 2 peers with 2 links, the route table lists the
  * peer subnets, n2's throughput on the chart rises while a paced TCP transfer p1a -> p2a runs,
@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { startDashboard } from '../../node-bootstrap/dashboard/dashboard-server.js';
-import type { Dashboard } from '../../node-bootstrap/dashboard/dashboard-server.js';
-import { fetchStatus } from '../../api/api-client.js';
+import { startDashboard } from '../../node-bootstrap/local-api/dashboard/dashboard-server.js';
+import type { Dashboard, DashboardSnapshot } from '../../node-bootstrap/local-api/dashboard/dashboard-server.js';
+import { fetchStatusReport } from '../../api/api-client.js';
+import type { StatusReport } from '../../api/status-schema.js';
 import { findRepoRoot } from '../../lab/cluster.js';
 import { probe, startProbe } from '../../lab/probe.js';
 import type { SendResult, SinkResult } from '../../lab/probe.js';
@@ -58,12 +59,18 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 describe('dashboard server', () => {
   it('serves the page, uPlot, /status and bounded /events; close() twice ends streams', async () => {
     let reads = 0;
-    const fake = {
+    const fake: StatusReport = {
       node: 'n1',
       localSubnets: ['10.244.1.0/24'],
-      peers: [{ node: 'n2', subnets: ['10.244.2.0/24'], txBytes: 10, rxBytes: 5, state: 'up', transport: 'udp', rttMs: 0.4 }],
       drops: { spoofed: 2 },
+      icmpSuppressed: 0,
+      peers: [{
+        node: 'n2', subnets: ['10.244.2.0/24'], endpoints: {}, tunnelMtu: 1400, mtu: 1400,
+        txPackets: 1, txBytes: 10, rxPackets: 1, rxBytes: 5, spoofed: 0, state: 'up', transport: 'udp', rttMs: 0.4,
+      }],
       transport: {},
+      lease: ['10.244.1.0/24'],
+      routes: [],
     };
     const d = await startDashboard({
       listen: '127.0.0.1:0',
@@ -84,7 +91,7 @@ describe('dashboard server', () => {
       expect((await get(d.port, '/uplot.min.css')).type).toContain('text/css');
       expect((await get(d.port, '/dashboard.js')).status).toBe(200);
       expect((await get(d.port, '/nope')).status).toBe(404);
-      const status = JSON.parse((await get(d.port, '/status')).body) as { node: string; peers: Array<{ node: string; rttMs: number }> };
+      const status = JSON.parse((await get(d.port, '/status')).body) as DashboardSnapshot;
       expect(status.node).toBe('n1');
       expect(status.peers[0]?.rttMs).toBe(0.4);
 
@@ -142,7 +149,7 @@ describe.skipIf(skipReason !== undefined)('podtun dashboard in chromium', () => 
     await waitPeers(c, 1, ['n2', 'n3'], {}, 30_000);
     dashboard = await startDashboard({
       listen: '127.0.0.1:0',
-      getStatus: () => fetchStatus(c.node(1).statusSocket),
+      getStatus: () => fetchStatusReport(c.node(1).statusSocket),
       log: quietLogger,
     });
     const { chromium } = await import('playwright-core');

@@ -1,6 +1,6 @@
 /**
  * `podtun doctor` on a live 3-node cluster, run inside n1's namespace (the compiled
- * dist/node-bootstrap/doctor.js through `node -e`, with --json): a healthy node passes every
+ * dist/node-bootstrap/cli/doctor-command.js through `node -e`, with --json): a healthy node passes every
  * check, and each injected fault fails the check that names it, and only checks it explains.
  *
  * ```
@@ -42,7 +42,7 @@ const RUNNER = [
 
 async function doctor(c: Cluster, json: boolean): Promise<DoctorRun> {
   const n1 = c.node(1);
-  const mod = join(c.repoRoot, 'dist', 'node-bootstrap', 'doctor.js');
+  const mod = join(c.repoRoot, 'dist', 'node-bootstrap', 'cli', 'doctor-command.js');
   const argv = ['node', '--input-type=module', '-e', RUNNER, mod, '--config', n1.configFile, '--socket', n1.statusSocket];
   if (json) argv.push('--json');
   const r = await c.outcome(n1.ns, argv, { timeoutMs: 20_000 });

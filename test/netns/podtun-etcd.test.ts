@@ -25,18 +25,12 @@ printSkip('podtun-etcd.test.ts', skipReason);
 const TTL_SECONDS = 4;
 const OUTAGE_MS = 30_000;
 
-interface LeaseStatus {
-  lease?: string[];
-  routes?: { subnet: string; node: string }[];
-}
-
-async function leaseOf(c: Cluster, i: number): Promise<string[]> {
-  return ((await readStatus(c, i)) as LeaseStatus).lease ?? [];
+async function leaseOf(c: Cluster, i: number): Promise<readonly string[]> {
+  return (await readStatus(c, i)).lease;
 }
 
 async function routeNodes(c: Cluster, i: number): Promise<Map<string, string>> {
-  const routes = ((await readStatus(c, i)) as LeaseStatus).routes ?? [];
-  return new Map(routes.map((r) => [r.subnet, r.node]));
+  return new Map((await readStatus(c, i)).routes.map((r) => [r.subnet, r.node]));
 }
 
 describe.skipIf(skipReason !== undefined)('podtun: leases in etcd', () => {

@@ -19,7 +19,7 @@ import { ipv4UdpPacket, podtunDataDatagram, podtunDataHeader } from './inject-pa
 import { probe, startProbe } from '../../lab/probe.js';
 import type { UdpListenResult, UdpSendResult } from '../../lab/probe.js';
 import { dropCount, readStatus, transportStat } from '../../lab/podtun-status.js';
-import type { NodeStatus } from '../../lab/podtun-status.js';
+import type { StatusReport } from '../../api/status-schema.js';
 import { PODTUN_PORT } from '../../lab/cluster.js';
 import type { Cluster } from '../../lab/cluster.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
@@ -34,7 +34,7 @@ const LISTEN_PORT = 6000;
  * id is unknown, should random bytes happen to form a header); the router refuses a malformed
  * inner packet.
  */
-function junkDrops(status: NodeStatus): number {
+function junkDrops(status: StatusReport): number {
   // Keys carry the transport's prefix ('udp.') behind transport selection.
   const udp = (key: string): number => transportStat(status, `udp.${key}`) + transportStat(status, key);
   return udp('drop.bad_header') + udp('drop.unknown_peer') + udp('drop.unauthenticated') + dropCount(status, 'malformed');

@@ -14,6 +14,8 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readStatusReport } from '../../api/status-schema.js';
+import type { DashboardSnapshot } from '../../node-bootstrap/local-api/dashboard/dashboard-server.js';
 import { PODTUN_PORT } from '../../lab/cluster.js';
 import type { Cluster } from '../../lab/cluster.js';
 import { ipv4UdpPacket, podtunDataDatagram } from './inject-packet.js';
@@ -28,13 +30,6 @@ printSkip('podtun-observe.test.ts', skipReason);
 const API = '127.0.0.1:9402';
 const DASHBOARD = '127.0.0.1:9403';
 const BYTES = 8 * 1024 * 1024;
-
-interface StatusJson {
-  node: string;
-  lease: string[];
-  routes: { subnet: string; node: string; transport: string; state: string }[];
-  peers: { node: string; txBytes: number; mtu: number; state: string }[];
-}
 
 /** `podtun <args> --socket <node i's socket>`, the built CLI, from the root namespace. */
 async function podtun(c: Cluster, i: number, args: readonly string[]): Promise<string> {
@@ -73,14 +68,14 @@ describe.skipIf(skipReason !== undefined)('podtun: status CLI, readiness and met
     expect(page.stdout).toContain('<html');
     expect(page.stdout).toContain('uplot');
     const status = await c.exec(c.node(1).ns, ['curl', '-s', '--max-time', '3', `http://${DASHBOARD}/status`]);
-    const peers = (JSON.parse(status.stdout) as { peers: { node: string }[] }).peers.map((p) => p.node).sort();
+    const peers = (JSON.parse(status.stdout) as DashboardSnapshot).peers.map((p) => p.node).sort();
     expect(peers).toEqual(['n2', 'n3']);
   });
 
   it('reports ready, lease and routes', async () => {
     const c = cluster();
     expect(await apiGet(c, 1, '/readyz')).toEqual([200, '{"ready":true}']);
-    const status = JSON.parse(await podtun(c, 1, ['status', '--json'])) as StatusJson;
+    const status = readStatusReport(JSON.parse(await podtun(c, 1, ['status', '--json'])));
     expect(status.node).toBe('n1');
     expect(status.lease).toEqual([c.node(1).subnetV4]);
     expect(status.peers.map((p) => p.node).sort()).toEqual(['n2', 'n3']);
@@ -93,12 +88,12 @@ describe.skipIf(skipReason !== undefined)('podtun: status CLI, readiness and met
 
   it('counts an 8 MiB transfer to n2 in status and metrics', async () => {
     const c = cluster();
-    const txBefore = (JSON.parse(await podtun(c, 1, ['status', '--json'])) as StatusJson).peers.find((p) => p.node === 'n2')?.txBytes ?? 0;
+    const txBefore = readStatusReport(JSON.parse(await podtun(c, 1, ['status', '--json']))).peers.find((p) => p.node === 'n2')?.txBytes ?? 0;
     const metricBefore = metric((await apiGet(c, 1, '/metrics'))[1], 'podtun_peer_tx_bytes_total', 'peer="n2"');
     const sink = await startProbe<{ bytes: number }>(c, c.pod(2, 0).ns, 'tcp-sink', { port: 5020, 'timeout-ms': 20_000 });
     await probe(c, c.pod(1, 0).ns, 'tcp-send', { to: c.pod(2, 0).ipv4, port: 5020, bytes: BYTES, seed: 7, 'timeout-ms': 20_000 });
     expect((await sink.result).bytes).toBe(BYTES);
-    const txAfter = (JSON.parse(await podtun(c, 1, ['status', '--json'])) as StatusJson).peers.find((p) => p.node === 'n2')?.txBytes ?? 0;
+    const txAfter = readStatusReport(JSON.parse(await podtun(c, 1, ['status', '--json']))).peers.find((p) => p.node === 'n2')?.txBytes ?? 0;
     expect(txAfter - txBefore).toBeGreaterThanOrEqual(BYTES);
     const [code, text] = await apiGet(c, 1, '/metrics');
     expect(code).toBe(200);

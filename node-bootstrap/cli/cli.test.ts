@@ -1,0 +1,69 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main, packageVersion } from './cli.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './command.js';
+
+async function cli(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, env, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+describe('podtun CLI', () => {
+  let dir = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'podtun-cli-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each([['--help'], ['-h'], ['help'], ['run', '--help']])('%s prints usage, exit 0', async (...argv) => {
+    const r = await cli(argv);
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.out).toMatch(/^Usage:\n {2}podtun run --config FILE/);
+  });
+
+  it('prints the package version', async () => {
+    const r = await cli(['version']);
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.out).toBe(`podtun ${packageVersion()}\n`);
+    expect(packageVersion()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it.each<[string[], RegExp]>([
+    [[], /^$/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['run', '--config', 'x.yaml', '--verbose'], /Unknown option '--verbose'/],
+    [['run', 'x.yaml'], /positional argument/],
+    [['run'], /--config: required \(or set PODTUN_CONFIG\)/],
+    [['run', '--config', 'x.yaml', '--log-level', 'loud'], /--log-level: "loud" is not one of/],
+    [['version', 'extra'], /unexpected argument "extra"/],
+  ])('%j -> usage, exit 2', async (argv, reason) => {
+    const r = await cli(argv);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.err).toMatch(reason);
+    expect(r.err + r.out).toContain('Usage:');
+  });
+
+  it('run reports a bad config with file, field and reason, exit 1', async () => {
+    const path = join(dir, 'node.yaml');
+    await writeFile(path, 'nodeName: a\nclusterCidrs: [10.244.0.0/16]\nnodes:\n  - name: a\n    subnets: [10.244.1.5/24]\n');
+    const stderr: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => {
+      stderr.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      const r = await cli(['run'], { PODTUN_CONFIG: path });
+      expect(r.code).toBe(EXIT_FAILURE);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(stderr.join('')).toContain(`${path}: nodes[0].subnets[0]: "10.244.1.5/24" has host bits set`);
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * Prometheus metrics for `GET /metrics`: the process's default metrics plus podtun's own, all
+ * computed at scrape time from one `router.stats()` snapshot in collect() callbacks (nothing
+ * is counted per packet here). The only importer of prom-client.
+ *
+ * Counters carry the router's running totals; `{peer, transport}` labels name the transport
+ * carrying the peer at scrape time.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { DROP_REASON_NAMES } from '../../core/drop-reason.js';
+import type { RouterStats } from '../../router/router.js';
+
+export interface PodtunMetrics {
+  /** The exposition format's content type. */
+  readonly contentType: string;
+  /** The text exposition of every metric, from one stats snapshot. */
+  render(): Promise<string>;
+}
+
+export interface MetricsOptions {
+  /** The router's stats now; undefined while the node is starting (only process metrics then). */
+  stats: () => RouterStats | undefined;
+  /** Default process metrics (CPU, memory, event loop, ...); default true. Tests turn them off. */
+  processMetrics?: boolean;
+}
+
+/** Drop counters in the transports' stats: `udp.drop.bad_header`, `ws.drop.malformed`. */
+const TRANSPORT_DROP_RE = /^(?:[a-z]+\.)?drop\.([a-z_]+)$/;
+
+export function createMetrics(options: MetricsOptions): PodtunMetrics {
+  const registry = new Registry();
+  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
+
+  // One snapshot per scrape: render() takes it, every collect() reads it.
+  let snapshot: RouterStats | undefined;
+  const registers = [registry];
+  const peerLabels = ['peer', 'transport'] as const;
+
+  const peerCounter = (name: string, help: string, pick: (p: RouterStats['peers'][number]) => number): void => {
+    const counter: Counter<'peer' | 'transport'> = new Counter({
+      name,
+      help,
+      labelNames: peerLabels,
+      registers,
+      collect() {
+        counter.reset();
+        for (const p of snapshot?.peers ?? []) counter.inc({ peer: p.node, transport: p.transport ?? 'none' }, pick(p));
+      },
+    });
+  };
+  peerCounter('podtun_peer_tx_bytes_total', 'Bytes of inner packets sent to the peer.', (p) => p.txBytes);
+  peerCounter('podtun_peer_tx_packets_total', 'Inner packets sent to the peer.', (p) => p.txPackets);
+  peerCounter('podtun_peer_rx_bytes_total', 'Bytes of inner packets received from the peer.', (p) => p.rxBytes);
+  peerCounter('podtun_peer_rx_packets_total', 'Inner packets received from the peer.', (p) => p.rxPackets);
+
+  const up: Gauge<'peer' | 'transport'> = new Gauge({
+    name: 'podtun_peer_up',
+    help: '1 when the peer answers probes (state up), else 0.',
+    labelNames: peerLabels,
+    registers,
+    collect() {
+      up.reset();
+      for (const p of snapshot?.peers ?? []) up.set({ peer: p.node, transport: p.transport ?? 'none' }, p.state === 'up' ? 1 : 0);
+    },
+  });
+  const rtt: Gauge<'peer' | 'transport'> = new Gauge({
+    name: 'podtun_peer_rtt_seconds',
+    help: 'Smoothed probe round-trip time to the peer (absent until the first reply).',
+    labelNames: peerLabels,
+    registers,
+    collect() {
+      rtt.reset();
+      for (const p of snapshot?.peers ?? []) {
+        if (p.rttMs !== undefined) rtt.set({ peer: p.node, transport: p.transport ?? 'none' }, p.rttMs / 1000);
+      }
+    },
+  });
+  const drops: Counter<'reason'> = new Counter({
+    name: 'podtun_drops_total',
+    help: 'Packets dropped, by reason (router and transports).',
+    labelNames: ['reason'] as const,
+    registers,
+    collect() {
+      drops.reset();
+      if (snapshot === undefined) return;
+      for (const [reason, n] of dropsByReason(snapshot)) drops.inc({ reason }, n);
+    },
+  });
+  const switches: Counter = new Counter({
+    name: 'podtun_transport_switches_total',
+    help: 'Changes of the transport carrying a peer (UDP <-> WebSocket).',
+    registers,
+    collect() {
+      switches.reset();
+      switches.inc(snapshot?.transport['switches'] ?? 0);
+    },
+  });
+
+  return {
+    contentType: registry.contentType,
+    async render() {
+      snapshot = options.stats();
+      try {
+        return await registry.metrics();
+      } finally {
+        snapshot = undefined;
+      }
+    },
+  };
+}
+
+/** Every router drop reason (zeros included, so the series exist), plus the transports' drop counters. */
+export function dropsByReason(stats: RouterStats): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const name of DROP_REASON_NAMES) out.set(name, stats.drops[name] ?? 0);
+  for (const [key, n] of Object.entries(stats.transport)) {
+    const reason = TRANSPORT_DROP_RE.exec(key)?.[1];
+    if (reason !== undefined) out.set(reason, (out.get(reason) ?? 0) + n);
+  }
+  return out;
+}

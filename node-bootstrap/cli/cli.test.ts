@@ -1,4 +1,5 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +26,21 @@ describe('podtun CLI', () => {
     const r = await cli(argv);
     expect(r.code).toBe(EXIT_OK);
     expect(r.out).toMatch(/^Usage:\n {2}podtun run --config FILE/);
+  });
+
+  it('install-cni puts podtun, podtun-ipam and the reference plugins into --bin-dir; a bad name is a usage error', async () => {
+    const binDir = join(dir, 'opt-cni-bin');
+    const r = await cli(['install-cni', '--bin-dir', binDir]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(EXIT_OK);
+    expect((await readdir(binDir)).sort()).toEqual(['bridge', 'host-local', 'loopback', 'podtun', 'podtun-ipam', 'portmap']);
+    const version = execFileSync(join(binDir, 'bridge'), [], { env: { CNI_COMMAND: 'VERSION' }, input: '' }).toString();
+    expect(JSON.parse(version)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0']) as unknown });
+    expect((await cli(['install-cni', '--bin-dir', binDir])).out).toMatch(/^unchanged /);
+    expect((await cli(['install-cni', '--plugins', '../etc/passwd'])).code).toBe(EXIT_USAGE);
+    const missing = await cli(['install-cni', '--bin-dir', binDir, '--plugin-dir', join(dir, 'none')]);
+    expect(missing.code).toBe(EXIT_FAILURE);
+    expect(missing.err).toMatch(/bridge is missing \(Debian package containernetworking-plugins, or --plugin-dir\)/);
   });
 
   it('prints the package version', async () => {

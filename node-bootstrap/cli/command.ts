@@ -5,6 +5,7 @@
  * Exit codes: 0 ok, 1 failure (bad config, startup or fatal error), 2 usage error.
  */
 import { DEFAULT_API_SOCKET } from '../../api/api-client.js';
+import type { Logger } from '../../core/logger.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -31,6 +32,7 @@ export const USAGE = `Usage:
   podtun demo [--mode podtun|kernel-routing]
   podtun doctor --config FILE [--socket PATH] [--json]
   podtun uninstall [--config FILE]
+  podtun install-cni [--bin-dir DIR] [--plugin-dir DIR] [--plugins a,b,...]
   podtun version
   podtun --help
 
@@ -42,6 +44,9 @@ Commands:
   doctor    Check what breaks pod networking on this node (TUN, forwarding, routes, peers, MTU).
   uninstall Remove the CNI conflist and executables \`run\` installed (the config's cni block, or
             /etc/cni/net.d/10-podtun.conflist and /opt/cni/bin/podtun{,-ipam}); IPAM state stays.
+  install-cni Put podtun, podtun-ipam and the reference plugins it delegates to (default bridge,
+            host-local, loopback, portmap from /usr/lib/cni) into --bin-dir (default /opt/cni/bin),
+            each by temp file + rename; the DaemonSet's init step. No conflist (run writes it).
   demo      Build a throwaway 3-node cluster in network namespaces and show podtun carrying it.
   version   Print the version.
 
@@ -67,4 +72,14 @@ export function usageError(io: CliIo, reason: string): number {
 /** A flag or environment value, trimmed; undefined when absent or blank. */
 export function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+/** The CLI prints results itself; warnings from the installer go to stderr as plain lines. */
+export function cliLogger(io: CliIo): Logger {
+  const warn = (objOrMsg: object | string, msg?: string): void => {
+    io.err(typeof objOrMsg === 'string' ? `podtun: ${objOrMsg}\n` : `podtun: ${msg ?? ''} ${JSON.stringify(objOrMsg)}\n`);
+  };
+  const quiet = (): void => undefined;
+  const log: Logger = { debug: quiet, info: quiet, warn, error: warn, child: () => log, isLevelEnabled: (level) => level === 'warn' || level === 'error' };
+  return log;
 }

@@ -10,8 +10,7 @@ import { ConfigError, DEFAULT_CNI } from '../config/node-config.js';
 import type { CniSettings } from '../config/node-config.js';
 import { uninstallCni } from '../../cni/cni-install.js';
 import { errorMessage } from '../../core/config-check.js';
-import type { Logger } from '../../core/logger.js';
-import { EXIT_FAILURE, EXIT_OK, usageError } from './command.js';
+import { cliLogger, EXIT_FAILURE, EXIT_OK, usageError } from './command.js';
 import type { CliEnv, CliIo } from './command.js';
 
 export async function uninstallCommand(args: readonly string[], env: CliEnv, io: CliIo): Promise<number> {
@@ -39,14 +38,4 @@ export async function uninstallCommand(args: readonly string[], env: CliEnv, io:
     io.err(`podtun: uninstall failed: ${errorMessage(err)}\n`);
     return EXIT_FAILURE;
   }
-}
-
-/** The CLI prints results itself; warnings from the installer go to stderr as plain lines. */
-function cliLogger(io: CliIo): Logger {
-  const warn = (objOrMsg: object | string, msg?: string): void => {
-    io.err(typeof objOrMsg === 'string' ? `podtun: ${objOrMsg}\n` : `podtun: ${msg ?? ''} ${JSON.stringify(objOrMsg)}\n`);
-  };
-  const quiet = (): void => undefined;
-  const log: Logger = { debug: quiet, info: quiet, warn, error: warn, child: () => log, isLevelEnabled: (level) => level === 'warn' || level === 'error' };
-  return log;
 }

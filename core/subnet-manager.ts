@@ -17,6 +17,10 @@ export interface SubnetManager {
   watchLeases(signal: AbortSignal, onEvents: (events: LeaseEvent[]) => void): Promise<void>;
   /** Reads its source again now (SIGHUP; the static list); true when a new list was taken. */
   reload?(): Promise<boolean>;
+  /** While localLease() waits: for what, in a few words for /readyz ("podCIDR not assigned"). */
+  waitingFor?(): string | undefined;
+  /** The node forwards now (routes in, TUN up): a control plane may be told (Kubernetes: NetworkUnavailable=False). */
+  forwarding?(): Promise<void>;
   /** Stops renewing and watching; a held lease is kept until it expires (a quick restart keeps it). Safe twice. */
   close(): Promise<void>;
 }
@@ -45,6 +49,10 @@ export interface SubnetManagerContext {
   readonly advertise: Advertisement;
   /** The config's own node list (managers that read it: static). */
   readonly configLeases: ConfigLeases;
+  /** This node's listeners as endpoints at the node address `host` (what to publish when the config names none). */
+  endpointsAt(host: string): PeerEndpoints;
+  /** The process environment, read by the daemon (in-cluster API discovery). */
+  readonly env: Readonly<Record<string, string | undefined>>;
   readonly log: Logger;
   /** This node's subnet is now held by another node: the daemon must stop. */
   onLeaseLost(reason: string): void;

@@ -26,6 +26,11 @@
  *                                     with the given headers, then N junk binary messages (random
  *                                     bytes, 1..2048 each), then one binary message of B bytes;
  *                                     {status, junkSent, oversizeSent, closeCode, closedAfterMs}
+ *   unix-forward --socket PATH --to A --port P
+ *                                     listens on the Unix socket PATH and pipes each connection to
+ *                                     A:P, so a process outside this namespace (it shares the file
+ *                                     system, not the routes) reaches a server in it; {connections}
+ *                                     when --timeout-ms ends it (exit 0: a bounded service)
  */
 import { createHash } from 'node:crypto';
 import { createServer, connect, isIPv6 } from 'node:net';
@@ -520,7 +525,34 @@ async function wsRaw(flags: Flags): Promise<object> {
   };
 }
 
+/** Bridges a Unix socket to a TCP server in this namespace until the timeout ends it. */
+async function unixForward(flags: Flags): Promise<object> {
+  const path = str(flags, 'socket');
+  const to = str(flags, 'to');
+  const port = int(flags, 'port');
+  const timeoutMs = int(flags, 'timeout-ms', 30_000);
+  let connections = 0;
+  const server = createServer((client) => {
+    connections++;
+    const upstream = connect(port, to);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  emit({ event: 'listening', socket: path });
+  // Ends a little before the agent's own timer, so the result line is the normal one.
+  await new Promise((r) => setTimeout(r, Math.max(0, timeoutMs - 500)));
+  server.close();
+  return { connections };
+}
+
 const MODES: Record<string, (flags: Flags) => Promise<object>> = {
+  'unix-forward': unixForward,
   'ws-raw': wsRaw,
   'tcp-sink': tcpSink,
   'tcp-send': tcpSend,

@@ -30,6 +30,7 @@ export interface LeaseSourceOptions {
   onLogLevel: (level: LogLevel) => void;
   /** Our subnet is now held by another node (control-plane managers): the daemon must stop. */
   onLeaseLost: (reason: string) => void;
+  env: Readonly<Record<string, string | undefined>>;
 }
 
 export async function openLeaseSource(options: LeaseSourceOptions): Promise<LeaseSource> {
@@ -55,6 +56,15 @@ export async function openLeaseSource(options: LeaseSourceOptions): Promise<Leas
       // Only a manager that reads the list follows the file; the others reload on SIGHUP.
       watchPath: options.watchConfig && readsNodeList ? config.source : undefined,
     },
+    endpointsAt: (host) => {
+      const out: Record<string, string> = {};
+      for (const t of config.transports) {
+        const endpoint = t.endpointAt(host);
+        if (endpoint !== undefined) out[t.kind] = endpoint;
+      }
+      return out;
+    },
+    env: options.env,
     log,
     onLeaseLost: options.onLeaseLost,
   });

@@ -12,7 +12,9 @@
  *  4. Router, started; the SubnetManager's first batch (every node, this one included) goes
  *     through router.applyLeaseEvents before `node ready` is logged; then, with a `cni` block,
  *     the CNI executables and conflist are installed (only now can pods be attached).
- *  5. Lease changes (static: file edits, SIGHUP; etcd: the watch) reach the router as diffs.
+ *  4b. the subnet manager is told the node forwards (Kubernetes: the Node's NetworkUnavailable
+ *     condition goes False).
+ *  5. Lease changes (static: file edits, SIGHUP; etcd, Kubernetes: the watch) reach the router as diffs.
  *  6. SIGTERM/SIGINT: stop watching, router.close (transport, then device), undo the host
  *     network, exit 0. A second signal exits at once. A fatal error is logged, the host
  *     network undone, exit 1.
@@ -86,6 +88,8 @@ export interface StartNodeOptions {
   onLogLevel?: (level: LogLevel) => void;
   /** The node cannot go on (its etcd lease went to another node); default: logged. */
   onFatal?: (err: unknown) => void;
+  /** The process environment (in-cluster API discovery); default none. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface RunningNode {
@@ -153,8 +157,10 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
         if (options.onFatal !== undefined) options.onFatal(err);
         else log.error({ err }, 'lease lost');
       },
+      env: options.env ?? {},
     });
     undo.push(() => leases.close());
+    readiness.waitingFor = () => leases.manager.waitingFor?.();
     const local = await leases.manager.localLease();
 
     const device = await deps.openDevice({ name: config.tunName, log: componentLogger(log, 'tun') });
@@ -267,6 +273,8 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       });
       log.info({ dir: cni.binDir, conf: `${cni.confDir}/${cni.confFileName}`, count: installed.length }, 'cni installed');
     }
+    // The control plane may be told the node forwards now (Kubernetes: NetworkUnavailable=False).
+    await leases.manager.forwarding?.();
 
     let closing: Promise<void> | undefined;
     return {
@@ -389,6 +397,7 @@ export async function runNode(options: RunNodeOptions, loadDeps: () => Promise<N
             onLogLevel: (level) => root.setLevel(level),
             onFatal,
             loadConfig: () => loadConfig(options.configPath, options.overrides),
+            env: process.env,
           },
           deps,
         ),

@@ -18,10 +18,14 @@ export const READINESS_ORDER = ['tun', 'transports', 'routes', 'lease'] as const
 export class Readiness {
   readonly checks: ReadinessChecks = { tun: false, transports: false, routes: false, lease: false };
   stopping = false;
+  /** What the start is waiting for before any step can be taken (the subnet manager's own words). */
+  waitingFor: () => string | undefined = () => undefined;
 
-  /** undefined when ready; else why not, e.g. "transports not up". */
+  /** undefined when ready; else why not, e.g. "transports not up", "podCIDR not assigned". */
   reason(): string | undefined {
     if (this.stopping) return 'shutting down';
+    const waiting = this.waitingFor();
+    if (waiting !== undefined) return waiting;
     const missing = READINESS_ORDER.find((k) => !this.checks[k]);
     return missing === undefined ? undefined : `${missing} not up`;
   }

@@ -7,7 +7,7 @@
  *     ├─ kube-apiserver           https://127.0.0.1:<free>    Node,RBAC; admin = system:masters
  *     └─ kube-controller-manager  nodeipam over 10.244.0.0/16 + fd00:10:244::/48
  *
- * Needs the binaries from test/kube/build-control-plane.sh and fails, naming it, without them.
+ * Needs the binaries from lab/kube/build-control-plane.sh and fails, naming it, without them.
  * The steps share one control plane and run in order.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -15,10 +15,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, kubeControlPlaneBinDir, requireKubeBinaries, startControlPlane } from './control-plane.js';
-import type { ControlPlane } from './control-plane.js';
-import { KubeApiError, podCidrsOf } from './kube-api.js';
-import type { KubeApi } from './kube-api.js';
+import { freePort, kubeControlPlaneBinDir, requireKubeBinaries, startControlPlane } from '../../lab/kube/control-plane.js';
+import type { ControlPlane } from '../../lab/kube/control-plane.js';
+import { KubeApiError, podCidrsOf } from '../../lab/kube/kube-api.js';
+import type { KubeApi } from '../../lab/kube/kube-api.js';
 
 const NODES = [
   { name: 'node-a', internalIP: '10.99.0.1', internalIPv6: 'fd00:99::1' },

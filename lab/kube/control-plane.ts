@@ -10,7 +10,7 @@
  * 4. kube-controller-manager with only `nodeipam` (unless allocateNodeCidrs is false), its user
  *    bound to the node controller's role first; ready when its /healthz answers ok.
  *
- * The binaries come from test/kube/build-control-plane.sh. Every process is spawned through one
+ * The binaries come from lab/kube/build-control-plane.sh. Every process is spawned through one
  * seam (so the netns harness can run them inside a namespace), logs to `<dir>/<name>.log`, and
  * is ended by its PID: SIGTERM, then SIGKILL after a bounded wait.
  */
@@ -28,7 +28,7 @@ import { KubeApi } from './kube-api.js';
 
 /** Keep in step with PODTUN_KUBE_VERSION's default in build-control-plane.sh. */
 export const DEFAULT_KUBE_VERSION = 'v1.35.4';
-export const BUILD_SCRIPT = 'test/kube/build-control-plane.sh';
+export const BUILD_SCRIPT = 'lab/kube/build-control-plane.sh';
 export const KUBE_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'] as const;
 
 /** Services get ClusterIPs from here; outside the usual pod ranges so nodeipam never hands it out. */
@@ -84,6 +84,13 @@ export interface ControlPlaneOptions {
   allocateNodeCidrs?: boolean;
   /** Seam: the netns harness passes one that runs `ip netns exec <ns> ...`. */
   spawn?: SpawnFn;
+  /** Fixed ports instead of free ones probed here (a namespace of its own has every port free). */
+  ports?: { etcdClient: number; etcdPeer: number; controllerManager: number };
+  /**
+   * When this process cannot route to `bindAddress` (the plane runs in a network namespace): a
+   * Unix socket leading to `bindAddress:port`, which the harness forwards. Probes and `admin` use it.
+   */
+  reach?: (port: number) => string;
 }
 
 export interface ControlPlane {
@@ -193,8 +200,10 @@ async function layout(opts: ControlPlaneOptions): Promise<Layout> {
   const pki = await generatePki(join(opts.dir, 'pki'), opts.bindAddress);
   const apiserverPort = opts.port ?? 6443;
   const url = `https://${hostPort(opts.bindAddress, apiserverPort)}`;
-  // Ports probed on loopback: in a fresh network namespace every port is free anyway.
-  const [etcdPort, etcdPeerPort, controllerManagerPort] = [await freePort(), await freePort(), await freePort()];
+  // Ports probed on loopback, unless fixed (a fresh network namespace has every port free).
+  const [etcdPort, etcdPeerPort, controllerManagerPort] = opts.ports === undefined
+    ? [await freePort(), await freePort(), await freePort()]
+    : [opts.ports.etcdClient, opts.ports.etcdPeer, opts.ports.controllerManager];
   const adminKubeconfig = join(opts.dir, 'admin.kubeconfig');
   const controllerManagerKubeconfig = join(opts.dir, 'kube-controller-manager.kubeconfig');
   await writeFile(adminKubeconfig, kubeconfig(url, pki.caCert, 'admin', pki.adminCert, pki.adminKey));
@@ -235,6 +244,7 @@ class LocalControlPlane implements ControlPlane {
       server: this.url,
       caFile: paths.pki.caCert,
       auth: { certFile: paths.pki.adminCert, keyFile: paths.pki.adminKey },
+      ...(opts.reach === undefined ? {} : { socketPath: opts.reach(paths.apiserverPort) }),
     });
     const spawnFn = opts.spawn ?? defaultSpawn;
     const component = (name: string, args: string[]) =>
@@ -246,7 +256,7 @@ class LocalControlPlane implements ControlPlane {
 
   async start(): Promise<void> {
     this.etcd.start();
-    await this.etcd.waitReady(() => etcdHealthy(this.paths.etcdUrl), ETCD_READY_TIMEOUT_MS);
+    await this.etcd.waitReady(() => etcdHealthy(this.paths.etcdUrl, this.socketFor(this.paths.etcdUrl)), ETCD_READY_TIMEOUT_MS);
     await this.startApiServer();
     if (this.opts.allocateNodeCidrs ?? true) await this.startControllerManager();
   }
@@ -264,7 +274,7 @@ class LocalControlPlane implements ControlPlane {
     await this.admin.applyManifests(NODE_IPAM_RBAC);
     this.controllerManager.start();
     const healthz = `https://${hostPort(this.opts.bindAddress, this.paths.controllerManagerPort)}/healthz`;
-    await this.controllerManager.waitReady(() => httpsOk(healthz, this.paths.pki.caCert), CONTROLLER_MANAGER_READY_TIMEOUT_MS);
+    await this.controllerManager.waitReady(() => httpsOk(healthz, this.paths.pki.caCert, this.socketFor(healthz)), CONTROLLER_MANAGER_READY_TIMEOUT_MS);
   }
 
   stopControllerManager(): Promise<void> {
@@ -282,6 +292,11 @@ class LocalControlPlane implements ControlPlane {
     if (failures.length > 0) {
       throw new ControlPlaneError('KUBE_STOP_FAILED', 'failed to stop the control plane', { cause: failures[0] });
     }
+  }
+
+  /** The forwarded Unix socket for a URL's port, when the harness forwards. */
+  private socketFor(url: string): string | undefined {
+    return this.opts.reach?.(Number(new URL(url).port));
   }
 
   private async apiserverReady(): Promise<boolean> {
@@ -548,9 +563,9 @@ function defaultSpawn(argv: string[], opts: { logFile: string }): ChildProcess {
   }
 }
 
-function etcdHealthy(etcdUrl: string): Promise<boolean> {
+function etcdHealthy(etcdUrl: string, socketPath: string | undefined): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request(`${etcdUrl}/health`, { timeout: PROBE_TIMEOUT_MS }, (res) => {
+    const req = request(`${etcdUrl}/health`, { timeout: PROBE_TIMEOUT_MS, ...(socketPath === undefined ? {} : { socketPath }) }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -564,10 +579,10 @@ function etcdHealthy(etcdUrl: string): Promise<boolean> {
 }
 
 /** An unauthenticated GET that expects 200 "ok" (the controller manager allows /healthz to all). */
-function httpsOk(url: string, caFile: string): Promise<boolean> {
+function httpsOk(url: string, caFile: string, socketPath: string | undefined): Promise<boolean> {
   const ca = readFileSync(caFile);
   return new Promise((resolve) => {
-    const req = httpsRequest(url, { ca, timeout: PROBE_TIMEOUT_MS, agent: false }, (res) => {
+    const req = httpsRequest(url, { ca, timeout: PROBE_TIMEOUT_MS, agent: false, ...(socketPath === undefined ? {} : { socketPath }) }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));

@@ -21,6 +21,11 @@ export interface KubeApiOptions {
   auth: KubeAuth;
   /** Per request; default 10 s. */
   requestTimeoutMs?: number;
+  /**
+   * A Unix socket that leads to the server (the netns harness forwards one to an apiserver in a
+   * namespace this process cannot route to); the TLS check still names `server`'s host.
+   */
+  socketPath?: string;
 }
 
 export type PatchType = 'strategic' | 'merge' | 'json' | 'apply';
@@ -212,6 +217,7 @@ export class KubeApi {
         {
           host: this.server.hostname.replace(/^\[|\]$/g, ''),
           port: this.server.port === '' ? 443 : Number(this.server.port),
+          ...(this.options.socketPath === undefined ? {} : { socketPath: this.options.socketPath }),
           path,
           method,
           headers,

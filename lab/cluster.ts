@@ -35,6 +35,13 @@
  * runtime client (cnitool.ts) and the `podtun` plugin podtun installed, with the reference
  * `bridge` plugin from /usr/lib/cni.
  *
+ * Leases from Kubernetes (`podtun.kube`): a real kube-apiserver, etcd and kube-controller-manager
+ * run in namespace `pt<id>-k` at KUBE_IP (lab/kube/kube-lab.ts); deploy/kubernetes is applied to
+ * it and every node's podtun uses the token of the ServiceAccount it creates; nodes are
+ * registered as Nodes with their underlay InternalIP and get podCIDRs from nodeipam. Node configs
+ * carry `subnetManager: kube` and a `cni` block, no `nodes` and no `nodeName` (NODE_NAME is set,
+ * as a DaemonSet does). Pods come from `attachPod`, as with etcd.
+ *
  * Numbering: nodes are 1-based (`node(1)` is n1), pods 0-based within a node (`pod(1, 0)` is
  * p1a at 10.244.1.10).
  */
@@ -65,6 +72,9 @@ import {
 import type { Outcome, RunOptions, RunResult, SpawnOptions } from './shell.js';
 import { ensureCnitool } from './cnitool.js';
 import { ETCD_BINARY, ETCD_READY_LINE, etcdArgs } from './etcd-server.js';
+import { ensureProbeAgent, startProbe } from './probe.js';
+import { KUBE_IP, startKubeLab } from './kube/kube-lab.js';
+import type { KubeLab } from './kube/kube-lab.js';
 
 export type ClusterMode = 'podtun' | 'kernel-routing' | 'kernel-vxlan' | 'none';
 
@@ -132,6 +142,11 @@ export interface PodtunOptions {
   envFor?: (i: number) => Readonly<Record<string, string>>;
   /** Leases from a real etcd instead of `nodes`; pods come from attachPod (podsPerNode must be 0). */
   etcd?: { ttlSeconds?: number };
+  /**
+   * Leases from a real Kubernetes API (podCIDRs, Node annotations); pods come from attachPod
+   * (podsPerNode must be 0). `allocateNodeCidrs: false` starts without the controller manager.
+   */
+  kube?: { allocateNodeCidrs?: boolean };
 }
 
 export interface CniCallOptions {
@@ -290,6 +305,8 @@ export interface Cluster {
   readLog(i: number): string;
   /** The etcd of a `podtun.etcd` cluster; undefined otherwise. */
   readonly etcd: EtcdInfo | undefined;
+  /** The Kubernetes control plane of a `podtun.kube` cluster; undefined otherwise. */
+  readonly kube: KubeLab | undefined;
   /**
    * Attaches a new pod namespace `pt<id>-<name>` to node i through the real CNI runtime client
    * and the conflist podtun installed (etcd clusters); resolves with its addresses.
@@ -436,6 +453,7 @@ class ClusterImpl implements Cluster {
   private readonly spawned = new Set<ChildProcess>();
   private proxy: ProxyInfo | undefined;
   etcd: EtcdInfo | undefined;
+  kube: KubeLab | undefined;
   private etcdProc: ChildProcess | undefined;
   private readonly attached: PodInfo[] = [];
   readonly clusterSecret = randomBytes(24).toString('base64url');
@@ -569,7 +587,14 @@ class ClusterImpl implements Cluster {
       if (this.mode !== 'podtun' || this.options.podsPerNode !== 0) throw new Error('podtun.etcd needs mode podtun and podsPerNode 0 (pods come from attachPod)');
       await this.startEtcd();
     }
+    if (this.options.podtun?.kube !== undefined) {
+      if (this.mode !== 'podtun' || this.options.podsPerNode !== 0) throw new Error('podtun.kube needs mode podtun and podsPerNode 0 (pods come from attachPod)');
+      await this.startKube();
+    }
     await Promise.all(this.nodeInfos.map((node) => this.buildNode(node)));
+    if (this.kube !== undefined) {
+      for (const node of this.nodeInfos) await this.kube.registerNode(node.name, node.underlayIp, node.underlayIpv6);
+    }
     if (this.mode === 'kernel-routing') {
       await Promise.all(this.nodeInfos.map((node) => this.addKernelRoutes(node)));
     } else if (this.mode === 'kernel-vxlan') {
@@ -620,8 +645,8 @@ class ClusterImpl implements Cluster {
       await this.ip(ns, ['-6', 'addr', 'add', `${node.underlayIpv6}/64`, 'dev', 'eth0', 'nodad']);
     }
     await this.ip(ns, ['link', 'set', 'eth0', 'up']);
-    // etcd clusters: the subnet is not known before podtun acquires it; the bridge plugin makes cni0.
-    if (this.options.podtun?.etcd !== undefined) return;
+    // etcd and kube clusters: the subnet is not known before podtun gets it; the bridge plugin makes cni0.
+    if (this.leasesFromControlPlane()) return;
 
     await this.ip(ns, ['link', 'add', 'cni0', 'type', 'bridge']);
     await this.ip(ns, ['addr', 'add', `10.244.${i}.1/24`, 'dev', 'cni0']);
@@ -692,7 +717,41 @@ class ClusterImpl implements Cluster {
     }
   }
 
-  // ---- etcd and CNI ----
+  // ---- etcd, Kubernetes and CNI ----
+
+  private leasesFromControlPlane(): boolean {
+    return this.options.podtun?.etcd !== undefined || this.options.podtun?.kube !== undefined;
+  }
+
+  private async startKube(): Promise<void> {
+    const ns = `pt${this.id}-k`;
+    await this.addNamespace(ns);
+    await this.ip(this.underlayNs, ['link', 'add', 'kube', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await this.ip(this.underlayNs, ['link', 'set', 'kube', 'master', 'ul0', 'up']);
+    await this.ip(ns, ['addr', 'add', `${KUBE_IP}/24`, 'dev', 'eth0']);
+    await this.ip(ns, ['link', 'set', 'eth0', 'up']);
+    await this.ip(ns, ['link', 'set', 'lo', 'up']);
+    await ensureProbeAgent(this.repoRoot);
+    this.kube = await startKubeLab({
+      repoRoot: this.repoRoot,
+      dir: this.dir,
+      clusterCidrs: this.options.ipv6 ? [CLUSTER_CIDR_V4, CLUSTER_CIDR_V6] : [CLUSTER_CIDR_V4],
+      allocateNodeCidrs: this.options.podtun?.kube?.allocateNodeCidrs ?? true,
+      spawnInKubeNs: (argv, { logFile }) => {
+        const fd = openSync(logFile, 'a');
+        try {
+          return this.spawnIn(ns, argv, { stdio: ['ignore', fd, fd] });
+        } finally {
+          closeSync(fd);
+        }
+      },
+      // Bounded like every harness process: an hour, and ended at destroy() anyway.
+      forward: async (port, socketPath) => {
+        rmSync(socketPath, { force: true });
+        await startProbe(this, ns, 'unix-forward', { socket: socketPath, to: KUBE_IP, port, 'timeout-ms': 3_600_000 });
+      },
+    });
+  }
 
   private async startEtcd(): Promise<void> {
     const ns = `pt${this.id}-e`;
@@ -814,11 +873,18 @@ class ClusterImpl implements Cluster {
       top.set('advertise', { endpoint: `${hostOf(node)}:${PODTUN_PORT}`, ...(withWs ? { wsEndpoint: `ws://${hostOf(node)}:${WS_PORT}` } : {}) });
       top.set('cni', { binDir: node.cniBinDir, confDir: node.cniConfDir, dataDir: node.cniDataDir });
     }
+    if (this.kube !== undefined) {
+      // One config for every node: the name comes from NODE_NAME (podtunEnv), as in a DaemonSet.
+      top.delete('nodeName');
+      top.set('subnetManager', { type: 'kube', kubeconfig: this.kube.podtunKubeconfig, resyncSeconds: 30 });
+      top.set('advertise', { transport: 'auto' });
+      top.set('cni', { binDir: node.cniBinDir, confDir: node.cniConfDir, dataDir: node.cniDataDir });
+    }
     mergeKeys(top, podtun.config);
     mergeKeys(top, podtun.nodeOverrides?.(i));
     const lines = [`# podtun netns harness, run ${this.id}`];
     for (const [key, value] of top) lines.push(`${key}: ${yamlValue(value)}`);
-    if (this.etcd !== undefined) {
+    if (this.leasesFromControlPlane()) {
       writeFileSync(node.configFile, `${lines.join('\n')}\n`);
       return;
     }
@@ -852,6 +918,7 @@ class ClusterImpl implements Cluster {
     return {
       ...env,
       PODTUN_STATUS_SOCKET: node.statusSocket,
+      NODE_NAME: node.name,
       ...(this.options.podtun?.env ?? {}),
       ...(this.options.podtun?.envFor?.(node.index) ?? {}),
     };
@@ -907,7 +974,7 @@ class ClusterImpl implements Cluster {
    */
   private async isReady(node: NodeInfo, logStart: number, elapsedMs: number): Promise<boolean> {
     // etcd clusters: pods can be attached once the CNI install that follows `node ready` is done.
-    if (this.etcd !== undefined) return this.readLog(node.index).slice(logStart).includes('cni installed');
+    if (this.leasesFromControlPlane()) return this.readLog(node.index).slice(logStart).includes('cni installed');
     if (this.readLog(node.index).slice(logStart).includes('node ready')) return true;
     if (elapsedMs < READY_FALLBACK_MS) return false;
     const link = await outcomeIn(node.ns, ['ip', '-j', 'link', 'show', 'dev', TUN_NAME]);
@@ -1104,6 +1171,8 @@ class ClusterImpl implements Cluster {
     // Graceful first: podtun should remove its TUN and routes on SIGTERM.
     await Promise.all([...this.podtunProcs.values()].map((child) => stopChild(child, 3_000)));
     this.podtunProcs.clear();
+    // The control plane in its order (controller manager, apiserver, etcd), before the rest.
+    await this.kube?.plane.close().catch((err: unknown) => process.stderr.write(`podtun netns harness: ${String(err)}\n`));
     await Promise.all([...this.spawned].map((child) => stopChild(child, 1_000)));
     this.spawned.clear();
     this.removeNamespaces();

@@ -5,11 +5,13 @@
 import { subnetManagerEntry } from '../core/subnet-manager.js';
 import type { SubnetManagerEntry } from '../core/subnet-manager.js';
 import { etcdManagerType } from './etcd-manager-type.js';
+import { kubeManagerType } from './kube/kube-manager-type.js';
 import { staticManagerType } from './static-manager-type.js';
 
 export const SUBNET_MANAGERS: readonly SubnetManagerEntry[] = [
   subnetManagerEntry(staticManagerType),
   subnetManagerEntry(etcdManagerType),
+  subnetManagerEntry(kubeManagerType),
 ];
 
 export const DEFAULT_SUBNET_MANAGER = 'static';

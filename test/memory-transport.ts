@@ -6,6 +6,7 @@
 import type { InboundBatch, PacketBatch } from '../core/packet-batch.js';
 import { VNET_HDR_LEN } from '../core/packet-batch.js';
 import type { InboundSink, PeerSpec, PeerState, PeerStatus, Transport } from '../core/transport.js';
+import { PeerSlots } from '../tunnel/peer-slots.js';
 
 export interface MemoryTransportOptions {
   /** The kind it reports (and whose endpoint it shows); default 'memory'. A selector test plays 'udp' and 'ws' with two. */
@@ -24,6 +25,8 @@ export class MemoryTransport implements Transport {
   closed = false;
   other: MemoryTransport | undefined;
   private sink: InboundSink | undefined;
+  /** Only its slot range check: the peers themselves are in `peers`, where tests look them up. */
+  private readonly slots = new PeerSlots<PeerSpec>('ERR_PODTUN_MEMORY_SLOT');
   private delivered = 0;
   /** Refused (the `refuse` switch): congested; no such peer, or closed: peer down. */
   private congested = 0;
@@ -42,10 +45,12 @@ export class MemoryTransport implements Transport {
   }
 
   setPeer(slot: number, peer: PeerSpec): void {
+    this.slots.check(slot);
     this.peers.set(slot, peer);
   }
 
   removePeer(slot: number): void {
+    this.slots.check(slot);
     this.peers.delete(slot);
   }
 
@@ -98,14 +103,16 @@ export class MemoryTransport implements Transport {
     return true;
   }
 
+  /** Every peer in `peerState`, except that all are down once the other side has closed. */
   peerStatus(): PeerStatus[] {
+    const state = this.other?.closed === true ? 'down' : this.peerState;
     return [...this.peers].map(([slot, spec]) => ({
       slot,
       node: spec.node,
       transport: this.kind,
       endpoint: spec.endpoints[this.kind],
-      state: this.peerState,
-      rttMs: this.peerState === 'up' ? 0.05 : undefined,
+      state,
+      rttMs: state === 'up' ? 0.05 : undefined,
       lastSeenMs: undefined,
     }));
   }

@@ -5,6 +5,10 @@
  *   transport A (node-a)  127.0.0.1:pA  <---- UDP ---->  127.0.0.1:pB  transport B (node-b)
  *     slot 3 = node-b                                                 slot 5 = node-a
  *                        raw socket 127.0.0.1:pR (sends junk / probes, reads replies)
+ *
+ * What every transport does (delivery, unknown and removed slots, a closed peer, close twice
+ * without leftovers) is the contract's, checked in tunnel/transport-contract.test.ts; here, what
+ * is UDP's own.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -96,22 +100,9 @@ function testPacket(payload: string): Buffer {
   return pkt;
 }
 
-/** True when a bare IPv4/UDP packet's header and UDP checksums verify. */
-function checksumsOk(ipPkt: Buffer): boolean {
-  if (checksum(ipPkt, 0, 20) !== 0xffff) return false;
-  const udpLen = ipPkt.readUInt16BE(24);
-  const pseudo = checksum(ipPkt, 12, 20) + 17 + udpLen;
-  return checksum(ipPkt, 20, 20 + udpLen, pseudo) === 0xffff;
-}
-
-
 // --- recording logger and sink ---
 
 
-
-function countOf(list: string[], item: string): number {
-  return list.filter((x) => x === item).length;
-}
 
 async function until(what: string, cond: () => boolean, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -233,16 +224,14 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect(new UdpTransport({ listen: '0.0.0.0:8285', localNode: 'x', clusterSecret: SECRET, log }).kind).toBe('udp');
     });
 
-    it('delivers data to the sink, tagged with the sender slot, without the virtio header', async () => {
+    it('delivers bare IP packets (virtio header stripped), counted in packetsOut', async () => {
       const { a, atB } = await pair();
       const packets = [testPacket('hello from a'), testPacket('second packet, a bit longer')];
       const { batch, idx } = batchOf(packets);
       expect(a.send(SLOT_B, batch, idx, 2)).toBe(0);
       await until('2 packets at b', () => atB.got.length >= 2);
-      expect(atB.got.map((r) => r.slot)).toEqual([SLOT_A, SLOT_A]);
       expect(atB.got.every((r) => !r.vnetHdr)).toBe(true);
       expect(atB.got.map((r) => r.packet)).toEqual(packets.map((p) => p.subarray(VNET_HDR_LEN)));
-      expect(atB.got.every((r) => checksumsOk(r.packet))).toBe(true);
       if (!native) expect(atB.calls).toEqual([2]);
       expect(a.stats()['packetsOut']).toBe(2);
     });
@@ -449,18 +438,6 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
         .toEqual([`127.0.0.1:${a.port}`, `127.0.0.1:${a2.port}`]);
     });
 
-    it('drops everything sent to an unknown or removed slot as peer_down', async () => {
-      const { a } = await pair();
-      const { batch, idx } = batchOf([testPacket('x'), testPacket('y')]);
-      expect(a.send(9, batch, idx, 2)).toBe(2);
-      expect(a.send(-1, batch, idx, 2)).toBe(2);
-      a.removePeer(SLOT_B);
-      expect(a.send(SLOT_B, batch, idx, 2)).toBe(2);
-      expect(a.peerStatus()).toEqual([]);
-      expect(a.stats()['drop.peer_down']).toBe(6);
-      expect(() => a.setPeer(4096, { node: 'n', endpoints: {}, transports: ['udp'] })).toThrow(TransportError);
-    });
-
     it('keeps a peer whose endpoint this socket cannot reach, unaddressed and logged', async () => {
       const { a } = await pair();
       a.setPeer(7, { node: 'node-v6', endpoints: { udp: '[fd00::7]:8285' }, transports: ['udp'] });
@@ -494,27 +471,12 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
         .toThrow(/^cannot listen on localhost:8285: .*not an IP address/);
     });
 
-    it('closes twice and leaves no handle or timer behind', async () => {
-      const before = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
-      const { a, b, atB } = await pair();
-      const { batch, idx } = batchOf([testPacket('bye')]);
-      a.send(SLOT_B, batch, idx, 1);
-      await until('data at b', () => atB.got.length >= 1);
-      await until('b up at a', () => statusOf(a, SLOT_B).state === 'up');
-      await a.close();
+    it('after close, refuses to start again and has released its port', async () => {
+      const { a, b } = await pair();
       await a.close();
       await b.close();
-      await b.close();
-      expect(a.send(SLOT_B, batch, idx, 1)).toBe(1);
       await expect(a.start(() => {})).rejects.toMatchObject({ code: 'ERR_PODTUN_UDP_CLOSED' });
-      await new Promise((res) => setImmediate(res));
-      // Nothing of ours may remain: no kind of resource is more numerous than before.
-      const after = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
-      for (const kind of new Set(after)) {
-        expect({ kind, n: countOf(after, kind) }).toEqual({ kind, n: Math.min(countOf(after, kind), countOf(before, kind)) });
-      }
       expect(lines.filter((l) => l.level === 'error')).toEqual([]);
-      // The sockets are really closed: their ports can be bound again.
       for (const port of [a.port, b.port]) {
         const again = transport('node-c', { listen: `127.0.0.1:${port}` });
         await again.start(() => {});

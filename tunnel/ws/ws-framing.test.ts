@@ -5,13 +5,14 @@ import {
   FRAME_ERR_EMPTY,
   FRAME_ERR_TOO_MANY,
   FRAME_ERR_TRUNCATED,
+  FRAME_LEN_BYTES,
   MAX_PACKETS_PER_MESSAGE,
   MIN_FRAMED_PACKET_LEN,
+  MessagePlan,
   decodeMessage,
-  encodeBatch,
-  fitPackets,
-  framedBytes,
+  encodeMessage,
   newInboundBatch,
+  planMessages,
 } from './ws-framing.js';
 import { batchOf } from '../../test/packet-fixtures.js';
 
@@ -22,17 +23,25 @@ function packet(len: number, seed: number): Buffer {
   return p;
 }
 
-/** The packets laid out in one buffer with 7 bytes of headroom before each (as a TUN batch). */
+/** The plan of all of `idx` as [packets, bytes] per entry, and its total. */
+function planOf(batch: PacketBatch, idx: Int32Array, maxPayloadBytes: number): { entries: [number, number][]; totalBytes: number } {
+  const plan = new MessagePlan();
+  planMessages(batch, idx, idx.length, maxPayloadBytes, plan);
+  const entries: [number, number][] = [];
+  for (let k = 0; k < plan.entries; k++) entries.push([plan.packets[k] ?? -1, plan.bytes[k] ?? -1]);
+  return { entries, totalBytes: plan.totalBytes };
+}
 
 /** Encodes all of `idx` as the transport does, splitting at maxPayloadBytes. */
 function encodeAll(batch: PacketBatch, idx: Int32Array, maxPayloadBytes: number): Buffer[] {
   const out: Buffer[] = [];
-  let i = 0;
-  while (i < idx.length) {
-    const n = fitPackets(batch, idx, i, idx.length - i, maxPayloadBytes);
-    if (n === 0) throw new Error(`packet ${i} does not fit`);
-    out.push(encodeBatch(batch, idx, i, n));
-    i += n;
+  let at = 0;
+  for (const [n, bytes] of planOf(batch, idx, maxPayloadBytes).entries) {
+    if (n === 0) throw new Error(`packet ${at} does not fit`);
+    const message = Buffer.alloc(bytes);
+    encodeMessage(batch, idx, at, n, message);
+    out.push(message);
+    at += n;
   }
   return out;
 }
@@ -61,7 +70,8 @@ describe('ws framing', () => {
     const { batch, idx } = batchOf(packets, 7);
     const messages = encodeAll(batch, idx, 4 * 1024 * 1024);
     expect(messages).toHaveLength(1);
-    expect(messages[0]?.length).toBe(framedBytes(batch, idx, 0, packets.length));
+    expect(messages[0]?.length).toBe(packets.reduce((sum, p) => sum + FRAME_LEN_BYTES + p.length, 0));
+    expect(planOf(batch, idx, 4 * 1024 * 1024).totalBytes).toBe(messages[0]?.length);
     expect(messages[0]?.readUInt32BE(0)).toBe(10 + 65535);
     expect(decodeAll(messages, 7)).toEqual(packets);
   });
@@ -90,14 +100,21 @@ describe('ws framing', () => {
   it('caps packets per message and refuses packets that cannot be framed', () => {
     const packets = Array.from({ length: MAX_PACKETS_PER_MESSAGE + 10 }, (_, i) => packet(MIN_FRAMED_PACKET_LEN, i));
     const { batch, idx } = batchOf(packets, 7);
-    expect(fitPackets(batch, idx, 0, packets.length, 1 << 30)).toBe(MAX_PACKETS_PER_MESSAGE);
+    expect(planOf(batch, idx, 1 << 30).entries.map(([n]) => n)).toEqual([MAX_PACKETS_PER_MESSAGE, 10]);
     expect(decodeAll(encodeAll(batch, idx, 1 << 30), 1)).toHaveLength(packets.length);
 
-    const odd = batchOf([packet(100, 1), packet(MIN_FRAMED_PACKET_LEN - 1, 2), packet(100, 3), packet(2000, 4)], 7);
-    expect(fitPackets(odd.batch, odd.idx, 0, 4, 1 << 20)).toBe(1); // stops before the runt
-    expect(fitPackets(odd.batch, odd.idx, 1, 3, 1 << 20)).toBe(0);
-    expect(fitPackets(odd.batch, odd.idx, 2, 2, 1000)).toBe(1); // 2000 B does not fit in 1000
-    expect(fitPackets(odd.batch, odd.idx, 3, 1, 1000)).toBe(0);
+    const runt = MIN_FRAMED_PACKET_LEN - 1;
+    const odd = batchOf([packet(100, 1), packet(runt, 2), packet(100, 3), packet(2000, 4)], 7);
+    // The runt ends the first message and is dropped on its own; 2000 B fits in 1 MiB, not in 1000.
+    expect(planOf(odd.batch, odd.idx, 1 << 20)).toEqual({
+      entries: [[1, 104], [0, runt], [2, 104 + 2004]], totalBytes: 104 + 4 + runt + 104 + 2004 });
+    expect(planOf(odd.batch, odd.idx, 1000).entries).toEqual([[1, 104], [0, runt], [1, 104], [0, 2000]]);
+
+    // A plan grows past its first 64 entries for a batch that needs more.
+    const alternating = batchOf(Array.from({ length: 300 }, (_, i) => packet(i % 2 === 0 ? 100 : runt, i)), 7);
+    const grown = planOf(alternating.batch, alternating.idx, 1 << 20).entries;
+    expect(grown).toHaveLength(300);
+    expect(grown.every(([n, bytes], k) => (k % 2 === 0 ? n === 1 && bytes === 104 : n === 0 && bytes === runt))).toBe(true);
   });
 
   it('refuses garbled messages whole, without throwing', () => {

@@ -9,7 +9,7 @@
  * No header or version field inside the message: the WebSocket subprotocol (WS_SUBPROTOCOL,
  * negotiated at the upgrade) names the format, and WebSocket already delimits messages.
  * A message is at most the connection's `maxPayload` bytes; senders split a batch into several
- * messages rather than exceed it (fitPackets).
+ * messages rather than exceed it (planMessages).
  *
  * Receivers refuse a whole message (decodeMessage returns a negative FRAME_ERR_*) when a length
  * runs past the end, a packet is shorter than a virtio header plus a minimal IPv4 header, or it
@@ -52,41 +52,84 @@ export function isFramablePacket(len: number): boolean {
   return len >= MIN_FRAMED_PACKET_LEN && len <= MAX_FRAMED_PACKET_LEN;
 }
 
-/** Bytes that packets `idx[start..start+count)` of `batch` take once framed. */
-export function framedBytes(batch: PacketBatch, idx: Int32Array, start: number, count: number): number {
+/** A plan starts with room for this many messages and doubles when a batch needs more. */
+const INITIAL_PLAN_ENTRIES = 64;
+
+/**
+ * How one batch goes out, worked out in one pass over its packets (planMessages) so that each
+ * packet's framed size is read once: the batch's total for the congestion check, then its
+ * messages in order. Reused from batch to batch; grown only for a batch that needs more entries
+ * than any before (at most one per packet).
+ */
+export class MessagePlan {
+  /** Framed bytes of every packet of the batch, whether it can be framed or not. */
+  totalBytes = 0;
+  /** Entries in use in `packets` and `bytes`, in batch order. */
+  entries = 0;
+  /** Per entry: packets in the message; 0 = one packet that cannot be framed at all (dropped). */
+  packets = new Int32Array(INITIAL_PLAN_ENTRIES);
+  /** Per entry: the message's framed bytes; for a dropped packet, its length. */
+  bytes = new Int32Array(INITIAL_PLAN_ENTRIES);
+}
+
+function addEntry(plan: MessagePlan, packets: number, bytes: number): void {
+  const k = plan.entries;
+  if (k === plan.packets.length) {
+    const packetsGrown = new Int32Array(2 * k);
+    const bytesGrown = new Int32Array(2 * k);
+    packetsGrown.set(plan.packets);
+    bytesGrown.set(plan.bytes);
+    plan.packets = packetsGrown;
+    plan.bytes = bytesGrown;
+  }
+  plan.packets[k] = packets;
+  plan.bytes[k] = bytes;
+  plan.entries = k + 1;
+}
+
+/**
+ * Plans packets `idx[0..count)` of `batch` into `plan`: as few messages of at most
+ * `maxPayloadBytes` as they fit in order, each ending before the first packet that would not
+ * fit or at MAX_PACKETS_PER_MESSAGE; a packet that fits in no message (isFramablePacket, or
+ * longer than `maxPayloadBytes` once framed) is an entry of its own, to be dropped.
+ */
+export function planMessages(
+  batch: PacketBatch, idx: Int32Array, count: number, maxPayloadBytes: number, plan: MessagePlan,
+): void {
   const offs = batch.offs;
   let total = 0;
-  for (let i = start; i < start + count; i++) total += FRAME_LEN_BYTES + (offs[2 * (idx[i] ?? 0) + 1] ?? 0);
-  return total;
-}
-
-/**
- * How many packets, from `idx[start]` on (at most `count`), go into one message of at most
- * `maxPayloadBytes`: stops before the first packet that would not fit, that is not framable
- * (isFramablePacket), or at MAX_PACKETS_PER_MESSAGE. 0 when `idx[start]` itself cannot go.
- */
-export function fitPackets(
-  batch: PacketBatch, idx: Int32Array, start: number, count: number, maxPayloadBytes: number,
-): number {
-  const offs = batch.offs;
-  const limit = Math.min(count, MAX_PACKETS_PER_MESSAGE);
-  let bytes = 0;
   let n = 0;
-  while (n < limit) {
-    const len = offs[2 * (idx[start + n] ?? 0) + 1] ?? 0;
-    if (!isFramablePacket(len) || bytes + FRAME_LEN_BYTES + len > maxPayloadBytes) break;
-    bytes += FRAME_LEN_BYTES + len;
+  let bytes = 0;
+  plan.entries = 0;
+  for (let i = 0; i < count; i++) {
+    const len = offs[2 * (idx[i] ?? 0) + 1] ?? 0;
+    const framed = FRAME_LEN_BYTES + len;
+    total += framed;
+    if (!isFramablePacket(len) || framed > maxPayloadBytes) {
+      if (n > 0) addEntry(plan, n, bytes);
+      addEntry(plan, 0, len);
+      n = 0;
+      bytes = 0;
+      continue;
+    }
+    if (n === MAX_PACKETS_PER_MESSAGE || bytes + framed > maxPayloadBytes) {
+      addEntry(plan, n, bytes);
+      n = 0;
+      bytes = 0;
+    }
     n++;
+    bytes += framed;
   }
-  return n;
+  if (n > 0) addEntry(plan, n, bytes);
+  plan.totalBytes = total;
 }
 
 /**
- * One message holding packets `idx[start..start+count)` of `batch` (choose `count` with
- * fitPackets). One allocation for the whole message. Borrowed batch: copied out, not kept.
+ * Writes the message holding packets `idx[start..start+count)` of `batch` (one planned message)
+ * into `out`, which must be exactly its framed size (the plan's `bytes`). Borrowed batch:
+ * copied out, not kept.
  */
-export function encodeBatch(batch: PacketBatch, idx: Int32Array, start: number, count: number): Buffer {
-  const message = Buffer.allocUnsafe(framedBytes(batch, idx, start, count));
+export function encodeMessage(batch: PacketBatch, idx: Int32Array, start: number, count: number, out: Buffer): void {
   const src = batch.buf;
   const offs = batch.offs;
   let at = 0;
@@ -94,11 +137,10 @@ export function encodeBatch(batch: PacketBatch, idx: Int32Array, start: number, 
     const p = idx[i] ?? 0;
     const off = offs[2 * p] ?? 0;
     const len = offs[2 * p + 1] ?? 0;
-    message.writeUInt32BE(len, at);
-    src.copy(message, at + FRAME_LEN_BYTES, off, off + len);
+    out.writeUInt32BE(len, at);
+    src.copy(out, at + FRAME_LEN_BYTES, off, off + len);
     at += FRAME_LEN_BYTES + len;
   }
-  return message;
 }
 
 /** A reusable InboundBatch able to hold any valid message (offsets point into the message). */

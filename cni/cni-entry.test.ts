@@ -9,10 +9,11 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { skipUnlessMet } from '../test/requirement.js';
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cni', 'cni-entry.js');
 const skipReason = existsSync(entry) ? undefined : 'dist/cni/cni-entry.js is missing: run `npm run build` first';
-if (skipReason !== undefined) console.log(`cni-entry.test.ts skipped: ${skipReason}`);
+const skip = skipUnlessMet('cni/cni-entry.test.ts', skipReason);
 
 interface Run {
   stdout: string;
@@ -37,7 +38,7 @@ function runEntry(args: readonly string[], env: Record<string, string>, stdin: s
   });
 }
 
-describe.skipIf(skipReason !== undefined)('cni-entry (built)', () => {
+describe.skipIf(skip)('cni-entry (built)', () => {
   it('without a plugin name: usage on stderr, exit 2, nothing on stdout', async () => {
     const run = await runEntry(['nonsense'], { CNI_COMMAND: 'VERSION' }, '');
     expect(run).toMatchObject({ exitCode: 2, stdout: '' });

@@ -32,7 +32,8 @@ import { removeNamespaceSync, removeRecord, removeStaleRuns, writeRecord } from 
 import { netnsSkipReason } from '../lab/requirements.js';
 import { outcomeIn, pollUntil, runIn } from '../lab/shell.js';
 import type { Outcome } from '../lab/shell.js';
-import { parsePing, printSkip } from '../test/netns/support.js';
+import { parsePing } from '../test/netns/support.js';
+import { skipUnlessMet } from '../test/requirement.js';
 
 const root = findRepoRoot();
 const entry = join(root, 'dist', 'cni', 'cni-entry.js');
@@ -45,7 +46,7 @@ const skipReason =
     : !existsSync(entry)
       ? 'dist/cni/cni-entry.js is missing: run `npm run build` first'
       : undefined);
-printSkip('podtun-cni-bridge.test.ts', skipReason);
+const skip = skipUnlessMet('cni/podtun-cni-bridge.test.ts', skipReason);
 
 const LEASE = { node: 'n1', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], mtu: 1460, clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/48'] };
 const NETWORK = 'podtun';
@@ -56,7 +57,7 @@ interface Added {
   ipv6: string;
 }
 
-describe.skipIf(skipReason !== undefined)('podtun CNI plugin with the reference bridge plugin', () => {
+describe.skipIf(skip)('podtun CNI plugin with the reference bridge plugin', () => {
   const id = randomBytes(3).toString('hex');
   const runId = `ptc${id}`;
   const nodeNs = `${runId}-n`;

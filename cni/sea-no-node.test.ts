@@ -10,7 +10,7 @@
  *     opt/cni/bin/podtun-ipam              (the SEA; podtun is a hard link to it)
  *     var/lib/cni/networks/                (podtun-ipam's dataDir, created by the plugin)
  *
- * Needs root (chroot) and `ldd`; skipped with the reason otherwise.
+ * Needs root (chroot) and `ldd`; skipped with the reason otherwise (failed in CI).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnlessMet } from '../test/requirement.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = '/opt/cni/bin';
@@ -41,7 +42,7 @@ const skipReason =
         : commandPath('ldd') === undefined
           ? '`ldd` is missing (Debian package libc-bin)'
           : undefined;
-if (skipReason !== undefined) console.warn(`skipping the Node-less CNI executable test: ${skipReason}`);
+const skip = skipUnlessMet('cni/sea-no-node.test.ts', skipReason);
 
 /** The absolute paths `ldd` resolves for an executable, the loader included. */
 function sharedLibraries(executable: string): string[] {
@@ -61,7 +62,7 @@ async function listFiles(dir: string): Promise<string[]> {
   return entries.filter((e) => !e.isDirectory()).map((e) => `/${relative(dir, join(e.parentPath, e.name))}`).sort();
 }
 
-describe.skipIf(skipReason !== undefined)('CNI executables without Node (chroot)', () => {
+describe.skipIf(skip)('CNI executables without Node (chroot)', () => {
   let scratch: string;
   let rootfs: string;
   let expectedFiles: string[];

@@ -19,9 +19,9 @@ import type { NativeUdp } from './addon.js';
 import { TunDevice } from '../router/tun-device.js';
 import type { PacketBatch } from '../core/packet-batch.js';
 import { createNs, deleteNs, kernelSkipReason, moveIntoNs, nodeInNs, uniqueName } from './test-support.js';
+import { skipUnlessMet } from '../test/requirement.js';
 
-const skip = kernelSkipReason();
-if (skip !== undefined) console.log(`[skip] native/forwarder.test.ts: ${skip}`);
+const skip = skipUnlessMet('native/forwarder.test.ts', kernelSkipReason());
 
 const TUN_MTU = 1400;
 const HEADER = Buffer.from([1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]); // tunnel/udp-header.ts: v1, data
@@ -94,7 +94,7 @@ const senderScript = (host: string, port: number, totalBytes: number): string =>
   sock.on('data', () => {});
 `;
 
-describe.skipIf(skip !== undefined)('TUN -> UDP -> TUN forwarder (real kernel, offloads on)', () => {
+describe.skipIf(skip)('TUN -> UDP -> TUN forwarder (real kernel, offloads on)', () => {
   const nsA = uniqueName('ptnat-a');
   const nsB = uniqueName('ptnat-b');
   const devA = uniqueName('pta');

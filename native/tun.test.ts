@@ -14,9 +14,9 @@ import { addon } from './addon.js';
 import type { NativeTun } from './addon.js';
 import { createNs, deleteNs, kernelSkipReason, moveIntoNs, run, uniqueName } from './test-support.js';
 import { VNET_HDR_LEN, csumAdd, fold, readVnet } from './test-packets.js';
+import { skipUnlessMet } from '../test/requirement.js';
 
-const skip = kernelSkipReason();
-if (skip !== undefined) console.log(`[skip] native/tun.test.ts: ${skip}`);
+const skip = skipUnlessMet('native/tun.test.ts', kernelSkipReason());
 
 const LOCAL = '10.66.0.1';
 const REMOTE = '10.66.0.2';
@@ -38,7 +38,7 @@ function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-describe.skipIf(skip !== undefined)('TUN device (real kernel)', () => {
+describe.skipIf(skip)('TUN device (real kernel)', () => {
   const ns = uniqueName('ptnat-');
   const dev = uniqueName('ptt');
 

@@ -18,9 +18,11 @@ import { SLOT_OF_A, SLOT_OF_B, transportContract } from '../test/transport-contr
 import type { ConnectedPair } from '../test/transport-contract.js';
 import { UdpTransport } from './udp/udp-transport.js';
 import { WsTransport } from './ws/ws-transport.js';
+import { skipUnlessMet } from '../test/requirement.js';
 
 const SECRET = Buffer.from('contract test cluster secret, 32');
-const nativeBuilt = existsSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'podtun.node'));
+const nativeMissing = skipUnlessMet('tunnel/transport-contract.test.ts (UDP)',
+  existsSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'podtun.node')) ? undefined : 'the native addon is not built (npm ci builds it)');
 
 /** Starts `a` and `b`, lets `connect` introduce them, waits until each sees the other up; closes both if that fails. */
 async function connect(
@@ -55,7 +57,7 @@ transportContract('memory', {
   downWithinMs: 100,
 });
 
-describe.skipIf(!nativeBuilt)('', () => {
+describe.skipIf(nativeMissing)('', () => {
   const PROBE_INTERVAL_MS = 50;
   const DEAD_AFTER_MS = 200;
   const udp = (node: string): UdpTransport => new UdpTransport({

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cniEnv, preparePodtunIpam, runPlugin } from '../../test/cni-process.js';
+import { skipUnlessMet } from '../../test/requirement.js';
 
 const BRIDGE_PLUGIN = '/usr/lib/cni/bridge';
 
@@ -35,14 +36,13 @@ function skipReason(): string | undefined {
   return undefined;
 }
 
-const skip = skipReason();
-if (skip !== undefined) console.log(`skipping podtun-ipam bridge test: ${skip}`);
+const skip = skipUnlessMet('cni/ipam/podtun-ipam-bridge.test.ts', skipReason());
 
 function ip(args: readonly string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-describe.skipIf(skip !== undefined)('podtun-ipam behind the reference bridge plugin', () => {
+describe.skipIf(skip)('podtun-ipam behind the reference bridge plugin', () => {
   const suffix = randomBytes(3).toString('hex');
   const nodeNs = `pti-node-${suffix}`;
   const podNs = `pti-pod-${suffix}`;

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnlessMet } from '../../test/requirement.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(root, 'bin', 'podtun.js');
@@ -40,7 +41,7 @@ const skipReason =
       : !existsSync(join(root, 'build', 'Release', 'podtun.node'))
         ? 'native addon not built'
         : undefined;
-if (skipReason !== undefined) console.log(`podtun-run.test.ts skipped: ${skipReason}`);
+const skip = skipUnlessMet('node-bootstrap/daemon/podtun-run.test.ts', skipReason);
 
 const CONFIG = `nodeName: node-a
 clusterSecret: "podtun-run test cluster secret"
@@ -54,7 +55,7 @@ nodes:
     endpoint: 192.168.77.2:8285
 `;
 
-describe.skipIf(skipReason !== undefined)('podtun run (process)', () => {
+describe.skipIf(skip)('podtun run (process)', () => {
   const ns = `ptboot-${randomBytes(4).toString('hex')}`;
   let dir = '';
   const children = new Set<ChildProcess>();

@@ -20,6 +20,7 @@ import { setupHostNetwork, tunAddressesOf } from './host-network.js';
 import { HostNetworkError, systemHostOps } from './host-ops.js';
 import type { HostOps } from './host-ops.js';
 import { quietLogger } from '../../test/recording-logger.js';
+import { skipUnlessMet } from '../../test/requirement.js';
 
 
 function run(file: string, args: readonly string[]): Promise<string> {
@@ -58,7 +59,7 @@ function netnsOps(ns: string): HostOps {
 const isRoot = process.getuid?.() === 0;
 const hasIp = await run('ip', ['-V']).then(() => true, () => false);
 const skipReason = !isRoot ? 'not root' : !hasIp ? 'no ip command (iproute2)' : undefined;
-if (skipReason !== undefined) console.log(`host-network netns tests skipped: ${skipReason}`);
+const skip = skipUnlessMet('node-bootstrap/host-network/host-network.test.ts', skipReason);
 
 const SYSCTLS = [
   'net/ipv4/ip_forward',
@@ -68,7 +69,7 @@ const SYSCTLS = [
   'net/ipv6/conf/pt0/disable_ipv6',
 ];
 
-describe.skipIf(skipReason !== undefined)('setupHostNetwork in a network namespace', () => {
+describe.skipIf(skip)('setupHostNetwork in a network namespace', () => {
   const ns = `ptboot-${randomBytes(4).toString('hex')}`;
   const ops = netnsOps(ns);
   const options = {

@@ -3,6 +3,7 @@
  * that keeps logs when a test failed, and output parsers for ping.
  */
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
+import { skipUnlessMet } from '../requirement.js';
 import { createCluster, findRepoRoot, tail } from '../../lab/cluster.js';
 import type { Cluster, ClusterOptions } from '../../lab/cluster.js';
 import { ensureProbeAgent, probe, startProbe } from '../../lab/probe.js';
@@ -10,10 +11,9 @@ import type { ProbeServer, RttResult } from '../../lab/probe.js';
 
 export { netnsSkipReason, podtunSkipReason } from '../../lab/requirements.js';
 
+/** Skips (printing why) or, in CI, fails the file when `reason` says something is missing (test/requirement.ts). */
 export function printSkip(file: string, reason: string | undefined): boolean {
-  if (reason === undefined) return false;
-  process.stdout.write(`[skip] ${file}: ${reason}\n`);
-  return true;
+  return skipUnlessMet(`test/netns/${file}`, reason);
 }
 
 /**

@@ -47,9 +47,11 @@ import { recordingLogger } from '../../test/recording-logger.js';
 import type { LogLine } from '../../test/recording-logger.js';
 import { collector } from '../../test/inbound-collector.js';
 import { batchOf } from '../../test/packet-fixtures.js';
+import { skipUnlessMet } from '../../test/requirement.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const nativeBuilt = existsSync(join(root, 'build', 'Release', 'podtun.node'));
+const nativeMissing = skipUnlessMet('tunnel/udp/udp-transport.test.ts (native addon half)',
+  existsSync(join(root, 'build', 'Release', 'podtun.node')) ? undefined : 'the native addon is not built (npm ci builds it)');
 
 const PROBE_INTERVAL_MS = 50;
 const DEAD_AFTER_MS = 200;
@@ -216,7 +218,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
     return s;
   }
 
-  describe.skipIf(native && !nativeBuilt)('', () => {
+  describe.skipIf(native && nativeMissing)('', () => {
     it('registers its overhead per underlay family and its kind', () => {
       const log = recordingLogger(lines);
       expect(udpTransportType.overheadBytes(4)).toBe(40);

@@ -24,7 +24,11 @@
  * And cni (bench/cni-bench.ts): CNI ADD end to end (median, p99) beside the reference bridge +
  * host-local pair, and node start to ready.
  *
- * Flags: --modes a,b  --runs N  --seconds S  --out FILE
+ * For the podtun rows, the CPU both daemons spent (/proc/PID/stat): per GB received over the TCP
+ * runs, and per 64-byte packet received in the small-packet test.
+ *
+ * Flags: --modes a,b  --runs N  --seconds S  --out FILE  --podtun-root DIR (run another checkout's
+ * built podtun, for an A/B against the same harness)
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -35,6 +39,7 @@ import { missingCommand, netnsSkipReason, podtunSkipReason } from '../lab/requir
 import { waitPeers } from '../lab/podtun-status.js';
 import { outcomeIn, pollUntil, sleep, stopChild } from '../lab/shell.js';
 import { cniTable, measureCni } from './cni-bench.js';
+import { totalCpuSeconds } from './process-cpu.js';
 import type { CniBenchResult } from './cni-bench.js';
 
 type DataPath = 'kernel-routing' | 'kernel-vxlan' | 'podtun-udp' | 'podtun-ws';
@@ -69,6 +74,8 @@ interface BenchOptions {
   runs: number;
   seconds: number;
   out: string;
+  /** The checkout whose bin/podtun.js the podtun rows run (default this one). */
+  podtunRoot: string | undefined;
 }
 
 interface ModeResult {
@@ -77,6 +84,10 @@ interface ModeResult {
   tcpMedianGbps: number | undefined;
   rttAvgMs: number | undefined;
   udpSmallPps: number | undefined;
+  /** Both daemons' CPU seconds per GB received over the TCP runs (podtun rows). */
+  cpuSecondsPerGb: number | undefined;
+  /** Both daemons' CPU microseconds per 64-byte packet received (podtun rows). */
+  cpuUsPerSmallPacket: number | undefined;
   error: string | undefined;
 }
 
@@ -86,6 +97,7 @@ function parseArgs(argv: readonly string[], root: string): BenchOptions {
     runs: 3,
     seconds: 8,
     out: join(root, 'bench', 'results.md'),
+    podtunRoot: undefined,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i];
@@ -105,8 +117,10 @@ function parseArgs(argv: readonly string[], root: string): BenchOptions {
       options.seconds = Math.max(1, Math.min(60, Number.parseInt(value, 10) || 8));
     } else if (flag === '--out') {
       options.out = value;
+    } else if (flag === '--podtun-root') {
+      options.podtunRoot = value;
     } else {
-      throw new Error(`bench: unknown flag ${flag ?? ''} (known: --modes, --runs, --seconds, --out)`);
+      throw new Error(`bench: unknown flag ${flag ?? ''} (known: --modes, --runs, --seconds, --out, --podtun-root)`);
     }
   }
   return options;
@@ -152,6 +166,8 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
     tcpMedianGbps: undefined,
     rttAvgMs: undefined,
     udpSmallPps: undefined,
+    cpuSecondsPerGb: undefined,
+    cpuUsPerSmallPacket: undefined,
     error: undefined,
   };
   if (mode === 'podtun-udp' || mode === 'podtun-ws') {
@@ -171,6 +187,7 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
       // Each podtun row pins its transport: auto could carry the first seconds over the other one.
       ...(mode === 'podtun-ws' ? { podtun: { transport: 'ws' as const } } : {}),
       ...(mode === 'podtun-udp' ? { podtun: { transport: 'udp' as const } } : {}),
+      ...(options.podtunRoot === undefined ? {} : { podtunRoot: options.podtunRoot }),
     });
     if (mode === 'podtun-ws') {
       await waitPeers(cluster, 1, ['n2'], { transport: 'ws' }, 20_000);
@@ -193,13 +210,22 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
     // Warm up: neighbour entries, podtun peer state.
     await c.outcome(from.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', to.ipv4]);
 
+    const daemons = CLUSTER_MODE[mode] === 'podtun' ? [1, 2].map((i) => c.nodePid(i)).filter((p): p is number => p !== undefined) : [];
+    const cpuNow = (): number => (daemons.length === 0 ? 0 : totalCpuSeconds(daemons));
+    let cpuBefore = cpuNow();
+    let bytes = 0;
     for (let run = 0; run < options.runs; run++) {
       const json = await iperfClient(c, [], options.seconds);
       const bps = json.end?.sum_received?.bits_per_second ?? 0;
+      bytes += json.end?.sum_received?.bytes ?? 0;
       result.tcpGbps.push(bps / 1e9);
       log(`  ${mode}: TCP run ${run + 1}/${options.runs}: ${(bps / 1e9).toFixed(2)} Gbit/s`);
     }
     result.tcpMedianGbps = median(result.tcpGbps);
+    if (daemons.length > 0 && bytes > 0) {
+      result.cpuSecondsPerGb = (cpuNow() - cpuBefore) / (bytes / 1e9);
+      log(`  ${mode}: daemons' CPU ${result.cpuSecondsPerGb.toFixed(2)} s per GB`);
+    }
 
     const ping = await c.outcome(from.ns, ['ping', '-c', '50', '-i', '0.01', '-q', '-W', '2', to.ipv4], {
       timeoutMs: 30_000,
@@ -209,7 +235,9 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
     log(`  ${mode}: ping avg ${avg ?? '?'} ms`);
 
     // -w 4M: the receiving socket buffer should not be what drops packets.
+    cpuBefore = cpuNow();
     const udp = await iperfClient(c, ['-u', '-l', String(SMALL_PACKET_BYTES), '-b', '0', '-w', '4M'], 3);
+    const udpCpu = cpuNow() - cpuBefore;
     const received = udp.end?.sum_received;
     const sum = udp.end?.sum;
     if (received?.bytes !== undefined && received.seconds !== undefined && received.seconds > 0) {
@@ -219,6 +247,11 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
     }
     if (result.udpSmallPps !== undefined) {
       log(`  ${mode}: ${SMALL_PACKET_BYTES}-byte UDP received ${(result.udpSmallPps / 1000).toFixed(0)} kpps`);
+      const packets = result.udpSmallPps * (received?.seconds ?? sum?.seconds ?? 0);
+      if (daemons.length > 0 && packets > 0) {
+        result.cpuUsPerSmallPacket = (udpCpu * 1e6) / packets;
+        log(`  ${mode}: daemons' CPU ${result.cpuUsPerSmallPacket.toFixed(2)} us per packet`);
+      }
     }
     await stopChild(server, 2_000);
   } catch (error: unknown) {
@@ -304,18 +337,18 @@ function table(results: readonly ModeResult[], options: BenchOptions): string {
   const vxlan = results.find((r) => r.mode === 'kernel-vxlan')?.tcpMedianGbps;
   const routingRtt = results.find((r) => r.mode === 'kernel-routing')?.rttAvgMs;
   const lines = [
-    `| data path | TCP Gbit/s (median of ${options.runs} x ${options.seconds} s) | runs | x kernel VXLAN | ping RTT ms | added RTT ms vs routing | 64 B UDP kpps received |`,
-    '|---|---|---|---|---|---|---|',
+    `| data path | TCP Gbit/s (median of ${options.runs} x ${options.seconds} s) | runs | x kernel VXLAN | ping RTT ms | added RTT ms vs routing | 64 B UDP kpps received | podtun CPU s/GB (TCP) | podtun CPU us/packet (64 B) |`,
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
     if (r.error !== undefined && r.tcpMedianGbps === undefined) {
-      lines.push(`| ${LABEL[r.mode]} | ${r.error.replace(/\|/g, '/')} | | | | | |`);
+      lines.push(`| ${LABEL[r.mode]} | ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
       continue;
     }
     const ratio = vxlan === undefined || r.tcpMedianGbps === undefined ? undefined : r.tcpMedianGbps / vxlan;
     const added = routingRtt === undefined || r.rttAvgMs === undefined ? undefined : r.rttAvgMs - routingRtt;
     lines.push(
-      `| ${LABEL[r.mode]} | ${fmt(r.tcpMedianGbps, 2)} | ${r.tcpGbps.map((g) => g.toFixed(2)).join(', ')} | ${fmt(ratio, 2)} | ${fmt(r.rttAvgMs, 3)} | ${fmt(added, 3)} | ${fmt(r.udpSmallPps === undefined ? undefined : r.udpSmallPps / 1000, 0)} |`,
+      `| ${LABEL[r.mode]} | ${fmt(r.tcpMedianGbps, 2)} | ${r.tcpGbps.map((g) => g.toFixed(2)).join(', ')} | ${fmt(ratio, 2)} | ${fmt(r.rttAvgMs, 3)} | ${fmt(added, 3)} | ${fmt(r.udpSmallPps === undefined ? undefined : r.udpSmallPps / 1000, 0)} | ${fmt(r.cpuSecondsPerGb, 2)} | ${fmt(r.cpuUsPerSmallPacket, 2)} |`,
     );
   }
   return lines.join('\n');
@@ -374,7 +407,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${line}\n`);
   };
   const cpu = cpus();
-  log(`podtun bench: ${options.modes.join(', ')}; ${cpu.length} CPUs (${cpu[0]?.model ?? '?'}), Linux ${release()}`);
+  log(`podtun bench: ${options.modes.join(', ')}; ${cpu.length} CPUs (${cpu[0]?.model ?? '?'}), Linux ${release()}` +
+    (options.podtunRoot === undefined ? '' : `; podtun from ${options.podtunRoot}`));
   const results: ModeResult[] = [];
   let fallback: FallbackResult | undefined;
   let cni: CniBenchResult | undefined;

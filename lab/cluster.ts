@@ -206,6 +206,8 @@ export interface ClusterOptions {
   podMtu?: number;
   /** Start podtun on every node during creation (default true in 'podtun' mode). */
   startNodes?: boolean;
+  /** Another checkout whose built bin/podtun.js the nodes run (a benchmark's A/B); default this one. */
+  podtunRoot?: string;
 }
 
 export interface PodInfo {
@@ -928,7 +930,7 @@ class ClusterImpl implements Cluster {
     if (this.mode !== 'podtun') throw new Error(`startNode: cluster mode is ${this.mode}`);
     const node = this.node(i);
     if (this.nodeRunning(i)) throw new Error(`startNode: podtun already runs on ${node.name}`);
-    const bin = join(this.repoRoot, 'bin', 'podtun.js');
+    const bin = join(this.options.podtunRoot ?? this.repoRoot, 'bin', 'podtun.js');
     const logFd = openSync(node.logFile, 'a');
     const logStart = readSize(node.logFile);
     let child: ChildProcess;

@@ -27,6 +27,7 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Etcd3 } from 'etcd3';
 import type { IKeyValue, IOptions, IWatchResponse, Watcher } from 'etcd3';
+import { errorMessage } from '../core/config-check.js';
 import type { Logger } from '../core/logger.js';
 import { RegistryError } from './registry.js';
 import type {
@@ -37,6 +38,7 @@ import type {
   RegistryEvent,
   RegistrySnapshot,
   RegistryWatch,
+  RegistryWatchBreak,
   RegistryWatchListener,
   RenewResult,
 } from './registry.js';
@@ -169,7 +171,7 @@ class EtcdRegistry implements Registry {
   watch(fromRevision: number, listener: RegistryWatchListener): RegistryWatch {
     const watch = new EtcdWatch(listener, this.log, (w) => this.watches.delete(w));
     if (this.closing !== undefined) {
-      watch.fail('registry closed');
+      watch.fail('registry closed', 'failed');
       return watch;
     }
     this.watches.add(watch);
@@ -177,7 +179,7 @@ class EtcdRegistry implements Registry {
     try {
       watcher = this.client.watch().prefix(this.keyPrefix).startRevision(String(fromRevision)).watcher();
     } catch (err: unknown) {
-      watch.fail(`watch failed: ${errorMessage(err)}`);
+      watch.fail(`watch failed: ${errorMessage(err)}`, 'failed');
       return watch;
     }
     watch.attach(watcher);
@@ -201,17 +203,14 @@ class EtcdRegistry implements Registry {
     });
     watcher.on('disconnected', (err: Error) => {
       this.log.debug({ err, reason: `watch from revision ${fromRevision}` }, 'etcd watch disconnected');
-      watch.fail(`connection to etcd lost (${this.where}): ${errorMessage(err)}`);
+      watch.fail(`connection to etcd lost (${this.where}): ${errorMessage(err)}`, 'failed');
     });
     watcher.on('error', (err: Error) => {
       this.log.debug({ err, reason: `watch from revision ${fromRevision}` }, 'etcd watch canceled');
       // etcd cancels with an empty reason when the start revision has been compacted away.
       const reason = errorMessage(err).replace(/^Watcher canceled:\s*/, '');
-      watch.fail(
-        reason === ''
-          ? `etcd canceled the watch from revision ${fromRevision}: history compacted`
-          : `etcd canceled the watch from revision ${fromRevision}: ${reason}`,
-      );
+      if (reason === '') watch.fail(`etcd canceled the watch from revision ${fromRevision}: history compacted`, 'compacted');
+      else watch.fail(`etcd canceled the watch from revision ${fromRevision}: ${reason}`, 'failed');
     });
     return watch;
   }
@@ -293,12 +292,12 @@ class EtcdWatch implements RegistryWatch {
   }
 
   /** Breaks the watch: the listener hears `broken` once (asynchronously, unless closed first). */
-  fail(reason: string): void {
+  fail(reason: string, kind: RegistryWatchBreak): void {
     if (!this.open) return;
     this.open = false;
     void this.cancel();
     queueMicrotask(() => {
-      if (this.closing === undefined) this.listener.broken(reason);
+      if (this.closing === undefined) this.listener.broken(reason, kind);
     });
   }
 
@@ -344,8 +343,4 @@ function credentialsOf(tls: NonNullable<EtcdRegistryOptions['tls']>): NonNullabl
   if (tls.certFile !== undefined) credentials.certChain = read('certFile', tls.certFile);
   if (tls.keyFile !== undefined) credentials.privateKey = read('keyFile', tls.keyFile);
   return credentials;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -8,7 +8,8 @@ import { quietLogger, recordingLogger } from '../test/recording-logger.js';
 import type { LogLine } from '../test/recording-logger.js';
 import { sleep, waitFor } from '../test/registry-contract.js';
 import { encodeLeaseRecord } from './lease-record.js';
-import { LeaseError, RegistrySubnetManager } from './registry-subnet-manager.js';
+import { LeaseError } from './lease-error.js';
+import { RegistrySubnetManager } from './registry-subnet-manager.js';
 import type { RegistrySubnetManagerOptions } from './registry-subnet-manager.js';
 import type { Lease, LeaseEvent } from '../core/lease.js';
 

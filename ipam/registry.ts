@@ -55,15 +55,22 @@ export type RegistryEvent =
   /** A record was deleted or its lease expired. */
   | { readonly type: 'delete'; readonly subnet: string; readonly revision: number };
 
+/**
+ * Why a watch stopped: 'compacted', its start revision is gone from the store's history (the
+ * store answers: list again at once); 'failed', anything else (connection lost, canceled,
+ * registry closed).
+ */
+export type RegistryWatchBreak = 'compacted' | 'failed';
+
 export interface RegistryWatchListener {
   /** Changes in revision order; one call per store transaction (or per batch the store sends). */
   events(batch: RegistryEvent[]): void;
   /**
-   * The watch has stopped for good (connection lost, history compacted, registry closed) and
-   * delivers nothing more. Called at most once. The caller resyncs: list (retrying until the
-   * registry answers again: that is "resumed"), then watch from the list's revision + 1.
+   * The watch has stopped for good and delivers nothing more. Called at most once. The caller
+   * resyncs: list (retrying until the registry answers again: that is "resumed"), then watch
+   * from the list's revision + 1.
    */
-  broken(reason: string): void;
+  broken(reason: string, kind: RegistryWatchBreak): void;
 }
 
 export interface RegistryWatch {

@@ -14,6 +14,7 @@
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { errorMessage } from '../core/config-check.js';
 import type { Logger } from '../core/logger.js';
 import { diffLeases, fullSet } from './lease-diff.js';
 import type { Lease, LeaseEvent } from '../core/lease.js';
@@ -45,7 +46,8 @@ export class StaticSubnetManager implements SubnetManager {
   /** The reload in flight, and whether another was asked for meanwhile. */
   private running: Promise<boolean> | undefined;
   private again = false;
-  private closed = false;
+  /** Aborts on close(): running watches end, nothing is reloaded any more. */
+  private readonly stop = new AbortController();
 
   constructor(options: StaticSubnetManagerOptions) {
     this.node = options.node;
@@ -67,16 +69,23 @@ export class StaticSubnetManager implements SubnetManager {
 
   /**
    * Emits every lease (this node's own included: the router treats the lease whose node is the
-   * local node as local), then the diff of each accepted reload, until `signal` aborts.
+   * local node as local), then the diff of each accepted reload, until `signal` aborts or the
+   * manager closes.
    */
   async watchLeases(signal: AbortSignal, onEvents: (events: LeaseEvent[]) => void): Promise<void> {
-    if (signal.aborted || this.closed) return;
+    if (signal.aborted || this.stop.signal.aborted) return;
     onEvents(fullSet(this.leases));
     const listener: Listener = (events) => onEvents(events);
     this.listeners.add(listener);
     this.startWatching();
     await new Promise<void>((resolve) => {
-      signal.addEventListener('abort', () => resolve(), { once: true });
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        this.stop.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      this.stop.signal.addEventListener('abort', done, { once: true });
     });
     this.listeners.delete(listener);
     if (this.listeners.size === 0) this.stopWatching();
@@ -88,7 +97,7 @@ export class StaticSubnetManager implements SubnetManager {
    * are serialised; calls during a reload coalesce into one more.
    */
   reload(): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
+    if (this.stop.signal.aborted) return Promise.resolve(false);
     if (this.running !== undefined) {
       this.again = true;
       return this.running;
@@ -118,7 +127,7 @@ export class StaticSubnetManager implements SubnetManager {
       this.log.debug({ err }, 'config reload rejected');
       return false;
     }
-    if (this.closed) return false;
+    if (this.stop.signal.aborted) return false;
     const events = diffLeases(this.leases, next);
     this.leases = next;
     this.log.info({ added: count(events, 'added'), removed: count(events, 'removed') }, 'config reloaded');
@@ -134,16 +143,16 @@ export class StaticSubnetManager implements SubnetManager {
     return true;
   }
 
-  /** Stops watching the file; watchers end when their signal aborts. Safe twice. */
+  /** Stops watching the file and ends running watches. Safe twice. */
   close(): Promise<void> {
-    this.closed = true;
+    this.stop.abort();
     this.stopWatching();
     return Promise.resolve();
   }
 
   private startWatching(): void {
     const watchPath = this.source.watchPath;
-    if (watchPath === undefined || this.watcher !== undefined || this.closed) return;
+    if (watchPath === undefined || this.watcher !== undefined || this.stop.signal.aborted) return;
     const file = basename(watchPath);
     try {
       this.watcher = watch(dirname(watchPath), { persistent: false }, (_event, name) => {
@@ -180,8 +189,4 @@ function localLeaseIn(leases: readonly Lease[], node: string): Lease {
 
 function count(events: readonly LeaseEvent[], type: LeaseEvent['type']): number {
   return events.filter((e) => e.type === type).length;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

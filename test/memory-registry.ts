@@ -22,6 +22,7 @@ import type {
   RegistryEvent,
   RegistrySnapshot,
   RegistryWatch,
+  RegistryWatchBreak,
   RegistryWatchListener,
   RenewResult,
 } from '../ipam/registry.js';
@@ -134,11 +135,11 @@ export class MemoryRegistry implements Registry {
     const watch = new MemoryWatch(this, listener);
     this.watches.add(watch);
     if (this.closed) {
-      this.breakWatch(watch, 'registry closed');
+      this.breakWatch(watch, 'registry closed', 'failed');
     } else if (!this.connected) {
-      this.breakWatch(watch, 'registry unreachable');
+      this.breakWatch(watch, 'registry unreachable', 'failed');
     } else if (fromRevision <= this.compactedRevision) {
-      this.breakWatch(watch, `revision ${fromRevision} has been compacted (oldest kept: ${this.compactedRevision + 1})`);
+      this.breakWatch(watch, `revision ${fromRevision} has been compacted (oldest kept: ${this.compactedRevision + 1})`, 'compacted');
     } else {
       const backlog = this.history.filter((b) => b.revision >= fromRevision);
       for (const batch of backlog) this.deliver(watch, batch.events);
@@ -159,7 +160,7 @@ export class MemoryRegistry implements Registry {
   /** The store becomes unreachable: calls throw, open watches break. */
   disconnect(): void {
     this.connected = false;
-    for (const watch of [...this.watches]) this.breakWatch(watch, 'registry unreachable');
+    for (const watch of [...this.watches]) this.breakWatch(watch, 'registry unreachable', 'failed');
   }
 
   /** The store is back; every lease gets a fresh TTL (as etcd does when it restarts). */
@@ -278,12 +279,12 @@ export class MemoryRegistry implements Registry {
     });
   }
 
-  private breakWatch(watch: MemoryWatch, reason: string): void {
+  private breakWatch(watch: MemoryWatch, reason: string, kind: RegistryWatchBreak): void {
     this.watches.delete(watch);
     queueMicrotask(() => {
       if (!watch.open) return;
       watch.open = false;
-      watch.listener.broken(reason);
+      watch.listener.broken(reason, kind);
     });
   }
 }

@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../ipam/registry.js';
-import type { Claim, Registry, RegistryEvent, RegistryWatchListener } from '../ipam/registry.js';
+import type { Claim, Registry, RegistryEvent, RegistryWatchBreak, RegistryWatchListener } from '../ipam/registry.js';
 
 export interface RegistryFixture {
   readonly registry: Registry;
@@ -30,6 +30,8 @@ export interface RegistryFixture {
 export interface Recorder extends RegistryWatchListener {
   readonly batches: RegistryEvent[][];
   readonly breaks: string[];
+  /** The kind of each break, in the same order. */
+  readonly breakKinds: RegistryWatchBreak[];
   /** Every event so far as "+subnet" / "-subnet". */
   brief(): string[];
 }
@@ -37,11 +39,16 @@ export interface Recorder extends RegistryWatchListener {
 export function recorder(): Recorder {
   const batches: RegistryEvent[][] = [];
   const breaks: string[] = [];
+  const breakKinds: RegistryWatchBreak[] = [];
   return {
     batches,
     breaks,
+    breakKinds,
     events: (batch) => batches.push(batch),
-    broken: (reason) => breaks.push(reason),
+    broken: (reason, kind) => {
+      breaks.push(reason);
+      breakKinds.push(kind);
+    },
     brief: () => batches.flat().map((e) => (e.type === 'put' ? `+${e.entry.subnet}` : `-${e.subnet}`)),
   };
 }
@@ -56,6 +63,32 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** Alive resources by type ("Timeout", "TCPSocketWrap", ...), as process.getActiveResourcesInfo() counts them. */
+export function resources(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const type of process.getActiveResourcesInfo()) counts.set(type, (counts.get(type) ?? 0) + 1);
+  return counts;
+}
+
+/**
+ * The fewest of each type seen over 150 ms: the test runner's own timers come and go (it reports
+ * to the main process on a timer of about 100 ms), while one left behind is in every sample.
+ */
+export async function settledResources(): Promise<Map<string, number>> {
+  const fewest = resources();
+  for (let i = 0; i < 30; i++) {
+    await sleep(5);
+    const now = resources();
+    for (const [type, n] of fewest) fewest.set(type, Math.min(n, now.get(type) ?? 0));
+  }
+  return fewest;
+}
+
+/** The types of which `now` has more than `baseline`, as "Timeout +1". */
+export function resourcesAbove(baseline: ReadonlyMap<string, number>, now: ReadonlyMap<string, number>): string[] {
+  return [...now].filter(([type, n]) => n > (baseline.get(type) ?? 0)).map(([type, n]) => `${type} +${n - (baseline.get(type) ?? 0)}`);
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -216,7 +249,7 @@ export function registryContract(name: string, create: () => Promise<RegistryFix
       expect(watch.breaks).toEqual([]);
     });
 
-    it('a watch from a compacted revision breaks', async () => {
+    it("a watch from a compacted revision breaks, as 'compacted'", async () => {
       const f = await fixture();
       const start = await f.registry.list();
       await f.registry.claim([free('10.244.1.0/24')], 'a', f.ttlSeconds);
@@ -226,11 +259,12 @@ export function registryContract(name: string, create: () => Promise<RegistryFix
       const handle = f.registry.watch(start.revision + 1, watch);
       await waitFor('the break', () => watch.breaks.length > 0, 3000);
       expect(watch.breaks[0]).toMatch(/compact/i);
+      expect(watch.breakKinds).toEqual(['compacted']);
       expect(watch.batches).toEqual([]);
       await handle.close();
     });
 
-    it('an outage: calls throw RegistryError and watches break; afterwards the records and their lease are still there', async () => {
+    it("an outage: calls throw RegistryError and watches break ('failed'); afterwards the records and their lease are still there", async () => {
       const f = await fixture();
       const claim = (await f.registry.claim([free('10.244.1.0/24')], 'a', f.ttlSeconds)) as Claim;
       const start = await f.registry.list();
@@ -239,6 +273,7 @@ export function registryContract(name: string, create: () => Promise<RegistryFix
       await f.down();
       try {
         await waitFor('the watch to break', () => watch.breaks.length === 1, 5000);
+        expect(watch.breakKinds).toEqual(['failed']);
         const err = await rejection(f.registry.list());
         expect(err).toBeInstanceOf(RegistryError);
         expect((err as RegistryError).code).toBe('ERR_PODTUN_REGISTRY');
@@ -285,6 +320,7 @@ export function registryContract(name: string, create: () => Promise<RegistryFix
       expect(watch.breaks).toEqual([]);
       expect(late.breaks).toEqual([]);
       expect(later.breaks).toEqual(['registry closed']);
+      expect(later.breakKinds).toEqual(['failed']);
     });
   });
 }

@@ -8,13 +8,13 @@ import { quietLogger } from '../test/recording-logger.js';
 import { etcdCompact, etcdDelete, etcdKeys, etcdPut, etcdSkipReason, startEtcd } from '../lab/etcd-server.js';
 import type { EtcdServer } from '../lab/etcd-server.js';
 import { registryContract } from '../test/registry-contract.js';
+import { skipUnlessMet } from '../test/requirement.js';
 import { createEtcdRegistry } from './etcd-registry.js';
 import { RegistryError } from './registry.js';
 
-const skipReason = etcdSkipReason();
-if (skipReason !== undefined) console.warn(`skipping etcd registry tests: ${skipReason}`);
+const etcdMissing = skipUnlessMet('ipam/etcd-registry.test.ts', etcdSkipReason());
 
-describe.skipIf(skipReason !== undefined)('etcd registry', () => {
+describe.skipIf(etcdMissing)('etcd registry', () => {
   let server: EtcdServer | undefined;
 
   beforeAll(async () => {

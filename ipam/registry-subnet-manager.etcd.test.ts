@@ -14,6 +14,7 @@ import type { LogLine } from '../test/recording-logger.js';
 import { etcdKeys, etcdPut, etcdSkipReason, startEtcd } from '../lab/etcd-server.js';
 import type { EtcdServer } from '../lab/etcd-server.js';
 import { sleep, waitFor } from '../test/registry-contract.js';
+import { skipUnlessMet } from '../test/requirement.js';
 import { createEtcdRegistry } from './etcd-registry.js';
 import { encodeLeaseRecord } from './lease-record.js';
 import type { Registry } from './registry.js';
@@ -21,8 +22,7 @@ import { RegistrySubnetManager } from './registry-subnet-manager.js';
 import type { RegistrySubnetManagerOptions } from './registry-subnet-manager.js';
 import type { LeaseEvent } from '../core/lease.js';
 
-const skipReason = etcdSkipReason();
-if (skipReason !== undefined) console.warn(`skipping etcd subnet manager tests: ${skipReason}`);
+const etcdMissing = skipUnlessMet('ipam/registry-subnet-manager.etcd.test.ts', etcdSkipReason());
 
 interface Node {
   manager: RegistrySubnetManager;
@@ -36,7 +36,7 @@ interface Watching {
   brief(): string[];
 }
 
-describe.skipIf(skipReason !== undefined)('RegistrySubnetManager on etcd', () => {
+describe.skipIf(etcdMissing)('RegistrySubnetManager on etcd', () => {
   let server: EtcdServer | undefined;
   let prefix = '';
   const nodes: Node[] = [];

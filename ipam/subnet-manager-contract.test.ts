@@ -10,6 +10,7 @@ import { etcdDelete, etcdPut, etcdSkipReason, startEtcd } from '../lab/etcd-serv
 import type { EtcdServer } from '../lab/etcd-server.js';
 import { MemoryRegistry } from '../test/memory-registry.js';
 import { quietLogger } from '../test/recording-logger.js';
+import { skipUnlessMet } from '../test/requirement.js';
 import { CONTRACT_CLUSTER_CIDRS, CONTRACT_NODE, CONTRACT_NODE_SUBNET, subnetManagerContract } from '../test/subnet-manager-contract.js';
 import type { SubnetManagerFixture } from '../test/subnet-manager-contract.js';
 import { createEtcdRegistry } from './etcd-registry.js';
@@ -110,10 +111,9 @@ subnetManagerContract('etcd manager, memory registry', async () => {
   );
 });
 
-const skipReason = etcdSkipReason();
-if (skipReason !== undefined) console.warn(`skipping the subnet manager contract on etcd: ${skipReason}`);
+const etcdMissing = skipUnlessMet('ipam/subnet-manager-contract.test.ts', etcdSkipReason());
 
-describe.skipIf(skipReason !== undefined)('on a real etcd', () => {
+describe.skipIf(etcdMissing)('on a real etcd', () => {
   let server: EtcdServer | undefined;
 
   beforeAll(async () => {

@@ -68,6 +68,8 @@ const FALLBACK_RUNS = 3;
 /** Longest wait for pings to resume after UDP is blocked, ms. */
 const FALLBACK_LIMIT_MS = 30_000;
 const BAR_ADDED_RTT_MS = 0.1;
+/** Longest wait for the first reply across a freshly started cluster, ms. */
+const PEER_UP_TIMEOUT_MS = 20_000;
 
 interface BenchOptions {
   modes: BenchMode[];
@@ -189,16 +191,21 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
       ...(mode === 'podtun-udp' ? { podtun: { transport: 'udp' as const } } : {}),
       ...(options.podtunRoot === undefined ? {} : { podtunRoot: options.podtunRoot }),
     });
-    if (mode === 'podtun-ws') {
-      await waitPeers(cluster, 1, ['n2'], { transport: 'ws' }, 20_000);
-      await waitPeers(cluster, 2, ['n1'], { transport: 'ws' }, 20_000);
-    }
     const from = cluster.pod(1, 0);
     const to = cluster.pod(2, 0);
+    // Ready when a pod answers across: with the transport pinned, that reply came over it. Asked
+    // of the data path, not of GET /status, so that --podtun-root may run a daemon whose status
+    // schema is older than this harness's.
+    const c = cluster;
+    await pollUntil(
+      `${mode}: ${from.ns} reaches ${to.ipv4}`,
+      async () => ((await c.outcome(from.ns, ['ping', '-c', '1', '-W', '1', to.ipv4])).exitCode === 0 ? true : undefined),
+      PEER_UP_TIMEOUT_MS,
+      200,
+    );
     const server = cluster.spawnIn(to.ns, ['iperf3', '-s', '-p', String(IPERF_PORT)], {
       stdio: 'ignore',
     });
-    const c = cluster;
     await pollUntil(
       'iperf3 server',
       async () => {

@@ -145,8 +145,10 @@ export interface PodtunOptions {
   /**
    * Leases from a real Kubernetes API (podCIDRs, Node annotations); pods come from attachPod
    * (podsPerNode must be 0). `allocateNodeCidrs: false` starts without the controller manager.
+   * `runsPods`: the control plane can run pods (scheduler, daemonset controller) for kubelets a
+   * test starts on the nodes (lab/kube/kubelet-node.ts), which register the Nodes themselves.
    */
-  kube?: { allocateNodeCidrs?: boolean };
+  kube?: { allocateNodeCidrs?: boolean; runsPods?: boolean };
 }
 
 export interface CniCallOptions {
@@ -594,7 +596,8 @@ class ClusterImpl implements Cluster {
       await this.startKube();
     }
     await Promise.all(this.nodeInfos.map((node) => this.buildNode(node)));
-    if (this.kube !== undefined) {
+    // With runsPods, real kubelets (lab/kube/kubelet-node.ts) register their own Nodes.
+    if (this.kube !== undefined && this.options.podtun?.kube?.runsPods !== true) {
       for (const node of this.nodeInfos) await this.kube.registerNode(node.name, node.underlayIp, node.underlayIpv6);
     }
     if (this.mode === 'kernel-routing') {
@@ -739,6 +742,7 @@ class ClusterImpl implements Cluster {
       dir: this.dir,
       clusterCidrs: this.options.ipv6 ? [CLUSTER_CIDR_V4, CLUSTER_CIDR_V6] : [CLUSTER_CIDR_V4],
       allocateNodeCidrs: this.options.podtun?.kube?.allocateNodeCidrs ?? true,
+      runsPods: this.options.podtun?.kube?.runsPods ?? false,
       spawnInKubeNs: (argv, { logFile }) => {
         const fd = openSync(logFile, 'a');
         try {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds a real Kubernetes control plane for tests from Go modules alone (no release tarballs,
-# no images): kube-apiserver and kube-controller-manager from k8s.io/kubernetes at one release,
-# and etcd from go.etcd.io/etcd/server/v3 at the version that release pins.
+# Builds a real Kubernetes control plane and node agent for tests from Go modules alone (no
+# release tarballs, no images): kube-apiserver, kube-controller-manager, kube-scheduler and kubelet
+# from k8s.io/kubernetes at one release, and etcd from go.etcd.io/etcd/server/v3 at the version
+# that release pins.
 #
 # 1. Read the release's go.mod from the module proxy (go list -m).
 # 2. Generate a throwaway module requiring k8s.io/kubernetes, with one `replace` per staging
@@ -24,7 +25,7 @@ set -euo pipefail
 KUBE_VERSION="${PODTUN_KUBE_VERSION:-v1.35.4}"
 CACHE_DIR="${PODTUN_CACHE_DIR:-/var/cache/podtun-test}"
 # Bump when the way the binaries are built changes, so old caches are rebuilt.
-STAMP_FORMAT=1
+STAMP_FORMAT=2
 
 log() { printf 'build-control-plane: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -45,7 +46,7 @@ export GOCACHE="$CACHE_DIR/gocache"
 RELEASE_DIR="$CACHE_DIR/kube-$KUBE_VERSION"
 BIN_DIR="$RELEASE_DIR/bin"
 STAMP="$RELEASE_DIR/stamp"
-BINARIES=(kube-apiserver kube-controller-manager etcd)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet etcd)
 
 mkdir -p "$RELEASE_DIR" "$GOMODCACHE" "$GOCACHE" ||
   die "cannot create $RELEASE_DIR (set PODTUN_CACHE_DIR to a writable directory)"
@@ -165,10 +166,13 @@ write_kube_module "$work/kube"
 (
   cd "$work/kube"
   go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" \
-    "k8s.io/kubernetes/cmd/kube-controller-manager@$KUBE_VERSION" >&2
+    "k8s.io/kubernetes/cmd/kube-controller-manager@$KUBE_VERSION" \
+    "k8s.io/kubernetes/cmd/kube-scheduler@$KUBE_VERSION" \
+    "k8s.io/kubernetes/cmd/kubelet@$KUBE_VERSION" >&2
   go build -trimpath -ldflags="$kube_ldflags" -o "$work/bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager >&2
-) || die "building kube-apiserver/kube-controller-manager $KUBE_VERSION failed (see above)"
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet >&2
+) || die "building the kubernetes $KUBE_VERSION binaries failed (see above)"
 log "kubernetes built after $((SECONDS - started))s"
 
 write_etcd_module "$work/etcd"

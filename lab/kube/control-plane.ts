@@ -29,29 +29,48 @@ import { KubeApi } from './kube-api.js';
 /** Keep in step with PODTUN_KUBE_VERSION's default in build-control-plane.sh. */
 export const DEFAULT_KUBE_VERSION = 'v1.35.4';
 export const BUILD_SCRIPT = 'lab/kube/build-control-plane.sh';
-export const KUBE_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'] as const;
+export const KUBE_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet'] as const;
+/** What the controller manager runs besides nodeipam when kubelets run pods (runsPods). */
+const POD_CONTROLLERS = ['daemonset', 'serviceaccount', 'root-ca-cert-publisher'];
 
 /** Services get ClusterIPs from here; outside the usual pod ranges so nodeipam never hands it out. */
 const SERVICE_CIDR = '10.96.0.0/24';
 /**
- * With --use-service-account-credentials=false every controller runs as the manager's own user,
- * whose bootstrap role cannot patch Nodes: nodeipam then fails ("cannot patch resource nodes").
- * Bind that user to the role the node IPAM controller has under its own ServiceAccount.
+ * The `kubernetes` Service's ClusterIP (the range's first address), where a pod's in-cluster
+ * config dials the API: in the serving certificate, as kubeadm puts it there.
  */
-const NODE_IPAM_RBAC = `
+export const KUBERNETES_SERVICE_IP = '10.96.0.1';
+/**
+ * With --use-service-account-credentials=false every controller runs as the manager's own user,
+ * whose bootstrap role cannot do their work (nodeipam: "cannot patch resource nodes"; daemonset:
+ * "cannot create controllerrevisions"). Bind that user to the role each controller has under its
+ * own ServiceAccount.
+ */
+const CONTROLLER_ROLES: Readonly<Record<string, string>> = {
+  nodeipam: 'system:controller:node-controller',
+  daemonset: 'system:controller:daemon-set-controller',
+  serviceaccount: 'system:controller:service-account-controller',
+  'root-ca-cert-publisher': 'system:controller:root-ca-cert-publisher',
+};
+
+function controllerRoleBinding(controller: string): string {
+  const role = CONTROLLER_ROLES[controller];
+  if (role === undefined) throw new Error(`no bootstrap role known for controller ${controller}`);
+  return `
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata:
-  name: podtun-test:kube-controller-manager:node-ipam
+  name: podtun-test:kube-controller-manager:${controller}
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: ClusterRole
-  name: system:controller:node-controller
+  name: ${role}
 subjects:
   - apiGroup: rbac.authorization.k8s.io
     kind: User
     name: system:kube-controller-manager
 `;
+}
 const ETCD_READY_TIMEOUT_MS = 30_000;
 /** The first start bootstraps RBAC and flow-control objects: tens of seconds on 2 cores. */
 const APISERVER_READY_TIMEOUT_MS = 120_000;
@@ -85,12 +104,19 @@ export interface ControlPlaneOptions {
   /** Seam: the netns harness passes one that runs `ip netns exec <ns> ...`. */
   spawn?: SpawnFn;
   /** Fixed ports instead of free ones probed here (a namespace of its own has every port free). */
-  ports?: { etcdClient: number; etcdPeer: number; controllerManager: number };
+  ports?: { etcdClient: number; etcdPeer: number; controllerManager: number; scheduler: number };
   /**
    * When this process cannot route to `bindAddress` (the plane runs in a network namespace): a
    * Unix socket leading to `bindAddress:port`, which the harness forwards. Probes and `admin` use it.
    */
   reach?: (port: number) => string;
+  /**
+   * Kubelets will run pods here (a DaemonSet, test pods): the ServiceAccount admission plugin
+   * stays on, the controller manager also runs the daemonset, serviceaccount and
+   * root-ca-cert-publisher controllers, and kube-scheduler places the pods. Default false: a
+   * control plane for Node objects alone, as envtest's.
+   */
+  runsPods?: boolean;
 }
 
 export interface ControlPlane {
@@ -144,6 +170,16 @@ export function requireKubeBinaries(binDir = kubeControlPlaneBinDir()): string {
   return binDir;
 }
 
+/** Why the binaries cannot be used (naming the build script), or undefined: a test file's skip reason. */
+export function kubeBinariesMissing(binDir = kubeControlPlaneBinDir()): string | undefined {
+  try {
+    requireKubeBinaries(binDir);
+    return undefined;
+  } catch (err: unknown) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
 /** A TCP port that was free on `host` a moment ago. */
 export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -176,6 +212,7 @@ interface Layout {
   etcdPeerUrl: string;
   apiserverPort: number;
   controllerManagerPort: number;
+  schedulerPort: number;
   adminKubeconfig: string;
   controllerManagerKubeconfig: string;
 }
@@ -201,9 +238,9 @@ async function layout(opts: ControlPlaneOptions): Promise<Layout> {
   const apiserverPort = opts.port ?? 6443;
   const url = `https://${hostPort(opts.bindAddress, apiserverPort)}`;
   // Ports probed on loopback, unless fixed (a fresh network namespace has every port free).
-  const [etcdPort, etcdPeerPort, controllerManagerPort] = opts.ports === undefined
-    ? [await freePort(), await freePort(), await freePort()]
-    : [opts.ports.etcdClient, opts.ports.etcdPeer, opts.ports.controllerManager];
+  const [etcdPort, etcdPeerPort, controllerManagerPort, schedulerPort] = opts.ports === undefined
+    ? [await freePort(), await freePort(), await freePort(), await freePort()]
+    : [opts.ports.etcdClient, opts.ports.etcdPeer, opts.ports.controllerManager, opts.ports.scheduler];
   const adminKubeconfig = join(opts.dir, 'admin.kubeconfig');
   const controllerManagerKubeconfig = join(opts.dir, 'kube-controller-manager.kubeconfig');
   await writeFile(adminKubeconfig, kubeconfig(url, pki.caCert, 'admin', pki.adminCert, pki.adminKey));
@@ -218,6 +255,7 @@ async function layout(opts: ControlPlaneOptions): Promise<Layout> {
     etcdPeerUrl: `http://${hostPort(opts.bindAddress, etcdPeerPort)}`,
     apiserverPort,
     controllerManagerPort,
+    schedulerPort,
     adminKubeconfig,
     controllerManagerKubeconfig,
   };
@@ -231,6 +269,7 @@ class LocalControlPlane implements ControlPlane {
   private readonly etcd: Component;
   private readonly apiserver: Component;
   private readonly controllerManager: Component;
+  private readonly scheduler: Component | undefined;
   private closed = false;
 
   constructor(
@@ -252,6 +291,7 @@ class LocalControlPlane implements ControlPlane {
     this.etcd = component('etcd', etcdArgs(paths));
     this.apiserver = component('kube-apiserver', apiserverArgs(opts, paths));
     this.controllerManager = component('kube-controller-manager', controllerManagerArgs(opts, paths));
+    this.scheduler = opts.runsPods === true ? component('kube-scheduler', schedulerArgs(opts, paths)) : undefined;
   }
 
   async start(): Promise<void> {
@@ -259,6 +299,11 @@ class LocalControlPlane implements ControlPlane {
     await this.etcd.waitReady(() => etcdHealthy(this.paths.etcdUrl, this.socketFor(this.paths.etcdUrl)), ETCD_READY_TIMEOUT_MS);
     await this.startApiServer();
     if (this.opts.allocateNodeCidrs ?? true) await this.startControllerManager();
+    if (this.scheduler !== undefined) {
+      this.scheduler.start();
+      const healthz = `https://${hostPort(this.opts.bindAddress, this.paths.schedulerPort)}/healthz`;
+      await this.scheduler.waitReady(() => httpsOk(healthz, this.paths.pki.caCert, this.socketFor(healthz)), CONTROLLER_MANAGER_READY_TIMEOUT_MS);
+    }
   }
 
   async startApiServer(): Promise<void> {
@@ -271,7 +316,7 @@ class LocalControlPlane implements ControlPlane {
   }
 
   async startControllerManager(): Promise<void> {
-    await this.admin.applyManifests(NODE_IPAM_RBAC);
+    for (const controller of controllersOf(this.opts)) await this.admin.applyManifests(controllerRoleBinding(controller));
     this.controllerManager.start();
     const healthz = `https://${hostPort(this.opts.bindAddress, this.paths.controllerManagerPort)}/healthz`;
     await this.controllerManager.waitReady(() => httpsOk(healthz, this.paths.pki.caCert, this.socketFor(healthz)), CONTROLLER_MANAGER_READY_TIMEOUT_MS);
@@ -286,7 +331,8 @@ class LocalControlPlane implements ControlPlane {
     if (this.closed) return;
     this.closed = true;
     const failures: unknown[] = [];
-    for (const component of [this.controllerManager, this.apiserver, this.etcd]) {
+    for (const component of [this.scheduler, this.controllerManager, this.apiserver, this.etcd]) {
+      if (component === undefined) continue;
       await component.stop().catch((error: unknown) => failures.push(error));
     }
     if (failures.length > 0) {
@@ -407,9 +453,10 @@ function apiserverArgs(opts: ControlPlaneOptions, paths: Layout): string[] {
     `--service-account-signing-key-file=${pki.serviceAccountKey}`,
     `--service-cluster-ip-range=${SERVICE_CIDR}`,
     '--allow-privileged=true',
-    // As envtest: without the token controller no namespace has a default ServiceAccount, and
-    // this plugin would then refuse every pod.
-    '--disable-admission-plugins=ServiceAccount',
+    // As envtest: without the serviceaccount controller no namespace has a default
+    // ServiceAccount, and this plugin would then refuse every pod. With it, it gives each pod
+    // its projected token (what podtun's in-cluster config reads).
+    ...(opts.runsPods === true ? [] : ['--disable-admission-plugins=ServiceAccount']),
     `--cert-dir=${join(paths.dir, 'apiserver-certs')}`,
     // Without it a SIGTERM'd apiserver waits up to a minute for open watches (the controller
     // manager's, podtun's) before it exits; with it, it closes them after 2 s and exits.
@@ -421,11 +468,18 @@ function apiserverArgs(opts: ControlPlaneOptions, paths: Layout): string[] {
   ];
 }
 
+function controllersOf(opts: ControlPlaneOptions): string[] {
+  return ['nodeipam', ...(opts.runsPods === true ? POD_CONTROLLERS : [])];
+}
+
 function controllerManagerArgs(opts: ControlPlaneOptions, paths: Layout): string[] {
   const { pki } = paths;
   return [
     `--kubeconfig=${paths.controllerManagerKubeconfig}`,
-    '--controllers=nodeipam',
+    `--controllers=${controllersOf(opts).join(',')}`,
+    // What root-ca-cert-publisher puts into every namespace's kube-root-ca.crt, which each pod's
+    // projected token volume mounts.
+    `--root-ca-file=${pki.caCert}`,
     '--allocate-node-cidrs=true',
     `--cluster-cidr=${opts.clusterCidrs.join(',')}`,
     // The manager refuses a mask flag for a family that no cluster CIDR has.
@@ -442,6 +496,22 @@ function controllerManagerArgs(opts: ControlPlaneOptions, paths: Layout): string
   ];
 }
 
+/** The scheduler as system:masters (a test's), serving its health on the controller manager's certificate. */
+function schedulerArgs(opts: ControlPlaneOptions, paths: Layout): string[] {
+  const { pki } = paths;
+  return [
+    `--kubeconfig=${paths.adminKubeconfig}`,
+    `--authentication-kubeconfig=${paths.adminKubeconfig}`,
+    `--authorization-kubeconfig=${paths.adminKubeconfig}`,
+    '--leader-elect=false',
+    `--bind-address=${opts.bindAddress}`,
+    `--secure-port=${paths.schedulerPort}`,
+    `--tls-cert-file=${pki.controllerManagerServingCert}`,
+    `--tls-private-key-file=${pki.controllerManagerServingKey}`,
+    '--profiling=false',
+  ];
+}
+
 /** Every key and certificate the control plane needs, each made by the openssl CLI. */
 async function generatePki(dir: string, bindAddress: string): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -450,6 +520,7 @@ async function generatePki(dir: string, bindAddress: string): Promise<Pki> {
   const ipSans = [...new Set([bindAddress, '127.0.0.1'])].map((ip) => `IP:${ip}`);
   await issueCert(dir, 'apiserver', '/CN=kube-apiserver', 'serverAuth', [
     ...ipSans,
+    `IP:${KUBERNETES_SERVICE_IP}`,
     'DNS:kubernetes',
     'DNS:kubernetes.default',
     'DNS:kubernetes.default.svc',

@@ -24,6 +24,7 @@ export const KUBE_PORT = 6443;
 const ETCD_CLIENT_PORT = 2379;
 const ETCD_PEER_PORT = 2380;
 const CONTROLLER_MANAGER_PORT = 10257;
+const SCHEDULER_PORT = 10259;
 /** deploy/kubernetes, applied in this order (kustomization.yaml's). */
 const MANIFESTS = ['namespace.yaml', 'rbac.yaml', 'configmap.yaml', 'daemonset.yaml'];
 export const PODTUN_NAMESPACE = 'podtun-system';
@@ -37,6 +38,8 @@ export interface KubeLabOptions {
   clusterCidrs: string[];
   /** false: no controller manager until the test starts it (a node waits for its podCIDR). */
   allocateNodeCidrs: boolean;
+  /** Kubelets will run pods (control-plane.ts runsPods). */
+  runsPods: boolean;
   spawnInKubeNs: SpawnFn;
   /** Starts a unix-forward agent in the kube namespace: the socket leads to KUBE_IP:port. */
   forward(port: number, socketPath: string): Promise<void>;
@@ -56,7 +59,7 @@ export interface KubeLab {
 export async function startKubeLab(options: KubeLabOptions): Promise<KubeLab> {
   const dir = join(options.dir, 'kube');
   const socketFor = (port: number): string => join(options.dir, `kube-${port}.sock`);
-  for (const port of [KUBE_PORT, ETCD_CLIENT_PORT, CONTROLLER_MANAGER_PORT]) await options.forward(port, socketFor(port));
+  for (const port of [KUBE_PORT, ETCD_CLIENT_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT]) await options.forward(port, socketFor(port));
   const plane = await startControlPlane({
     dir,
     binDir: requireKubeBinaries(kubeControlPlaneBinDir()),
@@ -64,8 +67,9 @@ export async function startKubeLab(options: KubeLabOptions): Promise<KubeLab> {
     port: KUBE_PORT,
     clusterCidrs: options.clusterCidrs,
     allocateNodeCidrs: options.allocateNodeCidrs,
+    runsPods: options.runsPods,
     spawn: options.spawnInKubeNs,
-    ports: { etcdClient: ETCD_CLIENT_PORT, etcdPeer: ETCD_PEER_PORT, controllerManager: CONTROLLER_MANAGER_PORT },
+    ports: { etcdClient: ETCD_CLIENT_PORT, etcdPeer: ETCD_PEER_PORT, controllerManager: CONTROLLER_MANAGER_PORT, scheduler: SCHEDULER_PORT },
     reach: socketFor,
   });
   try {

@@ -17,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { fetchApi } from '../../api/api-client.js';
 import { cnitoolSkipReason } from '../../lab/cnitool.js';
 import type { Cluster, PodInfo } from '../../lab/cluster.js';
-import { kubeControlPlaneBinDir, requireKubeBinaries } from '../../lab/kube/control-plane.js';
+import { kubeBinariesMissing } from '../../lab/kube/control-plane.js';
 import { podCidrsOf } from '../../lab/kube/kube-api.js';
 import { readStatus } from '../../lab/podtun-status.js';
 import { pollUntil, sleep } from '../../lab/shell.js';
@@ -25,15 +25,6 @@ import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } f
 
 const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason() ?? cnitoolSkipReason() ?? kubeBinariesMissing();
 printSkip('podtun-kube.test.ts', skipReason);
-
-function kubeBinariesMissing(): string | undefined {
-  try {
-    requireKubeBinaries(kubeControlPlaneBinDir());
-    return undefined;
-  } catch (err: unknown) {
-    return err instanceof Error ? err.message : String(err);
-  }
-}
 
 const OUTAGE_MS = 30_000;
 

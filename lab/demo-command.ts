@@ -6,12 +6,33 @@ import { parseArgs } from 'node:util';
 import { EXIT_FAILURE, EXIT_OK, usageError } from '../node-bootstrap/cli/command.js';
 import type { CliIo } from '../node-bootstrap/cli/command.js';
 
+export const DEMO_USAGE = `Usage: podtun demo [--mode podtun|kernel-routing]
+
+Builds a throwaway cluster in network namespaces (3 nodes x 2 pods; n3's underlay drops UDP, so
+it is reached over WebSocket), prints each node's peers, TCP round trips between every pair of
+pods and one cross-node transfer, then removes it all (also on Ctrl-C). Needs Linux, root,
+iproute2 and a build (npm run build); nftables for the blocked UDP.
+
+  --mode podtun           podtun on every node (default)
+  --mode kernel-routing   the same cluster with plain kernel routes, no podtun (a baseline)
+`;
+
 export async function demoCommand(args: readonly string[], _env: unknown, io: CliIo): Promise<number> {
   let mode: string | undefined;
+  let help: boolean | undefined;
   try {
-    ({ values: { mode } } = parseArgs({ args: [...args], options: { mode: { type: 'string' } }, strict: true, allowPositionals: false }));
+    ({ values: { mode, help } } = parseArgs({
+      args: [...args],
+      options: { mode: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err: unknown) {
     return usageError(io, err instanceof Error ? err.message : String(err));
+  }
+  if (help === true) {
+    io.out(DEMO_USAGE);
+    return EXIT_OK;
   }
   if (mode !== undefined && mode !== 'podtun' && mode !== 'kernel-routing') {
     return usageError(io, `--mode: "${mode}" is not one of podtun|kernel-routing`);

@@ -1,9 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, packageVersion } from './cli.js';
+import { skipUnlessMet } from '../../test/requirement.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './command.js';
 
 async function cli(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
@@ -62,8 +64,22 @@ describe('podtun CLI', () => {
     const r = await cli(argv);
     expect(r.code).toBe(EXIT_USAGE);
     expect(r.err).toMatch(reason);
+    expect(r.err).not.toContain('podtun: podtun:');
     expect(r.err + r.out).toContain('Usage:');
   });
+
+  // A real unprivileged process (nobody, no capabilities) running the built CLI.
+  it.skipIf(skipUnlessMet('node-bootstrap/cli/cli.test.ts (run as nobody)', process.getuid?.() === 0 ? undefined : 'needs root to start a process as nobody'))(
+    'run without root or CAP_NET_ADMIN, on a valid config, says so in one line, exit 1, before touching anything', async () => {
+      const path = join(dir, 'unprivileged.yaml');
+      await writeFile(path, 'nodeName: a\nclusterCidrs: [10.244.0.0/16]\nclusterSecret: "0123456789abcdef0123456789abcdef"\nnodes:\n  - { name: a, subnets: [10.244.1.0/24], endpoint: "192.0.2.1:8285" }\n', { mode: 0o644 });
+      await chmod(dir, 0o755);
+      const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'podtun.js');
+      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, bin, 'run', '--config', path], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status).toBe(EXIT_FAILURE);
+      expect(r.stderr).toBe('podtun run needs root or CAP_NET_ADMIN (it opens a TUN and sets routes and sysctls): run it with sudo\n');
+      expect(r.stdout).toBe('');
+    });
 
   it('run reports a bad config with file, field and reason, exit 1', async () => {
     const path = join(dir, 'node.yaml');

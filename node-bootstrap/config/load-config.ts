@@ -26,7 +26,7 @@ export function resolveConfigSources(
 ): ConfigSources {
   const path = nonEmpty(flags.config) ?? nonEmpty(env['PODTUN_CONFIG']);
   if (path === undefined) {
-    throw new ConfigError('podtun', [{ path: '--config', reason: 'required (or set PODTUN_CONFIG)' }]);
+    throw new ConfigError('--config', [{ path: '', reason: 'required (or set PODTUN_CONFIG)' }]);
   }
   const overrides: ConfigOverrides = {};
   const flagLevel = nonEmpty(flags.logLevel);

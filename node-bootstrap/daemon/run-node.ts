@@ -30,6 +30,7 @@ import { buildConflist } from '../../cni/podtun-conflist.js';
 import { setupHostNetwork } from '../host-network/host-network.js';
 import type { HostNetwork } from '../host-network/host-network.js';
 import type { HostOps } from '../host-network/host-ops.js';
+import { netAdminMissing } from '../host-network/net-admin.js';
 import { openLeaseSource } from './lease-source.js';
 import { componentLogger, createRootLogger } from '../logging/logger.js';
 import type { LogDestination, RootLogger, RootLoggerOptions } from '../logging/logger.js';
@@ -320,6 +321,12 @@ export async function runNode(options: RunNodeOptions, loadDeps: () => Promise<N
     config = await loadConfig(options.configPath, options.overrides);
   } catch (err: unknown) {
     process.stderr.write(`podtun: invalid config\n${err instanceof ConfigError ? err.message : String(err)}\n`);
+    return 1;
+  }
+  // After the config (whose errors need no root), before anything on the host is touched.
+  const unprivileged = netAdminMissing();
+  if (unprivileged !== undefined) {
+    process.stderr.write(`${unprivileged}\n`);
     return 1;
   }
 

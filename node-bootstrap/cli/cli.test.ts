@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, packageVersion } from './cli.js';
+import { DEFAULT_API_SOCKET } from '../../api/api-client.js';
 import { skipUnlessMet } from '../../test/requirement.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './command.js';
 
@@ -80,6 +81,19 @@ describe('podtun CLI', () => {
       expect(r.stderr).toBe('podtun run needs root or CAP_NET_ADMIN (it opens a TUN and sets routes and sysctls): run it with sudo\n');
       expect(r.stdout).toBe('');
     });
+
+  it('doctor without --socket asks the default socket, as podtun status does; no daemon there is the one failure', async () => {
+    const path = join(dir, 'doctor.yaml');
+    await writeFile(path, 'nodeName: a\nclusterCidrs: [10.244.0.0/16]\nclusterSecret: "0123456789abcdef0123456789abcdef"\nnodes:\n  - { name: a, subnets: [10.244.1.0/24], endpoint: "192.0.2.1:8285" }\n');
+    const socket = join(dir, 'no-daemon.sock');
+    const viaEnv = await cli(['doctor', '--config', path, '--json'], { PODTUN_STATUS_SOCKET: socket });
+    const checks = (JSON.parse(viaEnv.out) as { checks: Array<{ layer: string; name: string; ok: boolean; detail: string }> }).checks;
+    expect(viaEnv.code).toBe(EXIT_FAILURE);
+    expect(checks.filter((c) => !c.ok).map((c) => `${c.layer} ${c.name}`)).toEqual(['daemon status']);
+    expect(checks.find((c) => c.name === 'status')?.detail).toContain(`${socket}:`);
+    const byDefault = await cli(['doctor', '--config', path, '--json']);
+    expect(byDefault.out).toContain(`"detail": "${DEFAULT_API_SOCKET}:`);
+  });
 
   it('run reports a bad config with file, field and reason, exit 1', async () => {
     const path = join(dir, 'node.yaml');

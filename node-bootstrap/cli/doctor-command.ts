@@ -3,6 +3,7 @@
  * prints them (doctor/doctor-report.ts).
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_API_SOCKET } from '../../api/api-client.js';
 import { errorMessage } from '../../core/config-check.js';
 import { runDoctor } from '../doctor/doctor.js';
 import { formatDoctorReport } from '../doctor/doctor-report.js';
@@ -12,10 +13,13 @@ import type { CliEnv, CliIo } from './command.js';
 export const DOCTOR_USAGE = `Usage: podtun doctor --config FILE [--socket PATH] [--json]
 
 Checks this node layer by layer (config, sysctls, TUN, routes, daemon, each peer's transports and
-path MTU) and prints one line per check with a hint for each failure. Exit 0 when all pass, 1 otherwise.
+path MTU) and prints one line per check with a hint for each failure or warning. Exit 0 when all
+pass (warnings included: a peer on WebSocket because UDP is blocked), 1 otherwise. When the daemon
+does not answer, that is the one failure reported.
 
   --config FILE   Node config (env PODTUN_CONFIG).
-  --socket PATH   The daemon's status socket (alias --status-socket; env PODTUN_STATUS_SOCKET).
+  --socket PATH   The daemon's status socket (alias --status-socket; env PODTUN_STATUS_SOCKET;
+                  default ${DEFAULT_API_SOCKET}, as podtun run and podtun status).
   --json          Print the checks as JSON.
 `;
 
@@ -53,7 +57,8 @@ export async function doctorCommand(
     io.err(`podtun doctor: --config is required (or set PODTUN_CONFIG)\n\n${DOCTOR_USAGE}`);
     return EXIT_USAGE;
   }
-  const socketPath = nonEmpty(values.socket) ?? nonEmpty(values['status-socket']) ?? nonEmpty(env['PODTUN_STATUS_SOCKET']);
+  // The same default as `podtun status` and `podtun run`.
+  const socketPath = nonEmpty(values.socket) ?? nonEmpty(values['status-socket']) ?? nonEmpty(env['PODTUN_STATUS_SOCKET']) ?? DEFAULT_API_SOCKET;
   const json = values.json === true;
   const result = await runDoctor({ configPath, socketPath });
   io.out(formatDoctorReport(result, { json, symbols }));

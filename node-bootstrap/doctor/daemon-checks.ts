@@ -12,22 +12,16 @@ import type { DoctorProbes } from './doctor-probes.js';
 
 export async function daemonChecks(
   probes: DoctorProbes,
-  socketPath: string | undefined,
+  socketPath: string,
   config: NodeConfig | undefined,
 ): Promise<{ checks: DoctorCheck[]; status: StatusReport | undefined }> {
-  if (socketPath === undefined) {
-    return {
-      checks: [fail('daemon', 'status', 'no status socket given', 'pass --socket PATH (the --status-socket / PODTUN_STATUS_SOCKET of podtun run)')],
-      status: undefined,
-    };
-  }
   let status: StatusReport;
   try {
     status = await probes.status(socketPath);
   } catch (err: unknown) {
     const check = err instanceof StatusSchemaError
       ? fail('daemon', 'status', `${socketPath}: ${err.message}`, 'is this the socket of podtun run?')
-      : fail('daemon', 'status', `${socketPath}: ${errorMessage(err)}`, 'is podtun run running on this node with --status-socket at this path?');
+      : fail('daemon', 'status', `${socketPath}: ${errorMessage(err)}`, 'is podtun run running on this node? (start it; or pass --socket PATH if it serves another socket)');
     return { checks: [check], status: undefined };
   }
   const checks = [pass('daemon', 'status', `${socketPath}: node ${status.node}, ${status.peers.length} peers`)];

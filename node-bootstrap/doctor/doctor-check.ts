@@ -8,6 +8,8 @@ export interface DoctorCheck {
   readonly layer: string;
   readonly name: string;
   readonly ok: boolean;
+  /** Passed, but worth knowing (a peer on WebSocket because UDP is blocked): does not fail the run. */
+  readonly warning?: boolean;
   readonly detail: string;
   /** What to do about it ('' when there is nothing to do). */
   readonly hint: string;
@@ -21,6 +23,10 @@ export interface DoctorReport {
 
 export function pass(layer: string, name: string, detail: string): DoctorCheck {
   return { layer, name, ok: true, detail, hint: '' };
+}
+
+export function warn(layer: string, name: string, detail: string, hint: string): DoctorCheck {
+  return { layer, name, ok: true, warning: true, detail, hint };
 }
 
 export function fail(layer: string, name: string, detail: string, hint: string): DoctorCheck {

@@ -9,12 +9,14 @@ export interface RenderOptions {
 
 export function formatDoctorReport(result: DoctorReport, options: RenderOptions = {}): string {
   if (options.json === true) return `${JSON.stringify({ ok: result.exitCode === 0, checks: result.checks }, null, 2)}\n`;
-  const [good, bad] = options.symbols === true ? ['✔', '✖'] : ['OK', 'FAIL'];
+  const [good, notable, bad] = options.symbols === true ? ['✔', '!', '✖'] : ['OK', 'WARN', 'FAIL'];
   const lines = result.checks.map((c) => {
-    const hint = !c.ok && c.hint !== '' ? ` (${c.hint})` : '';
-    return `${c.ok ? good : bad} ${c.layer} ${c.name}: ${c.detail}${hint}`;
+    const hint = (!c.ok || c.warning === true) && c.hint !== '' ? ` (${c.hint})` : '';
+    return `${c.ok ? (c.warning === true ? notable : good) : bad} ${c.layer} ${c.name}: ${c.detail}${hint}`;
   });
   const failed = result.checks.filter((c) => !c.ok).length;
-  lines.push(failed === 0 ? `all ${result.checks.length} checks passed` : `${failed} of ${result.checks.length} checks failed`);
+  const warnings = result.checks.filter((c) => c.warning === true).length;
+  const noted = warnings === 0 ? '' : ` (${warnings} warning${warnings === 1 ? '' : 's'})`;
+  lines.push(failed === 0 ? `all ${result.checks.length} checks passed${noted}` : `${failed} of ${result.checks.length} checks failed${noted}`);
   return `${lines.join('\n')}\n`;
 }

@@ -75,11 +75,17 @@ describe('runDoctor: daemon and peer layers', () => {
     expect(got.get('peer:node-b udp')).toMatchObject({ ok: true, detail: 'up on 192.168.77.2:8285, rtt 0.4 ms' });
   });
 
-  it('names UDP when the peer is carried over WebSocket', async () => {
+  it('warns, without failing, when the peer is up over WebSocket because UDP does not answer', async () => {
     const got = await checks(() => Promise.resolve(report([peerB({ transport: 'ws', lastSwitch: { atMs: Date.now(), from: 'udp', to: 'ws', reason: 'udp silent 3s' } })])));
     expect(got.get('peer:node-b transport')).toMatchObject({ ok: true });
-    expect(got.get('peer:node-b udp')).toMatchObject({ ok: false, detail: expect.stringContaining('traffic carried over WebSocket') });
+    expect(got.get('peer:node-b udp')).toMatchObject({ ok: true, warning: true, detail: expect.stringContaining('traffic carried over WebSocket') });
     expect(got.get('peer:node-b udp')?.hint).toContain('allow UDP 8285');
+    expect([...got.values()].filter((c) => c.layer === 'peer:node-b' && !c.ok)).toEqual([]);
+  });
+
+  it('fails UDP when the peer is on WebSocket but not up', async () => {
+    const got = await checks(() => Promise.resolve(report([peerB({ transport: 'ws', state: 'down' })])));
+    expect(got.get('peer:node-b udp')).toMatchObject({ ok: false, detail: expect.stringContaining('traffic carried over WebSocket') });
   });
 
   it('names a peer missing from /status and a daemon of another node', async () => {
@@ -92,9 +98,10 @@ describe('runDoctor: daemon and peer layers', () => {
   it.each([
     ['not ready', new StatusUnavailableError('/run/test.sock', { status: 503, body: { error: 'tun not up' } }), 'is podtun run running'],
     ['not podtun', new StatusSchemaError('node', 'is missing'), 'is this the socket of podtun run?'],
-  ])('fails the daemon check when the daemon is %s, and every peer check says so', async (_name, error, hint) => {
+  ])('when the daemon is %s, that is the one failure reported', async (_name, error, hint) => {
     const got = await checks(() => Promise.reject(error));
     expect(got.get('daemon status')).toMatchObject({ ok: false, detail: `/run/test.sock: ${error.message}`, hint: expect.stringContaining(hint) });
-    expect(got.get('peer:node-b state')).toMatchObject({ ok: false, detail: 'unknown: no status from the daemon' });
+    expect([...got.values()].filter((c) => !c.ok).map((c) => `${c.layer} ${c.name}`)).toEqual(['daemon status']);
+    expect(got.get('peer:node-b state')).toBeUndefined();
   });
 });

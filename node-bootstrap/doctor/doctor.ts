@@ -32,8 +32,8 @@ import { tunChecks } from './tun-checks.js';
 
 export interface DoctorOptions {
   configPath: string;
-  /** The daemon's status socket (`podtun run --status-socket`); undefined: the daemon check fails. */
-  socketPath: string | undefined;
+  /** The daemon's status socket (`podtun run --status-socket`, by default DEFAULT_API_SOCKET). */
+  socketPath: string;
   /** Host probes (tests); default the real ones. */
   probes?: DoctorProbes;
 }
@@ -61,16 +61,16 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   // Control-plane managers: the config names no nodes; check against the leases the daemon holds.
   const cfg = config.subnetManager.readsNodeList ? config : await withLeasesFromDaemon(probes, options.socketPath, config);
 
-  const [host, tun, routes, daemon] = await Promise.all([
-    hostChecks(probes, cfg),
-    tunChecks(probes, cfg),
-    routeChecks(probes, cfg),
-    daemonChecks(probes, options.socketPath, cfg),
-  ]);
-  checks.push(...host, ...tun, ...routes, ...daemon.checks);
+  // The daemon first: when it is not running, that is the one failure to report. Its TUN, routes
+  // and sysctls go with it, and listing those as failures too would bury the cause.
+  const daemon = await daemonChecks(probes, options.socketPath, cfg);
+  if (daemon.status === undefined) return doctorReport([...checks, ...daemon.checks]);
+  const [host, tun, routes] = await Promise.all([hostChecks(probes, cfg), tunChecks(probes, cfg), routeChecks(probes, cfg)]);
+  checks.push(...daemon.checks, ...host, ...tun, ...routes);
 
   const peers = cfg.nodes.filter((n) => n.name !== cfg.nodeName);
-  const perPeer = await Promise.all(peers.map((peer) => peerChecks(probes, cfg, peer, daemon.status)));
+  const status = daemon.status;
+  const perPeer = await Promise.all(peers.map((peer) => peerChecks(probes, cfg, peer, status)));
   for (const list of perPeer) checks.push(...list);
   return doctorReport(checks);
 }
@@ -79,8 +79,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
  * The config with `nodes` filled from the daemon's /status (this node's lease, each peer's
  * subnets and endpoints). No daemon: no nodes, and the daemon check says why.
  */
-async function withLeasesFromDaemon(probes: DoctorProbes, socketPath: string | undefined, config: NodeConfig): Promise<NodeConfig> {
-  const report = socketPath === undefined ? undefined : await probes.status(socketPath).catch(() => undefined);
+async function withLeasesFromDaemon(probes: DoctorProbes, socketPath: string, config: NodeConfig): Promise<NodeConfig> {
+  const report = await probes.status(socketPath).catch(() => undefined);
   if (report === undefined) return { ...config, nodes: [] };
   const spec = (name: string, subnets: readonly string[], endpoints: PeerEndpoints): NodeSpec => ({
     name,

@@ -8,21 +8,20 @@ import { parseHostPort } from '../../core/config-check.js';
 import { DEFAULT_TRANSPORTS } from '../../tunnel/transports.js';
 import { transportChoice } from '../config/node-config.js';
 import type { NodeConfig, NodeSpec } from '../config/node-config.js';
-import { fail, pass } from './doctor-check.js';
+import { fail, pass, warn } from './doctor-check.js';
 import type { DoctorCheck } from './doctor-check.js';
 import type { DoctorProbes } from './doctor-probes.js';
 import { mtuCheck } from './mtu-check.js';
 
 const WS_CONNECT_TIMEOUT_MS = 1_500;
 
-export async function peerChecks(probes: DoctorProbes, config: NodeConfig, peer: NodeSpec, status: StatusReport | undefined): Promise<DoctorCheck[]> {
+/** The checks of one peer, from the daemon's /status (doctor.ts runs them only when it answered). */
+export async function peerChecks(probes: DoctorProbes, config: NodeConfig, peer: NodeSpec, status: StatusReport): Promise<DoctorCheck[]> {
   const layer = `peer:${peer.name}`;
-  const seen = status?.peers.find((p) => p.node === peer.name);
+  const seen = status.peers.find((p) => p.node === peer.name);
   const out: DoctorCheck[] = [];
   const reach = describeReach(peer);
-  if (status === undefined) {
-    out.push(fail(layer, 'state', 'unknown: no status from the daemon', 'see the daemon check'));
-  } else if (seen === undefined) {
+  if (seen === undefined) {
     out.push(fail(layer, 'state', 'not in /status', 'see the daemon peers check'));
   } else if (seen.state === 'up') {
     out.push(pass(layer, 'state', `up${seen.rttMs === undefined ? '' : `, rtt ${seen.rttMs.toFixed(1)} ms`}`));
@@ -61,7 +60,9 @@ function udpCheck(layer: string, config: NodeConfig, peer: NodeSpec, seen: PeerR
   if (seen.transport === 'udp' && seen.state === 'up') return pass(layer, 'udp', `up on ${where ?? '?'}${seen.rttMs === undefined ? '' : `, rtt ${seen.rttMs.toFixed(1)} ms`}`);
   if (seen.transport === 'ws') {
     const since = seen.lastSwitch === undefined ? '' : ` since ${ago(seen.lastSwitch.atMs)}`;
-    return fail(layer, 'udp', `UDP not answering (${where ?? 'no endpoint'}): traffic carried over WebSocket${since}`, firewall);
+    const detail = `UDP not answering (${where ?? 'no endpoint'}): traffic carried over WebSocket${since}`;
+    // The restricted network podtun falls back for: the peer is reached, a warning says how.
+    return seen.state === 'up' ? warn(layer, 'udp', detail, firewall) : fail(layer, 'udp', detail, firewall);
   }
   if (where === undefined) return fail(layer, 'udp', `${seen.state}: no endpoint, waiting for ${peer.name}'s probes`, `set nodes[${peer.name}].endpoint, or check that ${peer.name} can reach ${listen?.text ?? 'our UDP port'}`);
   return fail(layer, 'udp', `${seen.state}: no probe answered on ${where}`, firewall);

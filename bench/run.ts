@@ -218,7 +218,7 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
     await c.outcome(from.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', to.ipv4]);
 
     const daemons = CLUSTER_MODE[mode] === 'podtun' ? [1, 2].map((i) => c.nodePid(i)).filter((p): p is number => p !== undefined) : [];
-    const cpuNow = (): number => (daemons.length === 0 ? 0 : totalCpuSeconds(daemons));
+    const cpuNow = (): number => totalCpuSeconds(daemons);
     let cpuBefore = cpuNow();
     let bytes = 0;
     for (let run = 0; run < options.runs; run++) {

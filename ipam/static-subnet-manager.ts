@@ -78,15 +78,8 @@ export class StaticSubnetManager implements SubnetManager {
     const listener: Listener = (events) => onEvents(events);
     this.listeners.add(listener);
     this.startWatching();
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        signal.removeEventListener('abort', done);
-        this.stop.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      signal.addEventListener('abort', done, { once: true });
-      this.stop.signal.addEventListener('abort', done, { once: true });
-    });
+    const either = AbortSignal.any([signal, this.stop.signal]);
+    await new Promise<void>((resolve) => either.addEventListener('abort', () => resolve(), { once: true }));
     this.listeners.delete(listener);
     if (this.listeners.size === 0) this.stopWatching();
   }

@@ -5,6 +5,7 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 
 export const DEFAULT_TIMEOUT_MS = 20_000;
 const MAX_BUFFER_BYTES = 64 * 1024 * 1024;
@@ -175,6 +176,24 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
       return false;
     }
   }
+}
+
+/**
+ * The PIDs (other than this process's) for which `matches` holds; `matches` may read /proc/PID/*:
+ * a process that ends while it looks is skipped.
+ */
+export function pidsWhere(matches: (pid: number) => boolean): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
+    try {
+      if (matches(pid)) found.push(pid);
+    } catch {
+      // ended while we looked
+    }
+  }
+  return found;
 }
 
 /** Whether a process with this PID exists (signal 0). */

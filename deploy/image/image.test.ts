@@ -24,6 +24,7 @@ import { closeSync, openSync, readFileSync, readdirSync, existsSync } from 'node
 import { mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pidAlive, pidsWhere, sleep } from '../../lab/shell.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -184,7 +185,7 @@ class Containerd {
     for (let attempt = 0; attempt < CONTAINERD_READY_TRIES; attempt++) {
       const probe = await run('ctr', ['--address', this.socket, 'version'], { timeoutMs: CTR_TIMEOUT_MS });
       if (probe.code === 0) return;
-      if (this.pid === undefined || !processAlive(this.pid)) break;
+      if (this.pid === undefined || !pidAlive(this.pid)) break;
       await sleep(CONTAINERD_READY_INTERVAL_MS);
     }
     const log2 = await readFile(join(this.dir, 'containerd.log'), 'utf8').catch(() => '');
@@ -217,7 +218,7 @@ class Containerd {
 
   /** Removes what this test made in the namespace, stops containerd and its shims by PID, unmounts leftovers. */
   async stop(): Promise<void> {
-    if (this.pid !== undefined && processAlive(this.pid)) {
+    if (this.pid !== undefined && pidAlive(this.pid)) {
       const tasks = await this.ctr(['tasks', 'ls', '--quiet']);
       for (const id of tasks.stdout.split('\n').filter((line) => line !== '')) {
         await this.ctr(['tasks', 'kill', '--signal', 'SIGKILL', id]);
@@ -229,8 +230,8 @@ class Containerd {
       await run('ctr', ['--address', this.socket, 'namespaces', 'rm', NAMESPACE], { timeoutMs: CTR_TIMEOUT_MS });
       process.kill(this.pid, 'SIGTERM');
       const deadline = Date.now() + CONTAINERD_STOP_WAIT_MS;
-      while (processAlive(this.pid) && Date.now() < deadline) await sleep(100);
-      if (processAlive(this.pid)) process.kill(this.pid, 'SIGKILL');
+      while (pidAlive(this.pid) && Date.now() < deadline) await sleep(100);
+      if (pidAlive(this.pid)) process.kill(this.pid, 'SIGKILL');
     }
     // A shim left by a killed run names this containerd's socket on its command line.
     for (const pid of processesNaming(this.socket)) {
@@ -250,26 +251,8 @@ class Containerd {
 /** Folders containerd 1.6 creates outside its configured dirs (removed after, when we made them and they are empty). */
 const SHARED_RUN_DIRS = ['/run/containerd', '/run/containerd/s'];
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function processesNaming(text: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').some((arg) => arg.includes(text))) pids.push(Number(entry));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return pids;
+  return pidsWhere((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((arg) => arg.includes(text)));
 }
 
 function mountsUnder(dir: string): string[] {
@@ -277,10 +260,6 @@ function mountsUnder(dir: string): string[] {
     .split('\n')
     .map((line) => line.split(' ')[1] ?? '')
     .filter((target) => target.startsWith(`${dir}/`));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 interface ImageConfig {

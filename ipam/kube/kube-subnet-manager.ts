@@ -16,13 +16,14 @@
  *     and a periodic resync); a deleted Node is a removed lease. While the API is away nothing is
  *     removed: forwarding goes on with the routes known.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { parseCidr } from '../../core/cidr.js';
 import type { Cidr } from '../../core/cidr.js';
 import type { Lease, LeaseEvent } from '../../core/lease.js';
 import type { Logger } from '../../core/logger.js';
 import type { Advertisement, SubnetManager } from '../../core/subnet-manager.js';
 import type { PeerEndpoints } from '../../core/transport.js';
+import { sleep } from '../abortable.js';
+import { backoffMs } from '../retry.js';
 import { KubeError } from './kube-client.js';
 import type { KubeClient, KubeObject } from './kube-client.js';
 import { advertisedAnnotations, annotationKeys, internalIpsOf, leaseOfNode, NodeLeaseError, nodeName, podSubnetsOf } from './node-lease.js';
@@ -203,12 +204,8 @@ export class KubeSubnetManager implements SubnetManager {
         const reason = err.status === 404 ? `Node ${this.node} not found (is NODE_NAME right?)` : `Kubernetes API: ${err.message}`;
         this.waitFor(err.status === 404 ? `node ${this.node} not found` : 'Kubernetes API unreachable', `${what}: ${reason}`, attempt);
       }
-      const capMs = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** Math.min(attempt, 16));
-      try {
-        await delay(capMs / 2 + Math.random() * (capMs / 2), undefined, { signal: this.stop.signal });
-      } catch {
-        throw new KubeLeaseError(`${what}: the subnet manager is closed`);
-      }
+      // Ends early on close(); the check at the top of the loop then says so.
+      await sleep(backoffMs(attempt + 1, this.retryMinMs, this.retryMaxMs), this.stop.signal);
     }
   }
 

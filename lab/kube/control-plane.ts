@@ -25,6 +25,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KubeApi } from './kube-api.js';
+import { sleep } from '../shell.js';
 
 /** Keep in step with PODTUN_KUBE_VERSION's default in build-control-plane.sh. */
 export const DEFAULT_KUBE_VERSION = 'v1.35.4';
@@ -711,8 +712,4 @@ function isExecutable(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { parseYamlDocuments } from '../../core/yaml-text.js';
+import { sleep } from '../shell.js';
 
 /** A Kubernetes object as JSON; tests read the fields they need. */
 export type KubeObject = Record<string, unknown>;
@@ -305,8 +306,4 @@ function requestFailed(method: string, path: string, cause: Error): KubeApiError
 function withQuery(path: string, query: string): string {
   if (query === '') return path;
   return `${path}${path.includes('?') ? '&' : '?'}${query}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -59,7 +59,8 @@ export interface KubeLab {
 export async function startKubeLab(options: KubeLabOptions): Promise<KubeLab> {
   const dir = join(options.dir, 'kube');
   const socketFor = (port: number): string => join(options.dir, `kube-${port}.sock`);
-  for (const port of [KUBE_PORT, ETCD_CLIENT_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT]) await options.forward(port, socketFor(port));
+  const ports = [KUBE_PORT, ETCD_CLIENT_PORT, CONTROLLER_MANAGER_PORT, ...(options.runsPods ? [SCHEDULER_PORT] : [])];
+  for (const port of ports) await options.forward(port, socketFor(port));
   const plane = await startControlPlane({
     dir,
     binDir: requireKubeBinaries(kubeControlPlaneBinDir()),

@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, runIn, signalGroup, sleep, stopChild } from '../shell.js';
+import { pidsWhere, run, runIn, signalGroup, sleep, stopChild } from '../shell.js';
 import type { SpawnOptions } from '../shell.js';
 import { KUBERNETES_SERVICE_IP } from './control-plane.js';
 
@@ -156,19 +156,9 @@ async function killPods(dir: string): Promise<void> {
 
 /** PIDs whose command line names the node's dir (containerd, shims) or that sit in its cgroups. */
 function processesOf(dir: string, cgroupRoot: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const cgroups = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
-      if (cmdline.includes(`${dir}/`) || cgroups.includes(`/${cgroupRoot}/`)) found.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
+  return pidsWhere((pid) =>
+    readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${dir}/`) ||
+    readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/${cgroupRoot}/`));
 }
 
 /** rmdir, deepest first, of the node's cgroup in every hierarchy; a cgroup still in use stays. */

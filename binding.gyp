@@ -10,7 +10,9 @@
         "native/src/udp.c",
         "native/src/udp-send.c",
         "native/src/offload.c",
-        "native/src/checksum.c"
+        "native/src/checksum.c",
+        "native/src/seal.c",
+        "native/src/host.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags!": ["-O3"],

@@ -49,6 +49,31 @@ export interface UdpOpenOptions {
   /** SO_RCVBUF / SO_SNDBUF wanted, bytes. */
   recvBufferBytes: number;
   sendBufferBytes: number;
+  /**
+   * Sealed data plane (tunnel/seal/sealed-format.ts): sendPackets seals every datagram with the
+   * slot's current keypair, received data messages are opened before JS sees them. Absent or
+   * false: the unsealed socket, exactly as before.
+   */
+  sealed?: boolean;
+}
+
+/** AEAD of a session: 0 = ChaCha20-Poly1305, 1 = AES-256-GCM (CIPHER_* of sealed-format.ts). */
+export type SealCipher = 0 | 1;
+
+/** A slot's keypairs as the rekey timers and liveness checks need them (control path). */
+export interface KeypairInfo {
+  /** A current keypair is installed and may still seal (younger than REJECT_AFTER_MS, counter below the limit). */
+  hasCurrent: boolean;
+  /** Age of the installed current keypair (even when expired); -1 when none. */
+  currentAgeMs: number;
+  /** Messages sealed with the current keypair so far (its next counter). */
+  sendCounter: number;
+  /** A responder's keypair is waiting for the initiator's first data message. */
+  hasNext: boolean;
+  /** Since the last data message that opened with any keypair of the slot; -1: never. */
+  lastReceiveAgeMs: number;
+  /** A data message opened with the current keypair: the peer holds it. */
+  confirmed: boolean;
 }
 
 export interface NativeUdp {
@@ -71,21 +96,59 @@ export interface NativeUdp {
    * size go out as UDP GSO sends (<= ~64 KiB each) when `gso`, else in sendmmsg batches.
    * Non-blocking: what the socket refuses (EAGAIN) is dropped. Returns how many input packets
    * were sent whole.
+   * Sealed sockets ignore `header`/`headerLen`: every wire datagram (each plain packet or TSO
+   * segment) is sealed into a data message with the slot's current keypair (one counter each;
+   * equal sizes still leave as GSO sends); without a usable keypair nothing is sent (0,
+   * noKeypairDrops counts the input packets).
    */
   sendPackets(slot: number, header: Buffer, headerLen: number, buf: Buffer, offs: Int32Array,
     idx: Int32Array, count: number, headroom: number): number;
-  /** Sends one datagram `data[0..len)` to the peer in `slot` (control messages). */
+  /** Sends one datagram `data[0..len)` to the peer in `slot` (control messages; never sealed: handshakes). */
   sendTo(slot: number, data: Buffer, len: number): boolean;
   /** Sends one datagram to an address that is not in a slot (replies to probes). */
   sendToAddress(host: string, port: number, data: Buffer, len: number): boolean;
   /**
    * Starts receiving (recvmmsg, UDP_GRO). A GRO datagram is split into its segments, so datagram
    * i is at `offs[2i]`, length `offs[2i+1]`; `onBatch(count)` is called once per readiness.
+   * Sealed sockets need `slots` (at least maxDatagrams entries): a data message (version 2,
+   * type 4) is reported only when it opened, as its plaintext (`offs` point past its header,
+   * possibly length 0: a keepalive) with `slots[i]` = the peer's slot; every other datagram
+   * (handshakes, cookies, anything else) is reported raw with `slots[i]` = -1. Messages that do
+   * not open are dropped and counted (sealUnknownIndex, sealAuthFailed, sealReplayed, sealExpired).
    */
-  start(buf: Buffer, offs: Int32Array, maxDatagrams: number, onBatch: (count: number) => void): void;
+  start(buf: Buffer, offs: Int32Array, maxDatagrams: number, onBatch: (count: number) => void, slots?: Int32Array): void;
   /** Source "host" and port of datagram i of the current batch (only valid inside onBatch). */
   sourceOf(i: number): { host: string; port: number };
-  /** Counters: sends, gsoSends, eagainDrops, recvBatches, ... */
+  /**
+   * Sealed sockets only (others throw ERR_PODTUN_NOT_SEALED). Installs a session's keys (copied
+   * into pre-keyed cipher contexts; wiped when the keypair is dropped). `localIndex` is what
+   * peers put in messages to us: its low 12 bits must be `slot` (RangeError otherwise), and no
+   * other keypair of the slot may use it (ERR_PODTUN_SEAL_INDEX_IN_USE); `remoteIndex` goes into
+   * the messages we send. `initiator`: becomes current at once (the old current, or a pending
+   * next, becomes previous; the rest is wiped). Responder: becomes next (receive only) and is
+   * promoted to current, the old current to previous, by the first data message that opens with
+   * it; until then sends keep using the old current.
+   */
+  installKeypair(slot: number, localIndex: number, remoteIndex: number, sendKey: Buffer, recvKey: Buffer,
+    cipher: SealCipher, initiator: boolean): void;
+  /** Wipes every keypair of `slot` (its address stays: clearPeer is separate). */
+  clearKeypairs(slot: number): void;
+  keypairInfo(slot: number): KeypairInfo;
+  /**
+   * Seals `plaintext[0..len)` (a control message; len 0: a keepalive) with the slot's current
+   * keypair and sends it to the slot's address. False (counted in noPeerDrops / noKeypairDrops /
+   * eagainDrops) when it could not.
+   */
+  sealTo(slot: number, plaintext: Buffer, len: number): boolean;
+  /** When on, a data message that opened (tag and replay check passed) from another source re-addresses the slot. */
+  allowRoam(slot: number, on: boolean): void;
+  /** The address the slot sends to (set by setPeer or by roaming), or undefined. */
+  peerAddressOf(slot: number): { host: string; port: number } | undefined;
+  /**
+   * Counters: sends, gsoSends, eagainDrops, recvBatches, ...; sealed: noKeypairDrops (input
+   * packets), sealSealed, sealOpened, sealUnknownIndex, sealAuthFailed, sealReplayed, sealExpired,
+   * sealRoams.
+   */
   stats(): Record<string, number>;
   close(): void;
 }
@@ -93,6 +156,10 @@ export interface NativeUdp {
 export interface NativeAddon {
   /** Free bytes a TUN read leaves in front of each packet (see PacketBatch.headroom). */
   readonly tunHeadroom: number;
+  /** AES-256-GCM runs in hardware here (x86: AES-NI and PCLMULQDQ; false elsewhere): CAP_AES_HW. */
+  readonly cpuHasAesHw: boolean;
+  /** Raises the soft RLIMIT_NOFILE to the hard limit; returns both (Infinity: unlimited). Throws ERR_PODTUN_RLIMIT. */
+  raiseNofileLimit(): { soft: number; hard: number };
   openTun(opts: TunOpenOptions): NativeTun;
   openUdp(opts: UdpOpenOptions): NativeUdp;
   /**
@@ -102,6 +169,10 @@ export interface NativeAddon {
   splitForTest(pkt: Buffer, out: Buffer, outOffs: Int32Array): number;
   /** Merges bare packets into virtio super-packets like `write(bare)` would; returns the count. */
   mergeForTest(buf: Buffer, offs: Int32Array, count: number, out: Buffer, outOffs: Int32Array): number;
+  /** Test seam: makes every keypair of a sealed socket's slot `ms` older (REJECT_AFTER_MS without waiting). */
+  ageKeypairsForTest(udp: NativeUdp, slot: number, ms: number): void;
+  /** Test seam: sets the counter of the slot's current keypair (REJECT_AFTER_MESSAGES). */
+  setSendCounterForTest(udp: NativeUdp, slot: number, counter: bigint): void;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -29,7 +29,7 @@ int pt_io_init(pt_io *io, napi_env env, int fd, uint32_t (*read)(pt_io *), void 
 }
 
 static void drop_refs(pt_io *io) {
-  napi_ref *refs[] = {&io->self, &io->callback, &io->buf, &io->offs};
+  napi_ref *refs[] = {&io->self, &io->callback, &io->buf, &io->offs, &io->aux};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
     if (*refs[i]) napi_delete_reference(io->env, *refs[i]);
     *refs[i] = NULL;

@@ -28,6 +28,7 @@ struct pt_io {
   uv_poll_t poll;
   napi_async_cleanup_hook_handle hook;
   napi_ref self, callback, buf, offs; /* set while started */
+  napi_ref aux; /* one more JS array the owner writes into while started (optional) */
   napi_async_context actx;
   uint8_t started, closed, close_pending, finalized, delivering;
   uint64_t poll_errors;

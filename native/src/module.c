@@ -1,5 +1,6 @@
 /*
- * Node-API registration: openTun, openUdp and the pure split/merge paths for tests.
+ * Node-API registration: openTun, openUdp, host facts (cpuHasAesHw, raiseNofileLimit), and the
+ * pure split/merge paths and keypair seams for tests.
  * Context aware (NAPI_MODULE_INIT): every thread that loads it gets its own pt_module.
  */
 #include <stdlib.h>
@@ -149,10 +150,16 @@ NAPI_MODULE_INIT() {
     napi_throw_error(env, "ERR_PODTUN_INTERNAL", "cannot initialise the podtun addon");
     return NULL;
   }
-  napi_value headroom;
-  if (napi_create_uint32(env, PT_HEADROOM, &headroom) != napi_ok) return NULL;
+  napi_value headroom, aes_hw;
+  if (napi_create_uint32(env, PT_HEADROOM, &headroom) != napi_ok ||
+      napi_get_boolean(env, pt_cpu_has_aes_hw(), &aes_hw) != napi_ok)
+    return NULL;
   napi_property_descriptor fns[] = {
       {"tunHeadroom", NULL, NULL, NULL, NULL, headroom, napi_enumerable, NULL},
+      {"cpuHasAesHw", NULL, NULL, NULL, NULL, aes_hw, napi_enumerable, NULL},
+      {"raiseNofileLimit", NULL, pt_raise_nofile_limit, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ageKeypairsForTest", NULL, pt_age_keypairs_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setSendCounterForTest", NULL, pt_set_send_counter_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openTun", NULL, pt_open_tun, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openUdp", NULL, pt_open_udp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"splitForTest", NULL, split_for_test, NULL, NULL, NULL, napi_enumerable, NULL},

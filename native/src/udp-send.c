@@ -9,6 +9,10 @@
  *  - a TCP super-packet is cut into gso_size segments: each segment's tunnel, IP and TCP headers
  *    are built in the scratch, its payload is referenced in the super-packet.
  *
+ * Sealed mode: no tunnel header; each plain packet or TSO segment (its headers built on the
+ * stack, its payload where it lies) is sealed into the send scratch as one data message. Equal
+ * plaintext sizes give equal sealed sizes, so GSO works as below.
+ *
  * Consecutive datagrams of equal size (the last may be shorter) share one message sent with
  * UDP_SEGMENT (GSO); messages go out in sendmmsg batches, non-blocking: what the socket refuses is
  * dropped and counted.
@@ -171,8 +175,43 @@ static void send_copy(pt_udp *u, const uint8_t *ip, uint32_t len) {
   queue(u, &part, 1, dlen);
 }
 
+/* One sealed datagram: the plain packet `pieces` (`plen` bytes) sealed into the scratch. */
+static void send_sealed(pt_udp *u, const struct iovec *pieces, uint32_t npieces, uint32_t plen) {
+  uint32_t dlen = plen + PT_SEAL_OVERHEAD;
+  make_room(u, dlen, 1, dlen);
+  uint8_t *d = u->scratch + u->pos;
+  int r = pt_seal_message(u->kp, pieces, npieces, plen, d);
+  if (r != 1) {
+    /* Counter spent (2^64 - 2^13 messages) or the cipher failed: never in practice. The queue is
+     * flushed first so that mark_failed still sees the packets in order. */
+    flush(u);
+    send_meta m = {.pkt_lo = u->cur_pkt, .pkt_hi = u->cur_pkt};
+    mark_failed(u, &m);
+    if (r == 0) u->no_keypair_drops++;
+    else u->error_drops++;
+    return;
+  }
+  u->pos += dlen;
+  u->seal_sealed++;
+  struct iovec part = {d, dlen};
+  queue(u, &part, 1, dlen);
+}
+
+/* A super-packet's segments, sealed: headers built on the stack, payloads read where they lie. */
+static uint32_t send_tso_sealed(pt_udp *u, const pt_tso *t) {
+  uint8_t hdrs[120]; /* IP (<= 60) + TCP (<= 60) headers */
+  for (uint32_t i = 0; i < t->nseg; i++) {
+    const uint8_t *payload;
+    uint32_t seglen = pt_tso_segment(t, i, hdrs, &payload);
+    struct iovec pieces[2] = {{hdrs, t->hlen}, {(void *)payload, seglen}};
+    send_sealed(u, pieces, 2, t->hlen + seglen);
+  }
+  return t->nseg;
+}
+
 /* A super-packet's segments: headers built in the scratch, payloads referenced where they lie. */
 static uint32_t send_tso(pt_udp *u, const pt_tso *t) {
+  if (u->kp) return send_tso_sealed(u, t);
   for (uint32_t i = 0; i < t->nseg; i++) {
     uint32_t seglen = i + 1 < t->nseg ? t->mss : t->payload - i * t->mss;
     uint32_t hbytes = u->hdr_len + t->hlen, dlen = hbytes + seglen;
@@ -200,9 +239,10 @@ int pt_udp_send_one(pt_udp *u, const pt_addr *a, const uint8_t *data, size_t len
 }
 
 uint32_t pt_udp_send_packets(pt_udp *u, const pt_addr *dst, const uint8_t *hdr, uint32_t hdr_len,
-                             const pt_packet_list *list, uint32_t count, uint32_t headroom) {
+                             const pt_packet_list *list, uint32_t count, uint32_t headroom, pt_keypair *kp) {
+  u->kp = kp;
   u->hdr = hdr;
-  u->hdr_len = hdr_len;
+  u->hdr_len = kp ? 0 : hdr_len;
   u->dst = dst;
   u->last_failed = -1;
   u->failed = 0;
@@ -233,8 +273,10 @@ uint32_t pt_udp_send_packets(pt_udp *u, const pt_addr *dst, const uint8_t *hdr, 
         u->malformed_drops++;
         continue;
       }
+      struct iovec piece = {ip, len};
+      if (kp) send_sealed(u, &piece, 1, len);
       /* In place only where the room really is (the first packet of a buffer may lack it). */
-      if (in_place && (size_t)(ip - list->buf) >= hdr_len) send_in_place(u, ip, len);
+      else if (in_place && (size_t)(ip - list->buf) >= hdr_len) send_in_place(u, ip, len);
       else send_copy(u, ip, len);
     } else {
       pt_tso t;
@@ -247,5 +289,6 @@ uint32_t pt_udp_send_packets(pt_udp *u, const pt_addr *dst, const uint8_t *hdr, 
     emitted++;
   }
   flush(u);
+  u->kp = NULL;
   return emitted - u->failed;
 }

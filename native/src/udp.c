@@ -2,6 +2,9 @@
  * NativeUdp bindings: the socket, its peers, receiving (recvmmsg into the JS buffer given to
  * start(), 64 KiB per datagram slot; a UDP_GRO datagram is reported as its segments). Sending is
  * in udp-send.c.
+ *
+ * Sealed mode adds keypairs per peer slot (seal.c): data messages are opened in place as they
+ * are reported, and only those that open reach JS; roaming follows authenticated sources only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,11 +45,11 @@ static int addr_parse(int family, const char *host, uint16_t port, pt_addr *a) {
   return 1;
 }
 
-/* {host, port} of a received source; IPv4-mapped addresses are shown as IPv4. */
-static napi_value addr_to_js(napi_env env, const struct sockaddr_storage *ss) {
+/* {host, port} of a socket address; IPv4-mapped addresses are shown as IPv4. */
+static napi_value addr_to_js(napi_env env, const struct sockaddr *ss) {
   char host[INET6_ADDRSTRLEN];
   uint16_t port;
-  if (ss->ss_family == AF_INET) {
+  if (ss->sa_family == AF_INET) {
     const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
     inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
     port = ntohs(in4->sin_port);
@@ -66,6 +69,18 @@ static napi_value addr_to_js(napi_env env, const struct sockaddr_storage *ss) {
   return obj;
 }
 
+/* 1 when `a` holds the source `src` (as recvmmsg fills it for this socket's family). */
+static int addr_is(const pt_addr *a, const struct sockaddr_storage *src) {
+  if (a->len == 0 || a->u.sa.sa_family != src->ss_family) return 0;
+  if (src->ss_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)src;
+    return a->u.in4.sin_port == s4->sin_port && a->u.in4.sin_addr.s_addr == s4->sin_addr.s_addr;
+  }
+  const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)src;
+  return a->u.in6.sin6_port == s6->sin6_port && a->u.in6.sin6_scope_id == s6->sin6_scope_id &&
+         !memcmp(&a->u.in6.sin6_addr, &s6->sin6_addr, sizeof s6->sin6_addr);
+}
+
 /* ---- receive ---- */
 
 static uint32_t gro_size(const struct msghdr *h) {
@@ -79,20 +94,70 @@ static uint32_t gro_size(const struct msghdr *h) {
   return 0;
 }
 
-/* Reports datagram `len` bytes at slot `s` as its GRO segments (or whole), within max_dgrams. */
+static int is_data_message(const uint8_t *d, uint32_t len) {
+  return len >= 2 && d[0] == PT_SEAL_VERSION && d[1] == PT_SEAL_TYPE_DATA;
+}
+
+/* A data message that opened from `src`: the slot follows the source when it may roam. Only
+ * authenticated (and not replayed) messages get here, so a forger cannot steer the slot. */
+static void roam(pt_udp *u, uint32_t slot, const struct sockaddr_storage *src) {
+  if (!u->roam[slot] || addr_is(&u->peers[slot], src)) return;
+  pt_addr *a = &u->peers[slot];
+  memset(a, 0, sizeof *a);
+  a->len = src->ss_family == AF_INET ? sizeof a->u.in4 : sizeof a->u.in6;
+  memcpy(&a->u, src, a->len);
+  u->seal_roams++;
+}
+
+/* Opens the data message at *at (*n bytes) of recv slot `s` in place; on success points *at and *n
+ * at its plaintext and sets *peer. 0: dropped (counted by reason). */
+static int open_data(pt_udp *u, uint32_t s, uint32_t *at, uint32_t *n, int32_t *peer) {
+  uint32_t slot;
+  switch (pt_seal_open(u->seal, u->rbuf + *at, *n, u->now_ms, &slot)) {
+    case PT_OPENED:
+      break;
+    case PT_OPEN_UNKNOWN_INDEX:
+      u->seal_unknown_index++;
+      return 0;
+    case PT_OPEN_AUTH_FAILED:
+      u->seal_auth_failed++;
+      return 0;
+    case PT_OPEN_REPLAYED:
+      u->seal_replayed++;
+      return 0;
+    case PT_OPEN_EXPIRED:
+    default:
+      u->seal_expired++;
+      return 0;
+  }
+  u->seal_opened++;
+  roam(u, slot, &u->rsrc[s]);
+  *at += PT_SEAL_HEADER_LEN;
+  *n -= PT_SEAL_OVERHEAD;
+  *peer = (int32_t)slot;
+  return 1;
+}
+
+/* Reports datagram `len` bytes at slot `s` as its GRO segments (or whole), within max_dgrams;
+ * in sealed mode data messages are reported opened, or not at all. */
 static uint32_t report(pt_udp *u, uint32_t count, uint32_t s, uint32_t len, uint32_t seg) {
   uint32_t base = s * RECV_SLOT_BYTES;
   if (seg == 0 || seg >= len) seg = len;
   else u->gro_datagrams++;
-  for (uint32_t off = 0; off < len; off += seg, count++) {
+  for (uint32_t off = 0; off < len; off += seg) {
     if (count == u->max_dgrams) { /* more segments than a GRO datagram should hold: drop the rest */
       u->trunc_drops++;
       break;
     }
-    u->roffs[2 * count] = (int32_t)(base + off);
-    u->roffs[2 * count + 1] = (int32_t)(len - off < seg ? len - off : seg);
-    u->src_of[count] = s;
+    uint32_t at = base + off, n = len - off < seg ? len - off : seg;
+    int32_t peer = -1;
     u->recv_segments++;
+    if (u->seal && is_data_message(u->rbuf + at, n) && !open_data(u, s, &at, &n, &peer)) continue;
+    u->roffs[2 * count] = (int32_t)at;
+    u->roffs[2 * count + 1] = (int32_t)n;
+    u->src_of[count] = s;
+    if (u->rpeer) u->rpeer[count] = peer;
+    count++;
   }
   return count;
 }
@@ -100,7 +165,10 @@ static uint32_t report(pt_udp *u, uint32_t count, uint32_t s, uint32_t len, uint
 static uint32_t udp_read(pt_io *io) {
   pt_udp *u = (pt_udp *)io;
   uint32_t count = 0, slot = 0, per_msg = u->gro ? GRO_MAX_SEGS : 1;
-  for (;;) {
+  if (u->seal) u->now_ms = pt_seal_now_ms(); /* one clock read per batch */
+  /* Every recv slot is used once per call: datagrams that report nothing (truncated, empty, or
+   * sealed ones that did not open) still use theirs, so the slots bound the loop, not `count`. */
+  while (slot < u->rslots) {
     uint32_t vlen = RECV_MSGS;
     if (vlen > u->rslots - slot) vlen = u->rslots - slot;
     if (vlen > (u->max_dgrams - count) / per_msg) vlen = (u->max_dgrams - count) / per_msg;
@@ -148,6 +216,7 @@ static void udp_destroy(pt_io *io) {
   free(u->rsrc);
   free(u->rctrl);
   free(u->src_of);
+  pt_seal_free(u->seal);
   free(u);
 }
 
@@ -160,7 +229,7 @@ static void set_buffer(int fd, int force_opt, int opt, int64_t bytes) {
     setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
 }
 
-static pt_udp *udp_open_fd(napi_env env, const char *host, int64_t port, int64_t rcvbuf, int64_t sndbuf) {
+static pt_udp *udp_open_fd(napi_env env, const char *host, int64_t port, int64_t rcvbuf, int64_t sndbuf, int sealed) {
   int family = strchr(host, ':') ? AF_INET6 : AF_INET;
   pt_addr local;
   if (!addr_parse(family, host, (uint16_t)port, &local)) {
@@ -169,10 +238,12 @@ static pt_udp *udp_open_fd(napi_env env, const char *host, int64_t port, int64_t
   }
   pt_udp *u = calloc(1, sizeof *u);
   uint8_t *scratch = malloc(SEND_SCRATCH_BYTES), *bounce = malloc(GSO_MAX_BYTES);
-  if (!u || !scratch || !bounce) {
+  pt_seal *seal = sealed ? pt_seal_new() : NULL;
+  if (!u || !scratch || !bounce || (sealed && !seal)) {
     free(u);
     free(scratch);
     free(bounce);
+    pt_seal_free(seal);
     pt_throw_errno(env, "ERR_PODTUN_UDP_OPEN", ENOMEM, "cannot open UDP %s:%lld", host, (long long)port);
     return NULL;
   }
@@ -191,10 +262,12 @@ static pt_udp *udp_open_fd(napi_env env, const char *host, int64_t port, int64_t
     free(u);
     free(scratch);
     free(bounce);
+    pt_seal_free(seal);
     pt_throw_errno(env, "ERR_PODTUN_UDP_OPEN", err, "cannot bind UDP %s:%lld", host, (long long)port);
     return NULL;
   }
   u->family = family;
+  u->seal = seal;
   u->scratch = scratch;
   u->bounce = bounce;
   u->port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port : ((struct sockaddr_in6 *)&bound)->sin6_port);
@@ -210,22 +283,32 @@ static pt_udp *udp_open_fd(napi_env env, const char *host, int64_t port, int64_t
   return u;
 }
 
-/* openUdp({ host, port, recvBufferBytes, sendBufferBytes }) */
+/* An optional boolean option: undefined (absent) is false. */
+static int get_flag(napi_env env, napi_value opts, const char *key, int *out) {
+  napi_value v;
+  napi_valuetype t;
+  *out = 0;
+  if (!pt_get_prop(env, opts, key, &v) || napi_typeof(env, v, &t) != napi_ok) return 0;
+  return t == napi_undefined || pt_get_bool(env, v, key, out);
+}
+
+/* openUdp({ host, port, recvBufferBytes, sendBufferBytes, sealed? }) */
 napi_value pt_open_udp(napi_env env, napi_callback_info info) {
   napi_value argv[1], v, obj;
   char host[INET6_ADDRSTRLEN];
   int64_t port, rcvbuf, sndbuf;
+  int sealed;
   pt_module *mod;
   if (!pt_args(env, info, 1, argv, NULL, NULL) || !pt_get_prop(env, argv[0], "host", &v) ||
       !pt_get_string(env, v, "host", host, sizeof host) || !pt_get_prop(env, argv[0], "port", &v) ||
       !pt_get_int(env, v, "port", 0, 65535, &port) || !pt_get_prop(env, argv[0], "recvBufferBytes", &v) ||
       !pt_get_int(env, v, "recvBufferBytes", 0, INT32_MAX, &rcvbuf) ||
       !pt_get_prop(env, argv[0], "sendBufferBytes", &v) || !pt_get_int(env, v, "sendBufferBytes", 0, INT32_MAX, &sndbuf) ||
-      napi_get_instance_data(env, (void **)&mod) != napi_ok)
+      !get_flag(env, argv[0], "sealed", &sealed) || napi_get_instance_data(env, (void **)&mod) != napi_ok)
     return NULL;
   obj = pt_new_instance(env, mod->udp_class);
   if (!obj) return NULL;
-  pt_udp *u = udp_open_fd(env, host, port, rcvbuf, sndbuf);
+  pt_udp *u = udp_open_fd(env, host, port, rcvbuf, sndbuf, sealed);
   if (!u) return NULL;
   if (napi_wrap(env, obj, u, pt_io_finalize, NULL, NULL) != napi_ok) {
     u->io.finalized = 1;
@@ -302,11 +385,15 @@ static napi_value udp_send_packets(napi_env env, napi_callback_info info) {
       !pt_get_int(env, argv[7], "headroom", 0, 4096, &headroom) || !check_open(env, u))
     return NULL;
   uint32_t sent = 0;
+  pt_keypair *kp = NULL;
   if (u->peers[slot].len == 0) {
     u->no_peer_drops += (uint64_t)count;
+  } else if (u->seal && !(kp = pt_seal_sender(u->seal, (uint32_t)slot, pt_seal_now_ms()))) {
+    u->no_keypair_drops += (uint64_t)count;
   } else {
     pt_packet_list list = {buf, buf_len, offs, offs_len, idx};
-    sent = pt_udp_send_packets(u, &u->peers[slot], hdr, (uint32_t)hdr_len, &list, (uint32_t)count, (uint32_t)headroom);
+    sent = pt_udp_send_packets(u, &u->peers[slot], hdr, (uint32_t)hdr_len, &list, (uint32_t)count, (uint32_t)headroom,
+                               kp);
   }
   napi_create_uint32(env, sent, &result);
   return result;
@@ -352,20 +439,28 @@ static napi_value udp_send_to_address(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* start(buf, offs, maxDatagrams, onBatch) */
+/* start(buf, offs, maxDatagrams, onBatch, slots?) */
 static napi_value udp_start(napi_env env, napi_callback_info info) {
   pt_udp *u;
-  napi_value argv[4], self;
+  napi_value argv[5], self;
   uint8_t *buf;
-  int32_t *offs;
-  size_t buf_len, offs_len;
+  int32_t *offs, *peer = NULL;
+  size_t buf_len, offs_len, peer_len = 0;
   int64_t max_dgrams;
-  if (!pt_args(env, info, 4, argv, (void **)&u, &self) || !pt_get_bytes(env, argv[0], "buf", &buf, &buf_len) ||
+  napi_valuetype t;
+  if (!pt_args(env, info, 5, argv, (void **)&u, &self) || !pt_get_bytes(env, argv[0], "buf", &buf, &buf_len) ||
       !pt_get_i32s(env, argv[1], "offs", &offs, &offs_len) ||
-      !pt_get_int(env, argv[2], "maxDatagrams", 1, (int64_t)(offs_len / 2), &max_dgrams))
+      !pt_get_int(env, argv[2], "maxDatagrams", 1, (int64_t)(offs_len / 2), &max_dgrams) ||
+      napi_typeof(env, argv[4], &t) != napi_ok)
     return NULL;
   if (buf_len < RECV_SLOT_BYTES || buf_len > INT32_MAX) {
     pt_throw_range(env, "buf must hold one datagram slot of %d bytes and at most 2 GiB", RECV_SLOT_BYTES);
+    return NULL;
+  }
+  /* slots: which peer each datagram opened for; a sealed socket cannot report without it. */
+  if ((u->seal || t != napi_undefined) && !pt_get_i32s(env, argv[4], "slots", &peer, &peer_len)) return NULL;
+  if (peer && peer_len < (size_t)max_dgrams) {
+    pt_throw_range(env, "slots must hold maxDatagrams (%lld) entries", (long long)max_dgrams);
     return NULL;
   }
   if (!u->io.started && !u->io.closed) { /* pt_io_start refuses the other cases */
@@ -387,10 +482,15 @@ static napi_value udp_start(napi_env env, napi_callback_info info) {
     u->src_of = src_of;
     u->rbuf = buf;
     u->roffs = offs;
+    u->rpeer = peer;
     u->rslots = slots;
     u->max_dgrams = (uint32_t)max_dgrams;
   }
-  pt_io_start(&u->io, self, argv[0], argv[1], argv[3], "podtun:udp");
+  if (pt_io_start(&u->io, self, argv[0], argv[1], argv[3], "podtun:udp") && peer &&
+      napi_create_reference(env, argv[4], 1, &u->io.aux) != napi_ok) {
+    pt_io_close(&u->io);
+    pt_throw(env, "ERR_PODTUN_INTERNAL", "cannot start receiving");
+  }
   return NULL;
 }
 
@@ -405,7 +505,198 @@ static napi_value udp_source_of(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (!pt_get_int(env, argv[0], "i", 0, (int64_t)u->rcount - 1, &i)) return NULL;
-  return addr_to_js(env, &u->rsrc[u->src_of[i]]);
+  return addr_to_js(env, (const struct sockaddr *)&u->rsrc[u->src_of[i]]);
+}
+
+/* ---- sealed mode: keypairs and roaming (control path) ---- */
+
+static int check_sealed(napi_env env, pt_udp *u) {
+  if (u->seal) return 1;
+  pt_throw(env, "ERR_PODTUN_NOT_SEALED", "this UDP socket was opened without sealed: true");
+  return 0;
+}
+
+static int get_key(napi_env env, napi_value v, const char *name, uint8_t **key) {
+  size_t len;
+  if (!pt_get_bytes(env, v, name, key, &len)) return 0;
+  if (len == PT_SEAL_KEY_LEN) return 1;
+  pt_throw_range(env, "%s must be %d bytes, not %zu", name, PT_SEAL_KEY_LEN, len);
+  return 0;
+}
+
+/* installKeypair(slot, localIndex, remoteIndex, sendKey, recvKey, cipher, initiator) */
+static napi_value udp_install_keypair(napi_env env, napi_callback_info info) {
+  pt_udp *u;
+  napi_value argv[7];
+  int64_t slot, local, remote, cipher;
+  uint8_t *send_key, *recv_key;
+  int initiator;
+  if (!pt_args(env, info, 7, argv, (void **)&u, NULL) || !check_sealed(env, u) || !get_slot(env, argv[0], &slot) ||
+      !pt_get_int(env, argv[1], "localIndex", 0, UINT32_MAX, &local) ||
+      !pt_get_int(env, argv[2], "remoteIndex", 0, UINT32_MAX, &remote) || !get_key(env, argv[3], "sendKey", &send_key) ||
+      !get_key(env, argv[4], "recvKey", &recv_key) ||
+      !pt_get_int(env, argv[5], "cipher", PT_CIPHER_CHACHA20_POLY1305, PT_CIPHER_AES_256_GCM, &cipher) ||
+      !pt_get_bool(env, argv[6], "initiator", &initiator) || !check_open(env, u))
+    return NULL;
+  /* The data path finds the slot from the index alone (no lookup table). */
+  if (((uint32_t)local & PT_SEAL_SLOT_MASK) != (uint32_t)slot) {
+    pt_throw_range(env, "localIndex 0x%08x does not name slot %lld: its low %d bits must equal the slot", (uint32_t)local,
+                   (long long)slot, PT_SEAL_SLOT_BITS);
+    return NULL;
+  }
+  if (pt_seal_index_in_use(u->seal, (uint32_t)slot, (uint32_t)local)) {
+    pt_throw(env, "ERR_PODTUN_SEAL_INDEX_IN_USE", "localIndex 0x%08x is already used by a keypair of slot %lld",
+             (uint32_t)local, (long long)slot);
+    return NULL;
+  }
+  if (!pt_seal_install(u->seal, (uint32_t)slot, (uint32_t)local, (uint32_t)remote, send_key, recv_key, (int)cipher,
+                       initiator, pt_seal_now_ms()))
+    pt_throw(env, "ERR_PODTUN_SEAL_KEY", "cannot key the %s cipher of slot %lld",
+             cipher == PT_CIPHER_AES_256_GCM ? "AES-256-GCM" : "ChaCha20-Poly1305", (long long)slot);
+  return NULL;
+}
+
+static napi_value udp_clear_keypairs(napi_env env, napi_callback_info info) {
+  pt_udp *u;
+  napi_value argv[1];
+  int64_t slot;
+  if (!pt_args(env, info, 1, argv, (void **)&u, NULL) || !check_sealed(env, u) || !get_slot(env, argv[0], &slot))
+    return NULL;
+  pt_seal_clear(u->seal, (uint32_t)slot);
+  return NULL;
+}
+
+static int set_number(napi_env env, napi_value obj, const char *key, double v) {
+  napi_value n;
+  return napi_create_double(env, v, &n) == napi_ok && napi_set_named_property(env, obj, key, n) == napi_ok;
+}
+
+static int set_bool(napi_env env, napi_value obj, const char *key, int v) {
+  napi_value b;
+  return napi_get_boolean(env, v, &b) == napi_ok && napi_set_named_property(env, obj, key, b) == napi_ok;
+}
+
+/* keypairInfo(slot) -> { hasCurrent, currentAgeMs, sendCounter, hasNext, lastReceiveAgeMs, confirmed } */
+static napi_value udp_keypair_info(napi_env env, napi_callback_info info) {
+  pt_udp *u;
+  napi_value argv[1], obj;
+  int64_t slot;
+  if (!pt_args(env, info, 1, argv, (void **)&u, NULL) || !check_sealed(env, u) || !get_slot(env, argv[0], &slot))
+    return NULL;
+  pt_seal_info i;
+  pt_seal_info_of(u->seal, (uint32_t)slot, pt_seal_now_ms(), &i);
+  if (napi_create_object(env, &obj) != napi_ok || !set_bool(env, obj, "hasCurrent", i.has_current) ||
+      !set_number(env, obj, "currentAgeMs", (double)i.current_age_ms) ||
+      !set_number(env, obj, "sendCounter", (double)i.send_counter) || !set_bool(env, obj, "hasNext", i.has_next) ||
+      !set_number(env, obj, "lastReceiveAgeMs", (double)i.last_receive_age_ms) ||
+      !set_bool(env, obj, "confirmed", i.confirmed))
+    return NULL;
+  return obj;
+}
+
+/* sealTo(slot, plaintext, len) -> sent: one control message or keepalive (len 0), sealed. */
+static napi_value udp_seal_to(napi_env env, napi_callback_info info) {
+  pt_udp *u;
+  napi_value argv[3], result;
+  int64_t slot, len;
+  uint8_t *data;
+  if (!pt_args(env, info, 3, argv, (void **)&u, NULL) || !check_sealed(env, u) || !get_slot(env, argv[0], &slot) ||
+      !get_data(env, argv[1], argv[2], &data, &len) || !check_open(env, u))
+    return NULL;
+  if (len > GSO_MAX_BYTES - PT_SEAL_OVERHEAD) {
+    pt_throw_range(env, "len must be at most %d", GSO_MAX_BYTES - PT_SEAL_OVERHEAD);
+    return NULL;
+  }
+  int ok = 0;
+  pt_keypair *kp = NULL;
+  if (u->peers[slot].len == 0) {
+    u->no_peer_drops++;
+  } else if (!(kp = pt_seal_sender(u->seal, (uint32_t)slot, pt_seal_now_ms()))) {
+    u->no_keypair_drops++;
+  } else {
+    /* The bounce buffer is free outside sendPackets. */
+    struct iovec piece = {data, (size_t)len};
+    int r = pt_seal_message(kp, &piece, 1, (uint32_t)len, u->bounce);
+    if (r == 1) {
+      u->seal_sealed++;
+      ok = pt_udp_send_one(u, &u->peers[slot], u->bounce, (size_t)len + PT_SEAL_OVERHEAD);
+    } else if (r == 0) {
+      u->no_keypair_drops++;
+    } else {
+      u->error_drops++;
+    }
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
+/* allowRoam(slot, on) */
+static napi_value udp_allow_roam(napi_env env, napi_callback_info info) {
+  pt_udp *u;
+  napi_value argv[2];
+  int64_t slot;
+  int on;
+  if (!pt_args(env, info, 2, argv, (void **)&u, NULL) || !check_sealed(env, u) || !get_slot(env, argv[0], &slot) ||
+      !pt_get_bool(env, argv[1], "on", &on))
+    return NULL;
+  u->roam[slot] = (uint8_t)on;
+  return NULL;
+}
+
+/* peerAddressOf(slot) -> { host, port } | undefined */
+static napi_value udp_peer_address_of(napi_env env, napi_callback_info info) {
+  pt_udp *u;
+  napi_value argv[1], undef;
+  int64_t slot;
+  if (!pt_args(env, info, 1, argv, (void **)&u, NULL) || !get_slot(env, argv[0], &slot)) return NULL;
+  if (u->peers[slot].len != 0) return addr_to_js(env, &u->peers[slot].u.sa);
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+/* The NativeUdp in argv[0] of a module-level test function, or NULL after throwing. */
+static pt_udp *udp_of(napi_env env, napi_value v) {
+  pt_module *mod;
+  napi_value cls;
+  bool is_udp = false;
+  void *u = NULL;
+  if (napi_get_instance_data(env, (void **)&mod) != napi_ok || napi_get_reference_value(env, mod->udp_class, &cls) != napi_ok ||
+      napi_instanceof(env, v, cls, &is_udp) != napi_ok || !is_udp || napi_unwrap(env, v, &u) != napi_ok || !u) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udp must be a NativeUdp");
+    return NULL;
+  }
+  return u;
+}
+
+/* ageKeypairsForTest(udp, slot, ms): the expiry seam (REJECT_AFTER_MS without waiting 3 min). */
+napi_value pt_age_keypairs_for_test(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t slot, ms;
+  pt_udp *u;
+  if (!pt_args(env, info, 3, argv, NULL, NULL) || !(u = udp_of(env, argv[0])) || !check_sealed(env, u) ||
+      !get_slot(env, argv[1], &slot) || !pt_get_int(env, argv[2], "ms", 0, INT32_MAX, &ms))
+    return NULL;
+  pt_seal_age_for_test(u->seal, (uint32_t)slot, (uint64_t)ms);
+  return NULL;
+}
+
+/* setSendCounterForTest(udp, slot, counter: bigint): the REJECT_AFTER_MESSAGES seam. */
+napi_value pt_set_send_counter_for_test(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t slot;
+  uint64_t counter;
+  bool lossless;
+  pt_udp *u;
+  if (!pt_args(env, info, 3, argv, NULL, NULL) || !(u = udp_of(env, argv[0])) || !check_sealed(env, u) ||
+      !get_slot(env, argv[1], &slot))
+    return NULL;
+  if (napi_get_value_bigint_uint64(env, argv[2], &counter, &lossless) != napi_ok || !lossless) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "counter must be a bigint in [0, 2^64)");
+    return NULL;
+  }
+  if (!pt_seal_set_counter_for_test(u->seal, (uint32_t)slot, counter))
+    pt_throw(env, "ERR_PODTUN_NO_KEYPAIR", "slot %lld has no current keypair", (long long)slot);
+  return NULL;
 }
 
 static napi_value udp_stats(napi_env env, napi_callback_info info) {
@@ -414,13 +705,15 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   static const char *const names[] = {
       "sends",         "sendCalls",      "gsoSends",    "eagainDrops",   "errorDrops",    "malformedDrops",
       "noPeerDrops",   "splitSupers",    "gsoFallbacks", "recvBatches",  "recvDatagrams", "groDatagrams",
-      "recvSegments",  "truncatedDrops", "recvErrors",  "pollErrors",
+      "recvSegments",  "truncatedDrops", "recvErrors",  "pollErrors",    "noKeypairDrops", "sealSealed",
+      "sealOpened",    "sealUnknownIndex", "sealAuthFailed", "sealReplayed", "sealExpired",  "sealRoams",
   };
   const uint64_t values[] = {
       u->sends,         u->send_calls,     u->gso_sends,     u->eagain_drops,   u->error_drops,
       u->malformed_drops, u->no_peer_drops, u->split_supers, u->gso_fallbacks, u->recv_batches,
       u->recv_datagrams, u->gro_datagrams, u->recv_segments, u->trunc_drops,    u->recv_errors,
-      u->io.poll_errors,
+      u->io.poll_errors, u->no_keypair_drops, u->seal_sealed, u->seal_opened, u->seal_unknown_index,
+      u->seal_auth_failed, u->seal_replayed, u->seal_expired, u->seal_roams,
   };
   _Static_assert(sizeof names / sizeof names[0] == sizeof values / sizeof values[0], "one name per counter");
   return pt_counters(env, names, values, sizeof values / sizeof values[0]);
@@ -430,6 +723,7 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   pt_udp *u;
   if (!pt_args(env, info, 0, NULL, (void **)&u, NULL)) return NULL;
   pt_io_close(&u->io);
+  if (u->seal) pt_seal_wipe(u->seal);
   return NULL;
 }
 
@@ -445,6 +739,12 @@ napi_value pt_udp_define_class(napi_env env) {
       {"sendToAddress", NULL, udp_send_to_address, NULL, NULL, NULL, napi_default, NULL},
       {"start", NULL, udp_start, NULL, NULL, NULL, napi_default, NULL},
       {"sourceOf", NULL, udp_source_of, NULL, NULL, NULL, napi_default, NULL},
+      {"installKeypair", NULL, udp_install_keypair, NULL, NULL, NULL, napi_default, NULL},
+      {"clearKeypairs", NULL, udp_clear_keypairs, NULL, NULL, NULL, napi_default, NULL},
+      {"keypairInfo", NULL, udp_keypair_info, NULL, NULL, NULL, napi_default, NULL},
+      {"sealTo", NULL, udp_seal_to, NULL, NULL, NULL, napi_default, NULL},
+      {"allowRoam", NULL, udp_allow_roam, NULL, NULL, NULL, napi_default, NULL},
+      {"peerAddressOf", NULL, udp_peer_address_of, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, udp_stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
   };

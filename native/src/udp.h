@@ -10,6 +10,7 @@
 
 #include "io.h"
 #include "offload.h"
+#include "seal.h"
 
 #define PEER_SLOTS 4096
 #define SEND_SCRATCH_BYTES (2u << 20)
@@ -78,9 +79,18 @@ typedef struct {
   int64_t last_failed; /* highest ordinal already counted in `failed` */
   uint32_t failed;
 
-  /* Receive side: the JS buffer and offsets (pinned by io references) and arrays sized at start. */
+  /* Sealed mode (seal.h): the keypair table (NULL: unsealed), which slots may roam, and the
+   * keypair sealing the sendPackets call in progress. */
+  pt_seal *seal;
+  uint8_t roam[PEER_SLOTS];
+  pt_keypair *kp;
+
+  /* Receive side: the JS buffer, offsets and (sealed) slots (pinned by io references) and
+   * arrays sized at start; the clock of the batch being read. */
   uint8_t *rbuf;
   int32_t *roffs;
+  int32_t *rpeer; /* per reported datagram: the slot it opened for, -1: raw; NULL when not given */
+  uint64_t now_ms;
   uint32_t rslots, max_dgrams, rcount;
   struct mmsghdr rmsgs[RECV_MSGS];
   struct iovec riov[RECV_MSGS];
@@ -90,17 +100,22 @@ typedef struct {
 
   uint64_t sends, send_calls, gso_sends, eagain_drops, error_drops, malformed_drops, no_peer_drops, split_supers,
       gso_fallbacks, recv_batches, recv_datagrams, gro_datagrams, recv_segments, trunc_drops, recv_errors;
+  uint64_t no_keypair_drops, seal_sealed, seal_opened, seal_unknown_index, seal_auth_failed, seal_replayed,
+      seal_expired, seal_roams;
 } pt_udp;
+
+_Static_assert(PEER_SLOTS == PT_SEAL_SLOTS, "a receiver index names a peer slot");
 
 /*
  * Sends the packets of `list` (each virtio header + IP) to `dst`, each datagram being
  * hdr[0..hdr_len) + one plain IP packet. The packets are the caller's to patch: partial checksums
  * are finished in place, and with `headroom` free bytes before each packet (headroom + 10 >=
- * hdr_len) the tunnel header is written there and the packet sent where it lies. Returns how many
- * input packets were sent whole.
+ * hdr_len) the tunnel header is written there and the packet sent where it lies.
+ * With a keypair `kp` (sealed mode) `hdr` is ignored: each plain packet or TSO segment is sealed
+ * into the send scratch as one data message. Returns how many input packets were sent whole.
  */
 uint32_t pt_udp_send_packets(pt_udp *u, const pt_addr *dst, const uint8_t *hdr, uint32_t hdr_len,
-                             const pt_packet_list *list, uint32_t count, uint32_t headroom);
+                             const pt_packet_list *list, uint32_t count, uint32_t headroom, pt_keypair *kp);
 
 /* One datagram, non-blocking; counted. Returns 1 when sent. */
 int pt_udp_send_one(pt_udp *u, const pt_addr *a, const uint8_t *data, size_t len);

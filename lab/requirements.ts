@@ -15,8 +15,10 @@ const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
   iperf3: 'iperf3',
   tcpdump: 'tcpdump',
   nft: 'nftables',
+  prlimit: 'util-linux',
   etcd: 'etcd-server',
   go: 'golang-go',
+  wg: 'wireguard-tools',
 };
 
 export function hasCommand(name: string): boolean {

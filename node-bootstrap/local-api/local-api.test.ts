@@ -1,4 +1,6 @@
 import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,7 +10,7 @@ import type { RouterStats } from '../../router/router.js';
 import { FAKE_STATS } from '../../test/fake-router-stats.js';
 import { quietLogger } from '../../test/recording-logger.js';
 import { startLocalApi } from './local-api.js';
-import type { LocalApi } from './local-api.js';
+import type { LocalApi, LocalApiLimits } from './local-api.js';
 import { createMetrics } from './metrics.js';
 import { Readiness } from './readiness.js';
 
@@ -25,6 +27,7 @@ describe('local API', () => {
     stats: () => RouterStats | undefined,
     readiness = new Readiness(),
     podNetwork: () => typeof POD_NETWORK | undefined = () => POD_NETWORK,
+    limits: Partial<LocalApiLimits> = {},
   ): Promise<{ socket: string; tcp: string }> {
     const socket = join(mkdtempSync(join(tmpdir(), 'podtun-api-')), 'sub', 'podtun.sock');
     api = await startLocalApi({
@@ -35,6 +38,7 @@ describe('local API', () => {
       metrics: createMetrics({ stats, processMetrics: false }),
       podNetwork,
       log: quietLogger,
+      limits,
     });
     return { socket, tcp: `http://127.0.0.1:${api.tcpAddress?.port ?? 0}` };
   }
@@ -85,5 +89,44 @@ describe('local API', () => {
     await api?.close();
     await api?.close();
     await expect(fetchApi(socket, '/healthz')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('keeps answering on the socket while idle connections flood both servers: the oldest idle ones make room, then time out', async () => {
+    const HEADERS_MS = 1000;
+    const { socket, tcp } = await start(() => FAKE_STATS, new Readiness(), () => POD_NETWORK,
+      { maxConnections: 4, headersTimeoutMs: HEADERS_MS, requestTimeoutMs: 2000, keepAliveTimeoutMs: 300 });
+    const port = Number(new URL(tcp).port);
+    const flood: Array<{ s: Socket; closed: boolean }> = [];
+    const idle = (s: Socket): void => {
+      const entry = { s, closed: false };
+      s.on('error', () => {});
+      s.on('data', () => {});
+      s.once('close', () => {
+        entry.closed = true;
+      });
+      flood.push(entry);
+    };
+    try {
+      for (let i = 0; i < 20; i++) {
+        idle(connect(port, '127.0.0.1'));
+        idle(connect(socket));
+      }
+      // One of them sends half its headers and stops: slow, not busy, evictable too.
+      flood[0]?.s.write('GET /status HTTP/1.1\r\nHost: x\r\n');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(flood.filter((f) => !f.closed).length).toBeLessThanOrEqual(8); // 4 per server
+      for (let i = 0; i < 5; i++) {
+        const started = performance.now();
+        expect((await fetchApi(socket, '/status', 1000)).status).toBe(200);
+        expect(performance.now() - started).toBeLessThan(1000);
+        idle(connect(socket)); // the flood goes on
+      }
+      expect((await fetch(`${tcp}/healthz`)).status).toBe(200);
+      const deadline = Date.now() + HEADERS_MS * 4;
+      while (flood.some((f) => !f.closed) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(flood.filter((f) => !f.closed)).toEqual([]); // idle ones closed by headersTimeout
+    } finally {
+      for (const f of flood) f.s.destroy();
+    }
   });
 });

@@ -2,15 +2,16 @@
  * podtun's cluster secret: n3 holds a wrong secret (transport auto, as by default), so its UDP
  * probes go unanswered and n1 and n2 refuse its WebSocket connections (counted, logged); nothing
  * from n3's pod reaches n1's pod, while n1 <-> n2 carry on. Then a hand-made client in n2's namespace, authenticated as n2 with the right
- * secret, sends junk binary messages and one message over maxPayload to n1: counted, and n1
- * keeps forwarding.
+ * secret (hello, then its proof over n1's nonce), sends junk binary messages and one message over
+ * maxPayload to n1: counted, and n1 keeps forwarding. One that sends data before its proof is
+ * closed and counted (preProofMessages).
  *
  * ```
  *                  underlay ns (bridge ul0, 192.168.77.0/24)
  *        /                     |                          \
  *   n1 ws :8443  <==ok==>  n2 ws :8443              n3 (wrong clusterSecret)
  *     ^  ^----- refused ------------------------------/  (and by n2 too)
- *     '---- probe-agent ws-raw in n2's ns: upgrade as n2 (x-podtun-auth), junk, oversize
+ *     '---- ws-attack-agent client in n2's ns: upgrade as n2, proof, junk, oversize
  *   p1a 10.244.1.10         p2a 10.244.2.10           p3a 10.244.3.10 --X--> p1a
  * ```
  */
@@ -21,11 +22,10 @@ import type { UdpListenResult } from '../../lab/probe.js';
 import { logEntries, peerView, readStatus, transportStat, waitPeers } from '../../lab/podtun-status.js';
 import { pollUntil } from '../../lab/shell.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
-import { clientHello } from '../../tunnel/ws/ws-handshake.js';
-import { WS_SUBPROTOCOL } from '../../tunnel/ws/ws-framing.js';
+import { runWsAttack, wsAttackSkipReason } from '../../lab/ws-attack.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../tunnel/ws/ws-transport.js';
 
-const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason();
+const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason() ?? wsAttackSkipReason();
 printSkip('podtun-ws-auth.test.ts', skipReason);
 
 const WRONG_SECRET = 'not-the-cluster-secret-0123456789';
@@ -35,6 +35,7 @@ const OVERSIZE_BYTES = DEFAULT_MAX_PAYLOAD_BYTES + 1024;
 
 interface WsRawResult {
   status: number;
+  proofSent: boolean;
   response: string;
   junkSent: number;
   oversizeSent: boolean;
@@ -95,22 +96,26 @@ describe.skipIf(skipReason !== undefined)('podtun: WebSocket authentication and 
     const c = cluster();
     const before = await readStatus(c, 1);
     // Two connections: n1 may end the first on its junk, before an oversized message could follow.
-    const rawClient = (flags: Record<string, number>): Promise<WsRawResult> => {
-      const hello = clientHello(Buffer.from(c.clusterSecret, 'utf8'), 'n2', 'n1', Date.now());
-      return probe<WsRawResult>(c, c.node(2).ns, 'ws-raw', {
+    const rawClient = (flags: Record<string, number>): Promise<WsRawResult> =>
+      runWsAttack<WsRawResult>(c, c.node(2).ns, 'client', {
         to: c.node(1).underlayIp,
         port: WS_PORT,
-        'headers-json': JSON.stringify({ ...hello.headers, 'Sec-WebSocket-Protocol': WS_SUBPROTOCOL }),
+        secret: c.clusterSecret,
+        node: 'n2',
+        target: 'n1',
         'hold-ms': 5_000,
         'timeout-ms': 20_000,
         ...flags,
       });
-    };
     const junk = await rawClient({ junk: 20 });
     const big = await rawClient({ oversize: OVERSIZE_BYTES });
-    process.stdout.write(`  ws-raw junk: ${JSON.stringify(junk)}\n  ws-raw oversize: ${JSON.stringify(big)}\n`);
+    const early = await rawClient({ early: 1, 'hold-ms': 3_000 });
+    process.stdout.write(`  client junk: ${JSON.stringify(junk)}\n  client oversize: ${JSON.stringify(big)}\n  client data before proof: ${JSON.stringify(early)}\n`);
     expect(junk.status).toBe(101);
+    expect(junk.proofSent).toBe(true);
     expect(junk.junkSent).toBeGreaterThan(0);
+    expect(early.status).toBe(101);
+    expect(early.closedAfterMs, 'n1 closes a connection whose first message is not the proof').toBeGreaterThanOrEqual(0);
     expect(big.status).toBe(101);
     expect(big.oversizeSent).toBe(true);
     // n1 ends the oversized connection (ws: close 1009, or a reset while the payload still streams).
@@ -132,5 +137,6 @@ describe.skipIf(skipReason !== undefined)('podtun: WebSocket authentication and 
     process.stdout.write(`  n1: ws.badMessages +${delta('ws.badMessages')}, ws.drop.malformed +${delta('ws.drop.malformed')}, ws.oversized +${delta('ws.oversized')}\n`);
     expect(delta('ws.badMessages') + delta('ws.drop.malformed'), JSON.stringify(after['transport'])).toBeGreaterThan(0);
     expect(delta('ws.oversized')).toBeGreaterThanOrEqual(1);
+    expect(delta('ws.preProofMessages')).toBe(1);
   });
 });

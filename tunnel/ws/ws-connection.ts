@@ -5,13 +5,17 @@
  * Out, send(batch, idx, plan): each planned message (ws-framing.ts) is encoded into a buffer of
  *   the connection's SendBufferPool and written; the buffer goes back to the pool in ws's send
  *   callback. Packets that fit no message are dropped (Malformed when too short, else TooBig).
- * In, once per binary message:
+ * Proof (ws-handshake.ts): a dialed connection sends its proof message first, before it counts as
+ *   open. An accepted one is not open until the client's first message has verified as the proof
+ *   the listener expects (its ProofGate); whatever else comes first is refused through the gate.
+ * In, once per binary message of an open connection:
  *   1. decode into the transport's reused InboundBatch, tagged with the slot of the peer the
  *      connection authenticated as
  *   2. a garbled or non-binary message is dropped whole (badMessages, drop.malformed)
  *   3. the sink is called once per message.
  * Liveness, every tick: ping every pingIntervalMs (8-byte time stamp, echoed in the pong: RTT);
- *   terminate when silent for deadAfterMs, or when not open within handshakeTimeoutMs.
+ *   terminate when silent for deadAfterMs, or a dial not open within handshakeTimeoutMs (an
+ *   accepted connection's deadline is the listener's: ws-admission.ts).
  * Close: why it ended (our reason, ws's error, else the close code) is kept for the owner's log.
  */
 import type { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
@@ -31,6 +35,8 @@ import type { WsConfig } from './ws-options.js';
 import type { WsCounters } from './ws-counters.js';
 import type { WsPeer } from './ws-peer.js';
 import { SendBufferPool } from './ws-send-pool.js';
+import { isProofMessage, verifyClientProof } from './ws-handshake.js';
+import type { ServerAnswer } from './ws-handshake.js';
 
 /** Close code ws uses for a message over maxPayload (RFC 6455 "message too big"). */
 const CLOSE_TOO_BIG = 1009;
@@ -72,8 +78,8 @@ export interface DialRequest {
   readonly tlsIdentity: object | undefined;
   /** Aborted once the connection has closed: ends a proxy CONNECT that is still unanswered. */
   readonly abort: AbortController;
-  /** Why the server's 101 answer does not prove it is the peer, or undefined. */
-  checkUpgrade(headers: IncomingHttpHeaders): string | undefined;
+  /** The server's 101 answer checked: the proof message to send first, or why it does not prove it is the peer. */
+  checkUpgrade(headers: IncomingHttpHeaders): ServerAnswer;
   /** The upgrade was proved and the connection is open. */
   opened(conn: WsConnection): void;
 }
@@ -92,13 +98,15 @@ export function dialConnection(owner: ConnectionOwner, peer: WsPeer, req: DialRe
     ...req.tlsIdentity,
   });
   const conn = new WsConnection(ws, owner, peer, true, req.url.host);
+  let proof: Buffer | undefined;
   ws.once('close', () => req.abort.abort());
   ws.on('upgrade', (res: IncomingMessage) => {
-    const reason = req.checkUpgrade(res.headers);
-    if (reason !== undefined) {
-      conn.end(reason);
+    const answer = req.checkUpgrade(res.headers);
+    if (!answer.ok) {
+      conn.end(answer.reason);
       return;
     }
+    proof = answer.proof;
     setNoDelay(res.socket);
   });
   ws.on('unexpected-response', (_req: unknown, res: IncomingMessage) => {
@@ -106,15 +114,27 @@ export function dialConnection(owner: ConnectionOwner, peer: WsPeer, req: DialRe
     conn.end(`server answered HTTP ${res.statusCode ?? '?'}${res.statusMessage ? ` ${res.statusMessage}` : ''}`);
   });
   ws.on('open', () => {
+    // First on the wire, before any data or ping: the server counts nothing before it.
+    if (proof !== undefined) ws.send(proof, SEND_OPTIONS);
     conn.markOpen(owner.nowMs());
     req.opened(conn);
   });
   return conn;
 }
 
+/** What an accepted connection's first message is checked against, and whom it tells. */
+export interface ProofGate {
+  /** The proof message expected (ws-handshake.ts serverChallenge). */
+  readonly expected: Buffer;
+  /** The proof verified: the connection may now be taken as the peer's. */
+  proven(conn: WsConnection): void;
+  /** Anything else came first: `proof` when it had the shape of a proof. The gate's owner ends it. */
+  refused(conn: WsConnection, proof: boolean): void;
+}
+
 /**
- * Completes upgrades the listener has authenticated: ws's server without a server of its own
- * (the listener owns the HTTP server, the checks and the refusals).
+ * Completes upgrades whose hello the listener has checked: ws's server without a server of its
+ * own (the listener owns the HTTP server, the checks and the refusals).
  */
 export class UpgradeCompleter {
   private readonly wss: WebSocketServer;
@@ -136,16 +156,19 @@ export class UpgradeCompleter {
     });
   }
 
-  /** Answers `req` with 101 and `proofLines`, then hands the open connection of `peer` to `accepted`. */
+  /**
+   * Answers `req` with 101 and `challengeLines`, then hands the connection of `peer`, not open
+   * yet, to `upgraded`; it opens once its first message passes `gate`.
+   */
   complete(
-    req: IncomingMessage, socket: Duplex, head: Buffer, proofLines: readonly string[], peer: WsPeer, remote: string,
-    accepted: (conn: WsConnection) => void,
+    req: IncomingMessage, socket: Duplex, head: Buffer, challengeLines: readonly string[], peer: WsPeer, remote: string,
+    gate: ProofGate, upgraded: (conn: WsConnection) => void,
   ): void {
-    this.proofs.set(req, proofLines);
+    this.proofs.set(req, challengeLines);
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       this.proofs.delete(req);
       setNoDelay(socket);
-      accepted(new WsConnection(ws, this.owner, peer, false, remote));
+      upgraded(new WsConnection(ws, this.owner, peer, false, remote, gate));
     });
   }
 
@@ -168,6 +191,8 @@ export class WsConnection {
   private reason: string | undefined;
   /** A message over maxPayload arrived on it. */
   private oversized = false;
+  /** Accepted and awaiting the client's proof: its first message goes here. */
+  private gate: ProofGate | undefined;
   private readonly pool: SendBufferPool;
   /** ws's send callback for every message, made once: hands the pool its buffer back. */
   private readonly onWritten: (err?: Error | null) => void;
@@ -179,7 +204,9 @@ export class WsConnection {
     readonly dialed: boolean,
     /** "host:port" of the other end as we know it. */
     readonly remote: string,
+    gate?: ProofGate,
   ) {
+    this.gate = gate;
     this.startedAtMs = owner.nowMs();
     this.pool = new SendBufferPool(owner.counters, owner.config.maxPayloadBytes);
     this.onWritten = (err) => this.pool.completed(err);
@@ -255,8 +282,8 @@ export class WsConnection {
     const config = this.owner.config;
     if (!this.open) {
       // ws's own handshakeTimeout starts only once the proxy agent hands over a socket: a
-      // proxy that never answers CONNECT is caught here.
-      if (nowMs - this.startedAtMs >= config.handshakeTimeoutMs) {
+      // proxy that never answers CONNECT is caught here. (Accepted ones: the listener's deadline.)
+      if (this.dialed && nowMs - this.startedAtMs >= config.handshakeTimeoutMs) {
         this.end(`opening handshake timed out after ${config.handshakeTimeoutMs} ms`);
       }
       return;
@@ -308,6 +335,12 @@ export class WsConnection {
   // --- in: one message (borrowed by the sink during the call) ---
 
   private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.ended) return;
+    const gate = this.gate;
+    if (gate !== undefined) {
+      this.checkProof(gate, data, isBinary);
+      return;
+    }
     const peer = this.peer;
     const owner = this.owner;
     const nowMs = owner.nowMs();
@@ -328,6 +361,23 @@ export class WsConnection {
     counters.packetsIn += n;
     counters.bytesIn += data.length;
     owner.sink?.(owner.inbound);
+  }
+
+  /** The first message of an accepted connection: the proof, or a refusal through the gate. */
+  private checkProof(gate: ProofGate, data: RawData, isBinary: boolean): void {
+    this.gate = undefined;
+    const message = isBinary && Buffer.isBuffer(data) ? data : undefined;
+    if (message !== undefined && verifyClientProof(message, gate.expected)) {
+      gate.proven(this);
+      return;
+    }
+    const proof = message !== undefined && isProofMessage(message);
+    if (!proof) {
+      const counters = this.owner.counters;
+      counters.preProofMessages++;
+      counters.drops[DropReason.Unauthenticated] = (counters.drops[DropReason.Unauthenticated] ?? 0) + 1;
+    }
+    gate.refused(this, proof);
   }
 
   /** A message dropped whole: counted once under badMessages and drop.malformed. */

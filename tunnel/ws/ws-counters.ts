@@ -17,6 +17,16 @@ export class WsCounters {
   connectsFailed = 0;
   inboundAccepted = 0;
   authRejected = 0;
+  /** Connections reset at accept: too many unauthenticated ones from their address (ws-admission.ts). */
+  refusedPerSourceCap = 0;
+  /** Connections reset at accept: too many unauthenticated ones in all (ws-admission.ts). */
+  refusedGlobalCap = 0;
+  /** Accepted connections closed for not authenticating in time (first byte, upgrade, proof). */
+  handshakeTimeouts = 0;
+  /** Upgraded connections closed because their proof message did not verify (a replay, a wrong secret). */
+  proofFailures = 0;
+  /** Messages dropped for arriving before the proof (the connection is closed with them). */
+  preProofMessages = 0;
   serverAuthFailed = 0;
   reconnects = 0;
   deadConnections = 0;

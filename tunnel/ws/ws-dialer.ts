@@ -5,7 +5,8 @@
  *
  *   1. dial(peer): a client hello (ws-handshake.ts) in the upgrade headers, one connection at a
  *      time per peer; the 101 answer must prove the server is the peer (else serverAuthFailed)
- *   2. open: counted (connectsOk), logged, the peer's state refreshed by the owner
+ *   2. open: our proof over the server's nonce goes out first (ws-connection.ts); counted
+ *      (connectsOk), logged, the peer's state refreshed by the owner
  *   3. failed or closed: a failure is logged at warn once per distinct reason; redial after
  *      min..cap ms, cap = min(reconnectMaxMs, reconnectMinMs * 2^attempt) (full jitter); a
  *      connection that stayed open deadAfterMs resets the backoff.
@@ -85,9 +86,9 @@ export class WsDialer {
         tlsIdentity: via !== undefined && url.protocol === 'wss:' ? identityCheckFor(url) : undefined,
         abort,
         checkUpgrade: (headers) => {
-          const reason = checkServerProof(config.secret, peer.node, hello.nonce, headers);
-          if (reason !== undefined) counters.serverAuthFailed++;
-          return reason;
+          const answer = checkServerProof(config.secret, config.localNode, peer.node, hello.nonce, headers);
+          if (!answer.ok) counters.serverAuthFailed++;
+          return answer;
         },
         opened: (conn) => this.opened(conn, via),
       });

@@ -18,8 +18,12 @@
 import type { InboundBatch, PacketBatch } from '../../core/packet-batch.js';
 import { VNET_HDR_LEN } from '../../core/packet-batch.js';
 
-/** Names this format in the WebSocket handshake (Sec-WebSocket-Protocol). */
-export const WS_SUBPROTOCOL = 'podtun.v1';
+/**
+ * Names this format and the handshake (ws-handshake.ts) in the WebSocket upgrade
+ * (Sec-WebSocket-Protocol). v2: the client's first message is its proof over the server's nonce;
+ * a v1 node is refused at the upgrade (400) rather than left waiting for a proof it never sends.
+ */
+export const WS_SUBPROTOCOL = 'podtun.v2';
 /** Bytes of the length prefix before each packet. */
 export const FRAME_LEN_BYTES = 4;
 /** Smallest packet carried: virtio header + a 20-byte IPv4 header. */

@@ -5,12 +5,20 @@ import {
   HEADER_AUTH,
   HEADER_NODE,
   HEADER_NONCE,
+  HEADER_SERVER_NONCE,
   HEADER_TIME,
   HandshakeVerifier,
+  PROOF_LEN,
+  PROOF_MAGIC,
   checkServerProof,
   clientHello,
-  serverProofLines,
+  clientProof,
+  isProofMessage,
+  serverChallenge,
+  verifyClientProof,
 } from './ws-handshake.js';
+import type { ServerAnswer } from './ws-handshake.js';
+import { decodeMessage, newInboundBatch } from './ws-framing.js';
 
 const SECRET = Buffer.from('0123456789abcdef0123456789abcdef');
 const OTHER = Buffer.from('fedcba9876543210fedcba9876543210');
@@ -21,7 +29,7 @@ function verifier(max?: number): HandshakeVerifier {
 }
 
 /** The 101 header lines as a client's IncomingMessage would present them. */
-function asHeaders(lines: string[]): IncomingHttpHeaders {
+function asHeaders(lines: readonly string[]): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
   for (const line of lines) {
     const colon = line.indexOf(':');
@@ -88,15 +96,65 @@ describe('ws handshake', () => {
     expect(v.verify(hellos[0]?.headers ?? {}, later)).toMatchObject({ ok: false, reason: 'clock skew over 60 s' });
   });
 
-  it('lets the client check the server: right node, right secret, its own nonce', () => {
+  it('lets the client check the server: right node, right secret, its own nonce, a fresh server nonce', () => {
+    const hello = clientHello(SECRET, 'node-a', 'node-b', NOW);
+    const challenge = serverChallenge(SECRET, 'node-b', 'node-a', hello.nonce);
+    const answer = asHeaders(challenge.lines);
+    expect(answer[HEADER_SERVER_NONCE]).toMatch(/^[0-9a-f]{32}$/);
+    expect(serverChallenge(SECRET, 'node-b', 'node-a', hello.nonce).lines).not.toEqual(challenge.lines);
+    const reason = (a: ServerAnswer): string | undefined => (a.ok ? undefined : a.reason);
+    expect(checkServerProof(SECRET, 'node-a', 'node-b', hello.nonce, answer)).toMatchObject({ ok: true });
+    const cases: Array<[ServerAnswer, string | RegExp]> = [
+      [checkServerProof(SECRET, 'node-a', 'node-c', hello.nonce, answer), 'server is node "node-b", not "node-c"'],
+      [checkServerProof(SECRET, 'node-a', 'node-b', clientHello(SECRET, 'node-a', 'node-b', NOW).nonce, answer), /auth tag invalid/],
+      [checkServerProof(SECRET, 'node-x', 'node-b', hello.nonce, answer), /auth tag invalid/], // made for another client
+      [checkServerProof(SECRET, 'node-a', 'node-b', hello.nonce, asHeaders(serverChallenge(OTHER, 'node-b', 'node-a', hello.nonce).lines)),
+        /auth tag invalid/],
+      // The tag covers the server nonce: swapping it in transit is noticed.
+      [checkServerProof(SECRET, 'node-a', 'node-b', hello.nonce, { ...answer, [HEADER_SERVER_NONCE]: 'ab'.repeat(16) }), /auth tag invalid/],
+      [checkServerProof(SECRET, 'node-a', 'node-b', hello.nonce, { ...answer, [HEADER_SERVER_NONCE]: undefined }), /server nonce/],
+      [checkServerProof(SECRET, 'node-a', 'node-b', hello.nonce, { ...answer, [HEADER_SERVER_NONCE]: 'xyz' }), /server nonce/],
+      [checkServerProof(SECRET, 'node-a', 'node-b', hello.nonce, { ...answer, [HEADER_AUTH]: 'ab' }), 'server sent a malformed auth tag'],
+      [checkServerProof(SECRET, 'node-a', 'node-b', hello.nonce, {}), 'server sent no authentication headers'],
+    ];
+    for (const [got, want] of cases) expect(reason(got)).toMatch(want);
+  });
+
+  it('has the client prove the secret over both nonces: a recorded proof is useless on any other connection', () => {
     const hello = clientHello(SECRET, 'node-a', 'node-s', NOW);
-    const proof = asHeaders(serverProofLines(SECRET, 'node-b', hello.nonce));
-    expect(checkServerProof(SECRET, 'node-b', hello.nonce, proof)).toBeUndefined();
-    expect(checkServerProof(SECRET, 'node-c', hello.nonce, proof)).toBe('server is node "node-b", not "node-c"');
-    expect(checkServerProof(SECRET, 'node-b', clientHello(SECRET, 'node-a', 'node-s', NOW).nonce, proof))
-      .toMatch(/auth tag invalid/);
-    expect(checkServerProof(SECRET, 'node-b', hello.nonce, asHeaders(serverProofLines(OTHER, 'node-b', hello.nonce))))
-      .toMatch(/auth tag invalid/);
-    expect(checkServerProof(SECRET, 'node-b', hello.nonce, {})).toBe('server sent no authentication headers');
+    const challenge = serverChallenge(SECRET, 'node-s', 'node-a', hello.nonce, 'cd'.repeat(16));
+    const answer = checkServerProof(SECRET, 'node-a', 'node-s', hello.nonce, asHeaders(challenge.lines));
+    if (!answer.ok) throw new Error(answer.reason);
+    expect(answer.proof).toHaveLength(PROOF_LEN);
+    expect(answer.proof.subarray(0, PROOF_MAGIC.length)).toEqual(PROOF_MAGIC);
+    expect(answer.proof).toEqual(challenge.expectedProof);
+    expect(verifyClientProof(answer.proof, challenge.expectedProof)).toBe(true);
+
+    // The same hello answered again (a replay after the server restarted): a fresh server nonce,
+    // so the recorded proof has the shape of one but does not verify.
+    const again = serverChallenge(SECRET, 'node-s', 'node-a', hello.nonce);
+    expect(isProofMessage(answer.proof)).toBe(true);
+    expect(verifyClientProof(answer.proof, again.expectedProof)).toBe(false);
+
+    const serverNonce = 'cd'.repeat(16);
+    const wrong: Array<[string, Buffer]> = [
+      ['other secret', clientProof(OTHER, 'node-a', 'node-s', hello.nonce, serverNonce)],
+      ['other client', clientProof(SECRET, 'node-b', 'node-s', hello.nonce, serverNonce)],
+      ['other server', clientProof(SECRET, 'node-a', 'node-t', hello.nonce, serverNonce)],
+      ['nodes swapped', clientProof(SECRET, 'node-s', 'node-a', hello.nonce, serverNonce)],
+      ['nonces swapped', clientProof(SECRET, 'node-a', 'node-s', serverNonce, hello.nonce)],
+      ['truncated', answer.proof.subarray(0, PROOF_LEN - 1)],
+      ['empty', Buffer.alloc(0)],
+    ];
+    for (const [what, proof] of wrong) expect({ what, ok: verifyClientProof(proof, challenge.expectedProof) }).toEqual({ what, ok: false });
+    expect(clientProof(SECRET, 'node-a', 'node-s', hello.nonce, serverNonce)).toEqual(challenge.expectedProof);
+  });
+
+  it('never takes data for a proof, nor a proof for data', () => {
+    const data = Buffer.alloc(PROOF_LEN);
+    data.writeUInt32BE(PROOF_LEN - 4, 0);
+    expect(isProofMessage(data)).toBe(false);
+    const proof = clientProof(SECRET, 'node-a', 'node-s', 'ab'.repeat(16), 'cd'.repeat(16));
+    expect(decodeMessage(proof, 0, newInboundBatch())).toBeLessThan(0);
   });
 });

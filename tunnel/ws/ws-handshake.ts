@@ -1,5 +1,6 @@
 /**
- * Mutual authentication of a WebSocket tunnel connection, carried in the HTTP upgrade headers.
+ * Mutual authentication of a WebSocket tunnel connection: a hello in the HTTP upgrade headers,
+ * then a challenge-response over a fresh server nonce before the connection carries anything.
  *
  *   client -> server (upgrade request):
  *     x-podtun-node:  <client node name>
@@ -8,20 +9,36 @@
  *     x-podtun-auth:  hex authTag(secret, 'podtun-ws-client', node, dialed node, time, nonce)
  *   server checks: all present and well formed (else 400); node is one of its peers, the tag
  *     names this server as the dialed node (a hello captured on the way to one node is useless
- *     at another),
- *     |now - time| <= HANDSHAKE_MAX_SKEW_MS, tag valid, nonce not seen within the window
- *     (else 401); then answers 101 with
- *     x-podtun-node:  <server node name>
- *     x-podtun-auth:  hex authTag(secret, 'podtun-ws-server', server node, client nonce)
- *   client checks: the server is the node it dialed and its tag is valid; else it closes.
+ *     at another), |now - time| <= HANDSHAKE_MAX_SKEW_MS, tag valid, nonce not seen within the
+ *     window (else 401); then answers 101 with
+ *     x-podtun-node:         <server node name>
+ *     x-podtun-server-nonce: <NONCE_BYTES random bytes, hex: fresh for this connection>
+ *     x-podtun-auth:         hex authTag(secret, 'podtun-ws-server', server node, client node,
+ *                            client nonce, server nonce)
+ *   client checks: the server is the node it dialed, its nonce is well formed and its tag is
+ *     valid; else it closes. Then its FIRST WebSocket message, before any data, is the proof:
+ *     PROOF_MAGIC (8 bytes) | authTag(secret, 'podtun-ws-proof', client node, server node,
+ *                                     client nonce, server nonce)
+ *   server: the connection is not authenticated until that proof has arrived and verified. Until
+ *     then it carries nothing and replaces no connection of the peer; it is closed when the proof
+ *     is late (the listener's authTimeoutMs), wrong (proofFailures) or preceded by anything else
+ *     (preProofMessages, the message dropped).
  *
- * The client proves membership and freshness; the server proves it holds the secret by tagging
- * the client's fresh nonce, so a party without the secret can pose as neither end. This does not
- * encrypt anything: use wss (TLS) where the underlay is not trusted.
+ * Why both halves: the hello lets the server refuse strangers before a WebSocket is made, and
+ * its nonce cache refuses a replayed hello while the server runs. But that cache lives in memory:
+ * after a restart a hello captured on plain ws:// would pass again. The proof closes that hole: it
+ * covers a nonce the server drew for this connection only, so no recorded handshake proves
+ * anything on another connection, before or after a restart. The server proves itself by tagging
+ * the client's fresh nonce, so a party without the secret can pose as neither end.
+ *
+ * A proof message can never be taken for data: its first 4 bytes, read as a packet length
+ * (ws-framing.ts), are far over any packet's. This does not encrypt anything, nor protect a
+ * connection from an attacker on the path after the handshake: use wss (TLS) where the underlay
+ * is not trusted.
  *
  * Pure functions and a replay cache; no sockets here.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { AUTH_TAG_LEN, authTag, verifyAuthTag } from '../cluster-auth.js';
 
@@ -29,6 +46,7 @@ export const HEADER_NODE = 'x-podtun-node';
 export const HEADER_TIME = 'x-podtun-time';
 export const HEADER_NONCE = 'x-podtun-nonce';
 export const HEADER_AUTH = 'x-podtun-auth';
+export const HEADER_SERVER_NONCE = 'x-podtun-server-nonce';
 
 /** Largest accepted difference between the client's clock and the server's. */
 export const HANDSHAKE_MAX_SKEW_MS = 60_000;
@@ -38,6 +56,11 @@ export const DEFAULT_MAX_NONCES = 65_536;
 
 const CLIENT_PURPOSE = 'podtun-ws-client';
 const SERVER_PURPOSE = 'podtun-ws-server';
+const PROOF_PURPOSE = 'podtun-ws-proof';
+/** Opens every proof message ("PTPROOF1"; as a packet length 0x50545052, impossible). */
+export const PROOF_MAGIC = Buffer.from('PTPROOF1', 'latin1');
+/** Bytes of a proof message: PROOF_MAGIC and the tag. */
+export const PROOF_LEN = PROOF_MAGIC.length + AUTH_TAG_LEN;
 const NONCE_RE = /^[0-9a-f]{32,128}$/;
 const TIME_RE = /^\d{1,15}$/;
 const TAG_RE = new RegExp(`^[0-9a-f]{${2 * AUTH_TAG_LEN}}$`);
@@ -136,28 +159,71 @@ export class HandshakeVerifier {
   }
 }
 
-/** Header lines ("name: value") the server adds to its 101 answer to prove itself. */
-export function serverProofLines(secret: Uint8Array, serverNode: string, clientNonce: string): string[] {
-  const tag = authTag(secret, SERVER_PURPOSE, serverNode, clientNonce).toString('hex');
-  return [`${HEADER_NODE}: ${serverNode}`, `${HEADER_AUTH}: ${tag}`];
+/** What the server answers an authenticated hello with, and the proof it then waits for. */
+export interface ServerChallenge {
+  /** Header lines ("name: value") of the 101 answer: our node, a fresh nonce, our tag. */
+  readonly lines: readonly string[];
+  /** The client's first message must be exactly this (verifyClientProof). */
+  readonly expectedProof: Buffer;
 }
 
 /**
- * Why the server's 101 answer does not prove it is `expectedNode` holding the secret, or
- * undefined when it does.
+ * The server's side of the challenge for the hello of `clientNode` with `clientNonce`: a fresh
+ * server nonce (random unless given: tests), the 101 header lines and the proof to expect.
+ */
+export function serverChallenge(
+  secret: Uint8Array, serverNode: string, clientNode: string, clientNonce: string,
+  serverNonce: string = randomBytes(NONCE_BYTES).toString('hex'),
+): ServerChallenge {
+  const tag = authTag(secret, SERVER_PURPOSE, serverNode, clientNode, clientNonce, serverNonce).toString('hex');
+  return {
+    lines: [`${HEADER_NODE}: ${serverNode}`, `${HEADER_SERVER_NONCE}: ${serverNonce}`, `${HEADER_AUTH}: ${tag}`],
+    expectedProof: clientProof(secret, clientNode, serverNode, clientNonce, serverNonce),
+  };
+}
+
+/** The proof message `clientNode` sends first on its connection to `serverNode`. */
+export function clientProof(
+  secret: Uint8Array, clientNode: string, serverNode: string, clientNonce: string, serverNonce: string,
+): Buffer {
+  const tag = authTag(secret, PROOF_PURPOSE, clientNode, serverNode, clientNonce, serverNonce);
+  return Buffer.concat([PROOF_MAGIC, tag], PROOF_LEN);
+}
+
+/** Whether a message has the shape of a proof (PROOF_LEN bytes opening with PROOF_MAGIC); not whether it is valid. */
+export function isProofMessage(message: Uint8Array): boolean {
+  return message.length === PROOF_LEN && PROOF_MAGIC.equals(message.subarray(0, PROOF_MAGIC.length));
+}
+
+/** Whether the client's first message is the proof expected (constant-time). */
+export function verifyClientProof(message: Uint8Array, expected: Uint8Array): boolean {
+  return message.length === expected.length && timingSafeEqual(message, expected);
+}
+
+export type ServerAnswer =
+  | { ok: true; /** The proof message to send first. */ proof: Buffer }
+  | { ok: false; /** Why the answer does not prove the server is the node dialed. */ reason: string };
+
+/**
+ * The client's check of the server's 101 answer to its hello (`clientNonce`): it must prove it is
+ * `expectedNode` holding the secret; then the answer is the proof message to send first.
  */
 export function checkServerProof(
-  secret: Uint8Array, expectedNode: string, clientNonce: string, headers: IncomingHttpHeaders,
-): string | undefined {
+  secret: Uint8Array, clientNode: string, expectedNode: string, clientNonce: string, headers: IncomingHttpHeaders,
+): ServerAnswer {
   const node = single(headers[HEADER_NODE]);
+  const serverNonce = single(headers[HEADER_SERVER_NONCE]);
   const tag = single(headers[HEADER_AUTH]);
-  if (node === undefined || tag === undefined) return 'server sent no authentication headers';
-  if (node !== expectedNode) return `server is node "${node}", not "${expectedNode}"`;
-  if (!TAG_RE.test(tag)) return 'server sent a malformed auth tag';
-  if (!verifyAuthTag(secret, Buffer.from(tag, 'hex'), SERVER_PURPOSE, node, clientNonce)) {
-    return 'server auth tag invalid (different cluster secret?)';
+  if (node === undefined || tag === undefined) return { ok: false, reason: 'server sent no authentication headers' };
+  if (node !== expectedNode) return { ok: false, reason: `server is node "${node}", not "${expectedNode}"` };
+  if (serverNonce === undefined || !NONCE_RE.test(serverNonce)) {
+    return { ok: false, reason: 'server sent no or a malformed server nonce (podtun before the proof message?)' };
   }
-  return undefined;
+  if (!TAG_RE.test(tag)) return { ok: false, reason: 'server sent a malformed auth tag' };
+  if (!verifyAuthTag(secret, Buffer.from(tag, 'hex'), SERVER_PURPOSE, node, clientNode, clientNonce, serverNonce)) {
+    return { ok: false, reason: 'server auth tag invalid (different cluster secret?)' };
+  }
+  return { ok: true, proof: clientProof(secret, clientNode, node, clientNonce, serverNonce) };
 }
 
 function single(value: string | string[] | undefined): string | undefined {

@@ -1,19 +1,28 @@
 /**
- * Where peers connect to us: an HTTP or HTTPS server on `listen` that accepts only authenticated
- * WebSocket upgrades.
+ * Where peers connect to us: a TCP listener on `listen` whose connections, once admitted, are
+ * served by an HTTP or HTTPS server that accepts only authenticated WebSocket upgrades.
  *
- *   1. a plain request: 426 (this endpoint only upgrades)
- *   2. an upgrade: subprotocol WS_SUBPROTOCOL (else 400), then the client hello checked by
+ *   1. accepted: the raw net.Server's 'connection', before TLS or HTTP makes anything for it;
+ *      admission (ws-admission.ts) resets it at once over the per-source or global cap on
+ *      unauthenticated connections, else times it (first byte, authentication) until it proves
+ *      itself; then it is handed to the HTTP(S) server (which never listens itself)
+ *   2. a plain request: 426 (this endpoint only upgrades)
+ *   3. an upgrade: subprotocol WS_SUBPROTOCOL (else 400), then the client hello checked by
  *      ws-handshake.ts (400 malformed, 401 not authenticated, 503 replay cache full), and the
  *      node must be a peer (else 401); a refusal is counted (authRejected), logged at warn at most
  *      once a second (the rest at debug), answered and the socket closed
- *   3. accepted: 101 with our proof (the client's nonce tagged), handed to the owner as an open
- *      connection of that peer.
+ *   4. hello accepted: 101 with our challenge (our proof of the client's nonce, a fresh server
+ *      nonce); the connection is not the peer's yet
+ *   5. the client's first message verified as its proof over our nonce: authenticated, it leaves
+ *      admission and is handed to the owner (where it may replace the peer's previous one). A
+ *      wrong proof (proofFailures) or anything else first (preProofMessages) closes it, logged
+ *      like a refusal.
  */
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { LogFields } from '../../core/log-fields.js';
 import { formatEndpoint } from '../../core/endpoint.js';
@@ -21,16 +30,13 @@ import type { Endpoint } from '../../core/endpoint.js';
 import { errorReason } from '../../core/error-reason.js';
 import { TransportError } from '../transport-error.js';
 import { WS_SUBPROTOCOL } from './ws-framing.js';
-import { HandshakeVerifier, serverProofLines } from './ws-handshake.js';
+import { HandshakeVerifier, serverChallenge } from './ws-handshake.js';
+import { Admission, REFUSAL_LOG_INTERVAL_MS } from './ws-admission.js';
+import type { Admitted } from './ws-admission.js';
 import { UpgradeCompleter } from './ws-connection.js';
-import type { ConnectionOwner, WsConnection } from './ws-connection.js';
+import type { ConnectionOwner, ProofGate, WsConnection } from './ws-connection.js';
 import type { WsPeer } from './ws-peer.js';
 import { readPem } from './pem-file.js';
-
-/** Plain HTTP requests to the listener (not upgrades) must complete within this. */
-const HTTP_REQUEST_TIMEOUT_MS = 10_000;
-/** Refused connections are logged at warn at most this often; the rest at debug. */
-const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -42,16 +48,18 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 export interface ListenerHost {
   /** The peer `node` names, if it is one. */
   peerOf(node: string): WsPeer | undefined;
-  /** An authenticated connection from one of its peers, open. */
+  /** Whether `address` is a host of some peer's endpoints (admission keeps room for those). */
+  isPeerAddress(address: string): boolean;
+  /** An authenticated connection from one of its peers (its proof verified), not marked open yet. */
   accepted(conn: WsConnection): void;
 }
 
 export class WsListener {
   private readonly completer: UpgradeCompleter;
   private readonly verifier: HandshakeVerifier;
-  /** Sockets being refused (an HTTP error is being written): destroyed on close. */
-  private readonly refusing = new Set<Duplex>();
-  private server: HttpServer | undefined;
+  private admission: Admission | undefined;
+  /** Accepts TCP; admitted connections go on to an HTTP(S) server that never listens itself. */
+  private server: NetServer | undefined;
   private boundPort = -1;
   private lastRefusalLogMs = Number.NEGATIVE_INFINITY;
   private closed = false;
@@ -71,33 +79,44 @@ export class WsListener {
     return this.boundPort;
   }
 
+  /** Connections admitted and not authenticated yet, and the cap on them (0 before start). */
+  get unauthenticated(): { count: number; max: number } {
+    return { count: this.admission?.size ?? 0, max: this.admission?.maxTotal ?? 0 };
+  }
+
   /** Reads the TLS files, if any, and listens. Throws TransportError (LISTEN, TLS, CLOSED); may be retried after a failure. */
   async start(): Promise<void> {
     try {
       await this.serve();
     } catch (err: unknown) {
       this.server = undefined;
+      this.admission?.close();
+      this.admission = undefined;
       throw err;
     }
   }
 
-  /** Refuses what is being refused, stops listening, closes every connection still in HTTP. Safe twice. */
+  /** Stops listening, destroys every connection not authenticated yet. Safe twice. */
   close(): Promise<void> {
     this.closed = true;
-    for (const socket of this.refusing) socket.destroy();
-    this.refusing.clear();
+    this.admission?.close();
     this.completer.close();
     const server = this.server;
     this.server = undefined;
     if (server === undefined) return Promise.resolve();
-    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    return serverClosed;
+    return new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   private async serve(): Promise<void> {
-    const server = await this.createServer();
+    const http = await this.createHttpServer();
     if (this.closed) throw closedError();
+    // Sized now, not at construction: the daemon may have raised the open-files limit since.
+    const admission = new Admission(this.owner, (address) => this.host.isPeerAddress(address));
+    const server = createNetServer({ allowHalfOpen: true, noDelay: true });
+    server.on('connection', (socket: Socket) => {
+      if (admission.admit(socket)) http.emit('connection', socket);
+    });
+    this.admission = admission;
     this.server = server;
     try {
       await listenOn(server, this.listen);
@@ -115,7 +134,7 @@ export class WsListener {
       'ws transport listening');
   }
 
-  private async createServer(): Promise<HttpServer> {
+  private async createHttpServer(): Promise<HttpServer> {
     const tls = this.owner.config.tls;
     let server: HttpServer;
     if (tls !== undefined) {
@@ -131,7 +150,6 @@ export class WsListener {
     } else {
       server = createHttpServer();
     }
-    server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
     server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
       res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
       res.end('podtun WebSocket tunnel endpoint: upgrade required\n');
@@ -143,10 +161,11 @@ export class WsListener {
     return server;
   }
 
-  /** An upgrade request: authenticate, then complete it or refuse it. */
+  /** An upgrade request: check the hello, then challenge the client or refuse it. */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => {});
-    if (this.closed) {
+    const entry = this.admission?.entryOf(socket);
+    if (this.closed || entry === undefined) {
       socket.destroy();
       return;
     }
@@ -167,25 +186,42 @@ export class WsListener {
       return;
     }
     const config = this.owner.config;
-    const proof = serverProofLines(config.secret, config.localNode, verdict.nonce);
-    this.completer.complete(req, socket, head, proof, peer, remote, (conn) => this.host.accepted(conn));
+    const challenge = serverChallenge(config.secret, config.localNode, verdict.node, verdict.nonce);
+    this.completer.complete(req, socket, head, challenge.lines, peer, remote, this.gateFor(entry, challenge.expectedProof),
+      (conn) => {
+        entry.conn = conn;
+        // Timed out (or the listener closed) while ws was finishing the upgrade.
+        if (entry.left) conn.end('not authenticated in time');
+      });
+  }
+
+  /** The check of an upgraded connection's first message: its proof over our nonce. */
+  private gateFor(entry: Admitted, expected: Buffer): ProofGate {
+    return {
+      expected,
+      proven: (conn) => {
+        if (this.closed || entry.left) {
+          conn.end(this.closed ? 'transport closed' : 'not authenticated in time');
+          return;
+        }
+        this.admission?.authenticated(entry);
+        this.host.accepted(conn);
+      },
+      refused: (conn, proof) => {
+        const reason = proof ? 'proof did not verify (replayed or forged handshake?)' : 'message before the proof';
+        if (proof) this.owner.counters.proofFailures++;
+        this.logRefusal({ peer: conn.peer.node, remote: conn.remote, reason });
+        conn.end(reason);
+      },
+    };
   }
 
   private refuse(
     socket: Duplex, remote: string, node: string | undefined, status: number, reason: string, body: string,
   ): void {
     this.owner.counters.authRejected++;
-    const nowMs = this.owner.nowMs();
-    const fields: LogFields = { peer: node, remote, reason };
-    if (nowMs - this.lastRefusalLogMs >= REFUSAL_LOG_INTERVAL_MS) {
-      this.lastRefusalLogMs = nowMs;
-      this.owner.log.warn(fields, 'connection refused');
-    } else {
-      this.owner.log.debug(fields, 'connection refused');
-    }
+    this.logRefusal({ peer: node, remote, reason });
     const text = `${body}\n`;
-    this.refusing.add(socket);
-    socket.once('close', () => this.refusing.delete(socket));
     socket.once('finish', () => socket.destroy());
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
@@ -193,13 +229,24 @@ export class WsListener {
         `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
     );
   }
+
+  /** At warn at most once per REFUSAL_LOG_INTERVAL_MS, the rest at debug. */
+  private logRefusal(fields: LogFields): void {
+    const nowMs = this.owner.nowMs();
+    if (nowMs - this.lastRefusalLogMs >= REFUSAL_LOG_INTERVAL_MS) {
+      this.lastRefusalLogMs = nowMs;
+      this.owner.log.warn(fields, 'connection refused');
+    } else {
+      this.owner.log.debug(fields, 'connection refused');
+    }
+  }
 }
 
 function closedError(): TransportError {
   return new TransportError('ERR_PODTUN_WS_CLOSED', 'the WebSocket transport is closed');
 }
 
-function listenOn(server: HttpServer, listen: Endpoint): Promise<void> {
+function listenOn(server: NetServer, listen: Endpoint): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);

@@ -16,6 +16,9 @@ export const DEFAULT_PING_INTERVAL_MS = 1000;
 export const DEFAULT_DEAD_AFTER_MS = 3000;
 export const DEFAULT_RECONNECT_MIN_MS = 100;
 export const DEFAULT_RECONNECT_MAX_MS = 5000;
+export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 5000;
+export const DEFAULT_AUTH_TIMEOUT_MS = 5000;
+export const DEFAULT_MAX_UNAUTHENTICATED_PER_SOURCE = 16;
 /** The opening handshake (TCP, proxy CONNECT, TLS, upgrade) gets at least this long. */
 const MIN_HANDSHAKE_TIMEOUT_MS = 1000;
 
@@ -40,6 +43,21 @@ export interface WsTransportOptions {
   deadAfterMs?: number;
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** The listener closes an accepted connection that sends no byte within this (handshakeTimeouts). */
+  firstByteTimeoutMs?: number;
+  /**
+   * The listener closes an accepted connection not authenticated within this: upgrade answered
+   * and the client's proof message verified (ws-handshake.ts). Counted in handshakeTimeouts.
+   */
+  authTimeoutMs?: number;
+  /** Connections not yet authenticated from one source address, at most; more are reset at once. */
+  maxUnauthenticatedPerSource?: number;
+  /**
+   * Connections not yet authenticated, at most; more are reset at once. A quarter is kept for
+   * peers' addresses (ws-admission.ts). Default: min(1024, the open-files soft limit / 4), read
+   * when the listener starts.
+   */
+  maxUnauthenticated?: number;
 }
 
 /** The options checked, defaults filled in. */
@@ -60,6 +78,11 @@ export interface WsConfig {
   readonly reconnectMaxMs: number;
   /** How long a connection may take to open before it is given up: max(deadAfterMs, 1 s). */
   readonly handshakeTimeoutMs: number;
+  readonly firstByteTimeoutMs: number;
+  readonly authTimeoutMs: number;
+  readonly maxUnauthenticatedPerSource: number;
+  /** undefined: from the open-files limit when the listener starts. */
+  readonly maxUnauthenticated: number | undefined;
 }
 
 const OPTION_ERROR = 'ERR_PODTUN_WS_OPTION';
@@ -88,6 +111,12 @@ export function resolveWsOptions(options: WsTransportOptions): WsConfig {
     throw new TransportError(OPTION_ERROR,
       `reconnectMaxMs (${reconnectMaxMs}) must not be below reconnectMinMs (${reconnectMinMs})`);
   }
+  const firstByteTimeoutMs = positiveOption(options.firstByteTimeoutMs, DEFAULT_FIRST_BYTE_TIMEOUT_MS, 'firstByteTimeoutMs', OPTION_ERROR);
+  const authTimeoutMs = positiveOption(options.authTimeoutMs, DEFAULT_AUTH_TIMEOUT_MS, 'authTimeoutMs', OPTION_ERROR);
+  const maxUnauthenticatedPerSource = countOption(options.maxUnauthenticatedPerSource,
+    DEFAULT_MAX_UNAUTHENTICATED_PER_SOURCE, 'maxUnauthenticatedPerSource');
+  const maxUnauthenticated = options.maxUnauthenticated === undefined ? undefined
+    : countOption(options.maxUnauthenticated, 0, 'maxUnauthenticated');
   return Object.freeze({
     localNode: options.localNode,
     listen,
@@ -104,5 +133,18 @@ export function resolveWsOptions(options: WsTransportOptions): WsConfig {
     reconnectMinMs,
     reconnectMaxMs,
     handshakeTimeoutMs: Math.max(deadAfterMs, MIN_HANDSHAKE_TIMEOUT_MS),
+    firstByteTimeoutMs,
+    authTimeoutMs,
+    maxUnauthenticatedPerSource,
+    maxUnauthenticated,
   });
+}
+
+/** A whole number of connections, at least 1. */
+function countOption(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new TransportError(OPTION_ERROR, `${name} must be a whole number >= 1, got ${value}`);
+  }
+  return value;
 }

@@ -11,6 +11,8 @@ export interface WsPeer {
   readonly node: string;
   /** Its `ws` endpoint as given. */
   wsEndpoint: string | undefined;
+  /** The IP literals among its endpoints' hosts (WsTransport's address index). */
+  addresses: readonly string[];
   /** Where we dial it; undefined when we do not (no endpoint, not among its transports, unusable URL). */
   url: URL | undefined;
   /** Our connection to it (connecting or open). */
@@ -34,6 +36,7 @@ export function newWsPeer(slot: number, node: string, wsEndpoint: string | undef
     slot,
     node,
     wsEndpoint,
+    addresses: [],
     url,
     dialed: undefined,
     inbound: undefined,

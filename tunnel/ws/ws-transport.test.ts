@@ -27,7 +27,8 @@ import { PROTO_TCP, ipv4, tcp, udp, withVnetHdr } from '../../test/packet-fixtur
 import type { PeerSpec, PeerStatus } from '../../core/transport.js';
 import { MessagePlan, WS_SUBPROTOCOL, decodeMessage, encodeMessage, newInboundBatch, planMessages } from './ws-framing.js';
 import { SEND_POOL_BUFFERS } from './ws-send-pool.js';
-import { HEADER_NONCE, clientHello, serverProofLines } from './ws-handshake.js';
+import { HEADER_NODE, HEADER_NONCE, checkServerProof, clientHello, serverChallenge } from './ws-handshake.js';
+import type { ClientHello } from './ws-handshake.js';
 import { WsTransport } from './ws-transport.js';
 import { TransportError } from '../transport-error.js';
 import { wsTransportType } from './ws-transport-type.js';
@@ -164,8 +165,9 @@ describe('WsTransport', () => {
   }
 
   /**
-   * A bare `ws` server posing as `node`: answers upgrades with a server proof made with
-   * `secret` (no check of the client), then hands each connection to `onConnection`.
+   * A bare `ws` server posing as `node`: answers upgrades with a server challenge made with
+   * `secret` (no check of the client, nor of its proof message, which it receives as a message),
+   * then hands each connection to `onConnection`.
    */
   async function fakeServer(opts: {
     node: string; secret: Uint8Array; autoPong?: () => boolean;
@@ -175,7 +177,7 @@ describe('WsTransport', () => {
       noServer: true, perMessageDeflate: false, handleProtocols: () => WS_SUBPROTOCOL, autoPong: false,
     });
     wss.on('headers', (headers: string[], req: IncomingMessage) => {
-      headers.push(...serverProofLines(opts.secret, opts.node, String(req.headers[HEADER_NONCE])));
+      headers.push(...serverChallenge(opts.secret, opts.node, String(req.headers[HEADER_NODE]), String(req.headers[HEADER_NONCE])).lines);
     });
     const connections: WebSocket[] = [];
     const server = createServer();
@@ -200,13 +202,31 @@ describe('WsTransport', () => {
     return { url: `ws://127.0.0.1:${address.port}`, connections, server };
   }
 
-  /** A bare `ws` client with the given upgrade headers; resolves on open or with the refusal status. */
-  function rawClient(url: string, headers: Record<string, string>): Promise<{ ws: WebSocket; status: number }> {
+  /**
+   * A bare `ws` client with the given upgrade headers; resolves on open or with the refusal
+   * status. Given the hello (as node-b, to node-a), it sends its proof first (or `proof`, a
+   * recorded one), like a real client; given bare headers, nothing.
+   */
+  function rawClient(
+    url: string, hello: ClientHello | Record<string, string>, proof?: Buffer,
+  ): Promise<{ ws: WebSocket; status: number; proof: Buffer | undefined }> {
+    const given = 'nonce' in hello && typeof hello.nonce === 'string' ? hello as ClientHello : undefined;
+    const headers = given?.headers ?? hello as Record<string, string>;
     return new Promise((resolve) => {
       const ws = new WebSocket(url, [WS_SUBPROTOCOL], { headers, perMessageDeflate: false });
       cleanups.push(() => ws.terminate());
+      let sent: Buffer | undefined;
+      ws.on('upgrade', (res: IncomingMessage) => {
+        if (given === undefined) return;
+        const answer = checkServerProof(SECRET, 'node-b', 'node-a', given.nonce, res.headers);
+        if (!answer.ok) throw new Error(answer.reason);
+        sent = proof ?? answer.proof;
+      });
       ws.on('error', () => {});
-      ws.on('open', () => resolve({ ws, status: 101 }));
+      ws.on('open', () => {
+        if (sent !== undefined) ws.send(sent);
+        resolve({ ws, status: 101, proof: sent });
+      });
       ws.on('unexpected-response', (_req, res: IncomingMessage) => {
         let body = '';
         res.on('data', (c: Buffer) => {
@@ -214,7 +234,7 @@ describe('WsTransport', () => {
         });
         res.on('end', () => {
           expect(body.length).toBeGreaterThan(0);
-          resolve({ ws, status: res.statusCode ?? 0 });
+          resolve({ ws, status: res.statusCode ?? 0, proof: undefined });
         });
       });
     });
@@ -310,9 +330,9 @@ describe('WsTransport', () => {
     a.setPeer(SLOT_B, spec('node-b', undefined));
     const url = `ws://127.0.0.1:${a.port}`;
     const hello = clientHello(SECRET, 'node-b', 'node-a', Date.now());
-    expect((await rawClient(url, hello.headers)).status).toBe(101);
+    expect((await rawClient(url, hello)).status).toBe(101);
     await until('b up at a', () => statusOf(a, SLOT_B).state === 'up');
-    expect((await rawClient(url, hello.headers)).status).toBe(401);
+    expect((await rawClient(url, hello)).status).toBe(401);
     expect(lines.find((l) => l.msg === 'connection refused')?.obj).toMatchObject({ peer: 'node-b', reason: 'replayed nonce' });
     expect(stat(a, 'inboundAccepted')).toBe(1);
   });
@@ -322,8 +342,9 @@ describe('WsTransport', () => {
     const atA = collector();
     await a.start(atA.sink);
     a.setPeer(SLOT_B, spec('node-b', undefined));
-    const { ws, status } = await rawClient(`ws://127.0.0.1:${a.port}`, clientHello(SECRET, 'node-b', 'node-a', Date.now()).headers);
+    const { ws, status } = await rawClient(`ws://127.0.0.1:${a.port}`, clientHello(SECRET, 'node-b', 'node-a', Date.now()));
     expect(status).toBe(101);
+    await until('proof taken', () => stat(a, 'inboundAccepted') === 1);
     const message = messageOf([smallPacket(1), smallPacket(2)]);
     ws.send('hello', { binary: false });
     ws.send(message.subarray(0, message.length - 3));
@@ -621,7 +642,8 @@ describe('WsTransport', () => {
       const atD = collector();
       await d.start(atD.sink);
       d.setPeer(SLOT_A, spec('node-a', aUrl));
-      await until('d up', () => statusOf(d, SLOT_A).state === 'up');
+      // a takes d's connection once d's proof has arrived, a moment after d counts it open.
+      await until('d up at both ends', () => statusOf(d, SLOT_A).state === 'up' && statusOf(a, SLOT_C).state === 'up');
       expect(sendAll(a, SLOT_C, [smallPacket(8)])).toBe(0);
       await until('packet at d', () => atD.got.length >= 1);
       expect(proxy.log()).toMatch(new RegExp(`CONNECT.*127\\.0\\.0\\.1:${a.port}`));

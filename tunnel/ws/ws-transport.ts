@@ -3,13 +3,15 @@
  * HTTP(S) (possibly through a CONNECT proxy) gets out, or a node can only dial out. This is its
  * Transport face: the peers, which connection each is sent on, backpressure, state and counters.
  *
- * Its parts: ws-listener.ts accepts authenticated connections, ws-dialer.ts dials peers (proxy,
- * TLS trust, redial), ws-connection.ts is one connection (framing in and out, ping/pong,
- * liveness, close reasons), ws-framing.ts the message format, ws-options.ts the options.
+ * Its parts: ws-listener.ts accepts authenticated connections (ws-admission.ts bounds those not
+ * authenticated yet), ws-dialer.ts dials peers (proxy, TLS trust, redial), ws-connection.ts is one
+ * connection (framing in and out, ping/pong, liveness, close reasons), ws-handshake.ts the
+ * authentication, ws-framing.ts the message format, ws-options.ts the options.
  *
  * Connections. Every node dials every peer that has a `ws` endpoint and names `ws` among its
  * transports (while a more preferred transport carries the traffic, the connection stands by), and accepts connections from
- * any peer that authenticates (ws-handshake.ts). A node that can only dial out thus still has a
+ * any peer that authenticates (ws-handshake.ts: hello, then its proof over our fresh nonce; only
+ * then may it replace that peer's previous inbound connection). A node that can only dial out thus still has a
  * connection with each peer, through its own dial. A pair that dial each other has two
  * connections: each side sends on the one it dialed while that is open, else on the inbound one,
  * and receives from both, so no packet is delivered twice.
@@ -29,6 +31,7 @@
  * fit the underlay path MTU on its own, so the framing (4 bytes per packet, 2-14 per message)
  * never makes an underlay packet too big and the TUN MTU need not shrink for it.
  */
+import { isIP } from 'node:net';
 import type { PacketBatch } from '../../core/packet-batch.js';
 import { DropReason, dropCountersToObject } from '../../core/drop-reason.js';
 import type { Logger } from '../../core/logger.js';
@@ -45,6 +48,7 @@ import { resolveWsOptions } from './ws-options.js';
 import type { WsConfig, WsTransportOptions } from './ws-options.js';
 import { newWsPeer, sendingConn } from './ws-peer.js';
 import type { WsPeer } from './ws-peer.js';
+import { unmapped } from './ws-admission.js';
 
 // The netns tests size an oversized message from it, imported from here.
 export { DEFAULT_MAX_PAYLOAD_BYTES } from './ws-options.js';
@@ -60,6 +64,8 @@ export class WsTransport implements Transport {
   private readonly counters = new WsCounters();
   private readonly peers = new PeerSlots<WsPeer>('ERR_PODTUN_WS_SLOT');
   private readonly byNode = new Map<string, WsPeer>();
+  /** Hosts (IP literals) of peers' endpoints, with how many peers name each. */
+  private readonly peerAddresses = new Map<string, number>();
   /** The plan of the batch being sent (one send at a time). */
   private readonly plan = new MessagePlan();
   private readonly owner: ConnectionOwner;
@@ -89,6 +95,7 @@ export class WsTransport implements Transport {
     this.dialer = new WsDialer(this.owner, (peer) => this.refreshState(peer));
     this.listener = config.listen === undefined ? undefined : new WsListener(this.owner, {
       peerOf: (node) => this.byNode.get(node),
+      isPeerAddress: (address) => this.peerAddresses.has(address),
       accepted: (conn) => this.accepted(conn),
     }, config.listen);
   }
@@ -144,7 +151,9 @@ export class WsTransport implements Transport {
 
     const url = wsEndpoint !== undefined && spec.transports.includes(this.kind)
       ? this.dialer.target(spec.node, wsEndpoint) : undefined;
+    const addresses = endpointAddresses(spec);
     if (same) {
+      this.setAddresses(old, addresses);
       if (wsEndpoint === old.wsEndpoint && url?.href === old.url?.href) return;
       old.wsEndpoint = wsEndpoint;
       old.url = url;
@@ -152,6 +161,7 @@ export class WsTransport implements Transport {
       return;
     }
     const peer = newWsPeer(slot, spec.node, wsEndpoint, url, this.nowMs());
+    this.setAddresses(peer, addresses);
     this.peers.set(slot, peer);
     this.byNode.set(spec.node, peer);
     this.dialer.dial(peer);
@@ -230,6 +240,14 @@ export class WsTransport implements Transport {
       connectsFailed: c.connectsFailed,
       inboundAccepted: c.inboundAccepted,
       authRejected: c.authRejected,
+      /** Connections accepted and not authenticated yet, and the cap on them (ws-admission.ts). */
+      unauthenticated: this.listener?.unauthenticated.count ?? 0,
+      maxUnauthenticated: this.listener?.unauthenticated.max ?? 0,
+      'refused.perSourceCap': c.refusedPerSourceCap,
+      'refused.globalCap': c.refusedGlobalCap,
+      handshakeTimeouts: c.handshakeTimeouts,
+      proofFailures: c.proofFailures,
+      preProofMessages: c.preProofMessages,
       serverAuthFailed: c.serverAuthFailed,
       reconnects: c.reconnects,
       deadConnections: c.deadConnections,
@@ -270,7 +288,7 @@ export class WsTransport implements Transport {
 
   // --- connections ---
 
-  /** An authenticated connection from `conn.peer` (ws-listener.ts): the newest one replaces the previous. */
+  /** An authenticated connection from `conn.peer`, its proof verified (ws-listener.ts): the newest one replaces the previous. */
   private accepted(conn: WsConnection): void {
     const peer = conn.peer;
     if (this.closed || peer.removed) {
@@ -327,10 +345,42 @@ export class WsTransport implements Transport {
 
   private forget(peer: WsPeer): void {
     peer.removed = true;
+    this.setAddresses(peer, []);
     this.peers.clear(peer.slot);
     if (this.byNode.get(peer.node) === peer) this.byNode.delete(peer.node);
     this.dialer.cancelRedial(peer);
     if (peer.dialed !== undefined) peer.dialed.end('peer removed');
     if (peer.inbound !== undefined) peer.inbound.end('peer removed');
+  }
+
+  /** `peer`'s endpoint hosts are now `addresses` (admission keeps room for connections from them). */
+  private setAddresses(peer: WsPeer, addresses: readonly string[]): void {
+    for (const address of peer.addresses) {
+      const n = (this.peerAddresses.get(address) ?? 1) - 1;
+      if (n > 0) this.peerAddresses.set(address, n);
+      else this.peerAddresses.delete(address);
+    }
+    peer.addresses = addresses;
+    for (const address of addresses) this.peerAddresses.set(address, (this.peerAddresses.get(address) ?? 0) + 1);
+  }
+}
+
+/** The IP literals among the hosts of a peer's endpoints (any transport's), each once; names are not resolved. */
+function endpointAddresses(spec: PeerSpec): string[] {
+  const out = new Set<string>();
+  for (const text of Object.values(spec.endpoints)) {
+    const host = endpointHost(text);
+    if (host !== undefined && isIP(host) !== 0) out.add(unmapped(host));
+  }
+  return [...out];
+}
+
+/** "ws://h:p/x" -> h, "h:p" / "[v6]:p" -> the host; undefined when unreadable. */
+function endpointHost(text: string): string | undefined {
+  try {
+    const url = new URL(text.includes('://') ? text : `x://${text}`);
+    return url.hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return undefined;
   }
 }

@@ -51,6 +51,12 @@ export interface PeerReport {
   readonly transport?: TransportKind | undefined;
   /** The last change of transport, if any. */
   readonly lastSwitch?: TransportSwitch | undefined;
+  /** Why it is not up ("authentication failed", "no handshake answer", "key unknown", ...). */
+  readonly downReason?: string | undefined;
+  /** ms since the last completed handshake (sealed transports). */
+  readonly lastHandshakeAgeMs?: number | undefined;
+  /** Its traffic is authenticated and encrypted on the carrying transport. */
+  readonly sealed?: boolean | undefined;
 }
 
 export interface StatusReport {
@@ -114,6 +120,9 @@ function readPeer(value: unknown, field: string): PeerReport {
     rttMs: optional(p['rttMs'], `${field}.rttMs`, finite),
     transport: optional(p['transport'], `${field}.transport`, text),
     lastSwitch: optional(p['lastSwitch'], `${field}.lastSwitch`, readSwitch),
+    downReason: optional(p['downReason'], `${field}.downReason`, text),
+    lastHandshakeAgeMs: optional(p['lastHandshakeAgeMs'], `${field}.lastHandshakeAgeMs`, finite),
+    sealed: optional(p['sealed'], `${field}.sealed`, flag),
   };
 }
 
@@ -157,6 +166,11 @@ function text(value: unknown, field: string): string {
 
 function finite(value: unknown, field: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) throw wrong(value, field, 'a number');
+  return value;
+}
+
+function flag(value: unknown, field: string): boolean {
+  if (typeof value !== 'boolean') throw wrong(value, field, 'a boolean');
   return value;
 }
 

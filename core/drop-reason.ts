@@ -14,9 +14,23 @@ export const enum DropReason {
   NotLocal = 8,
   BadHeader = 9,
   Unauthenticated = 10,
+  /** Sealed: no session with the peer yet (its handshake is under way or unanswered). */
+  NoSession = 11,
+  /** Sealed: the tag did not verify (forged, bit-flipped, wrong key). */
+  AuthFailed = 12,
+  /** Sealed: a counter already seen or too old for the replay window. */
+  Replayed = 13,
+  /** Sealed: a receiver index no session has (forged, or from a session already gone). */
+  UnknownSession = 14,
+  /** Sealed: the key that opened it is past its lifetime. */
+  Expired = 15,
+  /** Sealed: an unsealed datagram from a peer (one end has `encryption: none`). */
+  Unsealed = 16,
+  /** Sealed: a handshake message refused (bad mac, wrong key or secret, replayed, rate-limited). */
+  HandshakeRefused = 17,
 }
 
-export const DROP_REASON_COUNT = 11;
+export const DROP_REASON_COUNT = 18;
 
 export const DROP_REASON_NAMES: readonly string[] = [
   'malformed',
@@ -30,6 +44,13 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'not_local',
   'bad_header',
   'unauthenticated',
+  'no_session',
+  'auth_failed',
+  'replayed',
+  'unknown_session',
+  'expired',
+  'unsealed',
+  'handshake_refused',
 ];
 
 /** A counter per drop reason; indexed by DropReason. */

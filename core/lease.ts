@@ -15,13 +15,18 @@ export interface Lease {
   readonly transports?: readonly TransportKind[];
   /** Optional per-node underlay MTU override (a peer behind a smaller link). */
   readonly mtu?: number;
+  /**
+   * The node's X25519 public key (core/public-key.ts): sealed tunnels accept only traffic sealed
+   * with the key the lease names, and only for the lease's subnets.
+   */
+  readonly publicKey?: string;
 }
 
 export type LeaseEvent = { type: 'added'; lease: Lease } | { type: 'removed'; lease: Lease };
 
 /** Two leases say the same thing (subnets compared as sets of canonical text). */
 export function sameLease(a: Lease, b: Lease): boolean {
-  if (a.node !== b.node || a.mtu !== b.mtu) return false;
+  if (a.node !== b.node || a.mtu !== b.mtu || a.publicKey !== b.publicKey) return false;
   if (!sameStrings(a.transports ?? [], b.transports ?? [])) return false;
   const aKinds = Object.keys(a.endpoints);
   if (aKinds.length !== Object.keys(b.endpoints).length) return false;

@@ -78,6 +78,10 @@ export interface LogFields {
   conf?: string | undefined;
   /** A log level being set. */
   level?: string | undefined;
+  /** A node's public key, base64 (sealed tunnels). */
+  publicKey?: string | undefined;
+  /** Sealed session: the cipher in use. */
+  cipher?: string | undefined;
   /** A packet's addresses (rate-limited debug drop lines). */
   src?: string | undefined;
   dst?: string | undefined;

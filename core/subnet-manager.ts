@@ -30,6 +30,8 @@ export interface Advertisement {
   readonly endpoints: PeerEndpoints;
   readonly transports: readonly TransportKind[] | undefined;
   readonly mtu: number | undefined;
+  /** This node's public key (sealed tunnels); undefined with `encryption: none`. */
+  readonly publicKey?: string;
 }
 
 /** The leases the node config itself lists (its `nodes`), and how to read them again. */

@@ -29,6 +29,8 @@ export interface PeerSpec {
    * while UDP answers, else over WebSocket; `['ws']` over WebSocket only.
    */
   readonly transports: readonly TransportKind[];
+  /** The node's public key from its lease (core/public-key.ts); undefined when it publishes none. */
+  readonly publicKey?: string;
 }
 
 export type PeerState = 'unknown' | 'up' | 'down';
@@ -43,6 +45,12 @@ export interface PeerStatus {
   /** Smoothed round-trip time of probes, ms; undefined until the first reply. */
   rttMs: number | undefined;
   lastSeenMs: number | undefined;
+  /** Why it is not up, in words an operator acts on ("authentication failed", "no handshake answer", "key unknown"). */
+  downReason?: string;
+  /** Sealed transports: ms since the last completed handshake with it. */
+  lastHandshakeAgeMs?: number;
+  /** Its traffic is sealed (authenticated and encrypted) on this transport. */
+  sealed?: boolean;
   /** The last change of transport for this peer (transport selection only). */
   lastSwitch?: TransportSwitch;
 }

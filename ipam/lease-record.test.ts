@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeLeaseRecord, encodeLeaseRecord, LeaseRecordError } from './lease-record.js';
 import type { Lease } from '../core/lease.js';
+import { testPublicKey } from '../test/node-keys.js';
 
 describe('lease record', () => {
   it.each<[string, Lease]>([
@@ -14,6 +15,7 @@ describe('lease record', () => {
         endpoints: { udp: '[fd00::1]:8285', ws: 'wss://node-b.example:8443/tunnel' },
         transports: ['ws'],
         mtu: 1400,
+        publicKey: testPublicKey(0),
       },
     ],
     ['v6 only', { node: 'n', subnets: ['fd00:10:244:4::/64'], endpoints: {}, transports: ['udp'] }],
@@ -75,6 +77,9 @@ describe('lease record', () => {
     ['a tiny mtu', JSON.stringify({ ...good, mtu: 100 }), 'mtu'],
     ['a fractional mtu', JSON.stringify({ ...good, mtu: 1400.5 }), 'mtu'],
     ['an mtu as text', JSON.stringify({ ...good, mtu: '1400' }), 'mtu'],
+    ['a public key as a number', JSON.stringify({ ...good, publicKey: 7 }), 'publicKey: expected text'],
+    ['a short public key', JSON.stringify({ ...good, publicKey: 'AAAA' }), 'publicKey: expected 32 bytes in base64'],
+    ['the all-zero key', JSON.stringify({ ...good, publicKey: Buffer.alloc(32).toString('base64') }), 'publicKey: the all-zero key'],
   ])('refuses %s', (_name, text, reason) => {
     let caught: unknown;
     try {

@@ -2,7 +2,8 @@
  * The value stored in the registry for a node's lease: JSON with a format version.
  *
  *   {"version":2,"node":"node-a","subnets":["10.244.3.0/24","fd00:10:244:3::/64"],
- *    "endpoints":{"udp":"192.168.77.1:8285","ws":"ws://192.168.77.1:8286"},"transports":["udp","ws"],"mtu":1400}
+ *    "endpoints":{"udp":"192.168.77.1:8285","ws":"ws://192.168.77.1:8286"},"transports":["udp","ws"],"mtu":1400,
+ *    "publicKey":"<44 characters of base64>"}
  *
  * Endpoints are opaque text keyed by transport kind: each transport parses its own when the
  * lease reaches it, so a record naming a transport this node lacks is still read. Version 1
@@ -16,6 +17,7 @@
  */
 import { parseCidr } from '../core/cidr.js';
 import type { Lease } from '../core/lease.js';
+import { parsePublicKeyText } from '../core/public-key.js';
 
 export const LEASE_RECORD_VERSION = 2;
 const LEASE_RECORD_V1 = 1;
@@ -44,6 +46,7 @@ export function encodeLeaseRecord(lease: Lease): string {
   };
   if (lease.transports !== undefined) record['transports'] = [...lease.transports];
   if (lease.mtu !== undefined) record['mtu'] = lease.mtu;
+  if (lease.publicKey !== undefined) record['publicKey'] = lease.publicKey;
   return JSON.stringify(record);
 }
 
@@ -72,12 +75,22 @@ export function decodeLeaseRecord(text: string): Lease {
   if (mtu !== undefined && (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < MTU_MIN || mtu > MTU_MAX)) {
     throw new LeaseRecordError(`mtu: expected an integer from ${MTU_MIN} to ${MTU_MAX}, got ${describe(mtu)}`);
   }
+  const publicKey = fields['publicKey'];
+  if (publicKey !== undefined) {
+    if (typeof publicKey !== 'string') throw new LeaseRecordError(`publicKey: expected text, got ${describe(publicKey)}`);
+    try {
+      parsePublicKeyText(publicKey);
+    } catch (err: unknown) {
+      throw new LeaseRecordError(`publicKey: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   return {
     node,
     subnets,
     endpoints,
     ...(transports === undefined ? {} : { transports }),
     ...(mtu === undefined ? {} : { mtu: mtu as number }),
+    ...(publicKey === undefined ? {} : { publicKey }),
   };
 }
 

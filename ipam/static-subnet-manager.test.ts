@@ -1,3 +1,4 @@
+import { testPublicKey } from '../test/node-keys.js';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,7 +38,7 @@ function yamlFor(nodes: { name: string; subnet: string; endpoint: string }[]): s
     'clusterSecret: "static subnet manager test secret"',
     'clusterCidrs: [10.244.0.0/16]',
     'nodes:',
-    ...nodes.flatMap((n) => [`  - name: ${n.name}`, `    subnets: [${n.subnet}]`, `    endpoint: ${n.endpoint}`]),
+    ...nodes.flatMap((n, i) => [`  - name: ${n.name}`, `    subnets: [${n.subnet}]`, `    endpoint: ${n.endpoint}`, `    publicKey: ${testPublicKey(i)}`]),
     '',
   ].join('\n');
 }
@@ -103,7 +104,7 @@ describe('StaticSubnetManager', () => {
   });
 
   it('gives the local lease from the node entry', async () => {
-    expect(await manager.localLease()).toEqual({ node: 'node-a', subnets: ['10.244.1.0/24'], endpoints: { udp: '192.168.77.1:8285' }, transports: ['udp', 'ws'] });
+    expect(await manager.localLease()).toEqual({ node: 'node-a', subnets: ['10.244.1.0/24'], endpoints: { udp: '192.168.77.1:8285' }, transports: ['udp', 'ws'], publicKey: testPublicKey(0) });
   });
 
   it('emits the full set first, the local node included', () => {
@@ -111,8 +112,18 @@ describe('StaticSubnetManager', () => {
     expect(brief(batches[0] ?? [])).toEqual(['+node-a', '+node-b']);
     expect(batches[0]?.[1]).toEqual({
       type: 'added',
-      lease: { node: 'node-b', subnets: ['10.244.2.0/24'], endpoints: { udp: '192.168.77.2:8285' }, transports: ['udp', 'ws'] },
+      lease: { node: 'node-b', subnets: ['10.244.2.0/24'], endpoints: { udp: '192.168.77.2:8285' }, transports: ['udp', 'ws'], publicKey: testPublicKey(1) },
     });
+  });
+
+  it('a peer\'s new public key (a key rotation) is a lease change', async () => {
+    const next = nextBatch(batches);
+    await writeFile(path, yamlFor([A, B]).replace(testPublicKey(1), testPublicKey(4)));
+    const events = await next;
+    expect(brief(events)).toEqual(['-node-b', '+node-b']);
+    expect(events[1]?.lease.publicKey).toBe(testPublicKey(4));
+    await writeFile(path, yamlFor([A, B]));
+    await nextBatch(batches);
   });
 
   it('emits the diff when the file is edited in place', async () => {

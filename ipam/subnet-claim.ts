@@ -102,13 +102,14 @@ export function conflictPauseMs(conflicts: number, retryMinMs: number): number {
 
 /** The lease this node writes for `subnets`. */
 function leaseFor(node: string, subnets: readonly string[], advertise: Advertisement): Lease {
-  const { endpoints, transports, mtu } = advertise;
+  const { endpoints, transports, mtu, publicKey } = advertise;
   return {
     node,
     subnets: [...subnets],
     endpoints: { ...endpoints },
     ...(transports === undefined ? {} : { transports: [...transports] }),
     ...(mtu === undefined ? {} : { mtu }),
+    ...(publicKey === undefined ? {} : { publicKey }),
   };
 }
 

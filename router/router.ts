@@ -63,6 +63,10 @@ export interface PeerStats {
   transport: TransportKind | undefined;
   /** The last change of transport for this peer, if any. */
   lastSwitch?: TransportSwitch;
+  /** Why it is not up (the carrying transport's words). */
+  downReason?: string;
+  lastHandshakeAgeMs?: number;
+  sealed?: boolean;
 }
 
 export interface RouterStats {
@@ -211,6 +215,9 @@ export class Router {
           transport: s?.transport,
         };
         if (s?.lastSwitch !== undefined) peer.lastSwitch = s.lastSwitch;
+        if (s?.downReason !== undefined) peer.downReason = s.downReason;
+        if (s?.lastHandshakeAgeMs !== undefined) peer.lastHandshakeAgeMs = s.lastHandshakeAgeMs;
+        if (s?.sealed !== undefined) peer.sealed = s.sealed;
         return peer;
       }),
       transport: this.transport.stats(),
@@ -266,6 +273,7 @@ export class Router {
       node: lease.node,
       endpoints: lease.endpoints,
       transports: lease.transports ?? this.defaultTransports,
+      ...(lease.publicKey === undefined ? {} : { publicKey: lease.publicKey }),
     });
     this.log.info(
       { peer: lease.node, subnets: record.subnets.map((c) => c.text), endpoints: lease.endpoints },

@@ -148,6 +148,11 @@ export class TransportSelector implements Transport {
         lastSeenMs: s?.lastSeenMs,
       };
       if (state.lastSwitch !== undefined) status.lastSwitch = state.lastSwitch;
+      // Not up: the carrying transport's reason, else the most preferred one that has a reason.
+      const downReason = s?.downReason ?? views.map((v) => v.get(slot)?.downReason).find((r) => r !== undefined);
+      if (status.state !== 'up' && downReason !== undefined) status.downReason = downReason;
+      if (s?.lastHandshakeAgeMs !== undefined) status.lastHandshakeAgeMs = s.lastHandshakeAgeMs;
+      if (s?.sealed !== undefined) status.sealed = s.sealed;
       out.push(status);
     }
     return out.sort((a, b) => a.slot - b.slot);

@@ -7,6 +7,7 @@ import type { IpFamily } from '../core/cidr.js';
 import type { BlockContext, HostPort } from '../core/config-check.js';
 import type { Logger } from '../core/logger.js';
 import type { Transport, TransportKind } from '../core/transport.js';
+import type { NodeKeyPair } from './seal/node-key.js';
 
 /** An endpoint as a transport reads it: canonical text, and its address family when it names an address. */
 export interface ParsedEndpoint {
@@ -19,6 +20,8 @@ export interface TransportContext {
   readonly localNode: string;
   /** The cluster secret's bytes (at least MIN_SECRET_BYTES); the transport keeps its own copy. */
   readonly clusterSecret: Uint8Array;
+  /** This node's static key pair when tunnels are sealed (`encryption: sealed`); undefined: unsealed. */
+  readonly nodeKey: NodeKeyPair | undefined;
   /** The HTTP proxy an outgoing connection to `url` goes through, or undefined (the daemon reads the environment). */
   readonly proxyFor: (url: string) => string | undefined;
   readonly log: Logger;

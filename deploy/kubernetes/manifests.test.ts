@@ -63,7 +63,7 @@ describe('deploy/kubernetes', () => {
     expect(main?.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 9402 });
     expect(main?.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 9402 });
     expect(main?.volumeMounts.map((v) => v.mountPath).sort()).toEqual(
-      ['/dev/net/tun', '/etc/cni/net.d', '/etc/podtun/config', '/etc/podtun/secret', '/opt/cni/bin', '/run/podtun', '/var/lib/cni/networks'].sort(),
+      ['/dev/net/tun', '/etc/cni/net.d', '/etc/podtun/config', '/etc/podtun/secret', '/opt/cni/bin', '/run/podtun', '/var/lib/cni/networks', '/var/lib/podtun'].sort(),
     );
   });
 

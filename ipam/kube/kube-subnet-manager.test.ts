@@ -9,6 +9,7 @@
  *
  * Needs the binaries from lab/kube/build-control-plane.sh: fails, naming it, without them.
  */
+import { testPublicKey } from '../../test/node-keys.js';
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,25 +96,29 @@ describe('KubeSubnetManager on a real kube-apiserver', () => {
   }
 
   it('takes the node\'s podCIDRs, publishes its endpoints at its InternalIP, and sees the peers that published', { timeout: 60_000 }, async () => {
-    const n1 = manager('n1');
+    const keyed = (i: number): Partial<KubeSubnetManagerOptions> => ({ advertise: { endpoints: {}, transports: ['udp', 'ws'], mtu: undefined, publicKey: testPublicKey(i) } });
+    const n1 = manager('n1', keyed(0));
     const lease = await n1.localLease();
     expect(lease.subnets).toHaveLength(2);
     expect(lease.endpoints).toEqual({ udp: '10.99.0.1:8285', ws: 'ws://10.99.0.1:8443' });
+    expect(lease.publicKey).toBe(testPublicKey(0));
     expect(n1.waitingFor()).toBeUndefined();
     const node = await plane!.admin.get('/api/v1/nodes/n1');
     expect((node['metadata'] as { annotations: Record<string, string> }).annotations).toMatchObject({
       'podtun.io/transports': 'udp,ws', 'podtun.io/endpoint-udp': '10.99.0.1:8285', 'podtun.io/endpoint-ws': 'ws://10.99.0.1:8443',
+      'podtun.io/public-key': testPublicKey(0),
     });
 
     const w = watch(n1);
     await until('the first batch', () => w.batches.length >= 1);
     expect(w.brief()).toEqual(['+n1']); // n2 has not published: not a peer yet
 
-    const n2 = manager('n2');
+    const n2 = manager('n2', keyed(1));
     const lease2 = await n2.localLease();
     await until('n2 to appear at n1', () => w.brief().includes('+n2'));
     const seen = w.batches.flat().find((e) => e.lease.node === 'n2')?.lease;
     expect(seen).toEqual(lease2);
+    expect(seen?.publicKey).toBe(testPublicKey(1));
     expect(new Set([...lease.subnets, ...lease2.subnets]).size).toBe(4);
   });
 

@@ -9,6 +9,7 @@
  *   podtun.io/endpoint-udp        "192.168.77.1:8285" one key per transport kind it listens on
  *   podtun.io/endpoint-ws         "ws://192.168.77.1:8443"
  *   podtun.io/mtu                 "1400"              only when the node's underlay is smaller
+ *   podtun.io/public-key          "<base64, 44 chars>" its X25519 key (sealed tunnels)
  *
  * `transports` marks a Node that runs podtun: a Node without it is not a peer yet. A user sets
  * `podtun.io/override-endpoint-<kind>` (a node behind NAT: its public address) and podtun
@@ -17,6 +18,7 @@
 import { cidrContains, parseCidr } from '../../core/cidr.js';
 import type { Cidr } from '../../core/cidr.js';
 import type { Lease } from '../../core/lease.js';
+import { parsePublicKeyText } from '../../core/public-key.js';
 import type { Advertisement } from '../../core/subnet-manager.js';
 import type { KubeObject } from './kube-client.js';
 
@@ -29,6 +31,7 @@ const MTU_MAX = 65535;
 export interface AnnotationKeys {
   readonly transports: string;
   readonly mtu: string;
+  readonly publicKey: string;
   endpoint(kind: string): string;
   override(kind: string): string;
 }
@@ -37,6 +40,7 @@ export function annotationKeys(prefix: string): AnnotationKeys {
   return {
     transports: `${prefix}transports`,
     mtu: `${prefix}mtu`,
+    publicKey: `${prefix}public-key`,
     endpoint: (kind) => `${prefix}endpoint-${kind}`,
     override: (kind) => `${prefix}override-endpoint-${kind}`,
   };
@@ -133,7 +137,22 @@ export function leaseOfNode(node: KubeObject, keys: AnnotationKeys, clusterCidrs
     mtu = Number(mtuText);
     if (!Number.isInteger(mtu) || mtu < MTU_MIN || mtu > MTU_MAX) throw new NodeLeaseError(`node ${name}: annotation ${keys.mtu} "${mtuText}" is not an MTU (${MTU_MIN}-${MTU_MAX})`);
   }
-  return { node: name, subnets, endpoints, transports, ...(mtu === undefined ? {} : { mtu }) };
+  const publicKey = annotations[keys.publicKey];
+  if (publicKey !== undefined) {
+    try {
+      parsePublicKeyText(publicKey);
+    } catch (err: unknown) {
+      throw new NodeLeaseError(`node ${name}: annotation ${keys.publicKey}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return {
+    node: name,
+    subnets,
+    endpoints,
+    transports,
+    ...(mtu === undefined ? {} : { mtu }),
+    ...(publicKey === undefined ? {} : { publicKey }),
+  };
 }
 
 /**
@@ -158,5 +177,6 @@ export function advertisedAnnotations(
   for (const [kind, endpoint] of Object.entries(endpoints)) out[keys.endpoint(kind)] = endpoint;
   out[keys.transports] = (advertisement.transports ?? []).join(',');
   out[keys.mtu] = advertisement.mtu === undefined ? null : String(advertisement.mtu);
+  out[keys.publicKey] = advertisement.publicKey ?? null;
   return out;
 }

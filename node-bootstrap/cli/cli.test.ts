@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,27 @@ describe('podtun CLI', () => {
     const missing = await cli(['install-cni', '--bin-dir', binDir, '--plugin-dir', join(dir, 'none')]);
     expect(missing.code).toBe(EXIT_FAILURE);
     expect(missing.err).toMatch(/bridge is missing \(Debian package containernetworking-plugins, or --plugin-dir\)/);
+  });
+
+  it('key public makes the node key on first use and prints its public half, the same each time; key generate prints a new private key', async () => {
+    const keyFile = join(dir, 'keys', 'node.key');
+    const first = await cli(['key', 'public', '--key-file', keyFile]);
+    expect(first).toMatchObject({ code: EXIT_OK, err: '' });
+    expect(first.out).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+    expect((await cli(['key', 'public', '--key-file', keyFile])).out).toBe(first.out);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    const config = join(dir, 'key.yaml');
+    await writeFile(config, 'nodeName: a\nclusterSecret: "a secret of the cli key test"\nclusterCidrs: [10.244.0.0/16]\nnodeKeyFile: keys/node.key\nnodes: [{ name: a, subnets: [10.244.1.0/24] }]\n');
+    expect((await cli(['key', 'public', '--config', config])).out).toBe(first.out);
+    const generated = await cli(['key', 'generate']);
+    expect(generated.out).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+    expect(generated.out).not.toBe(first.out);
+    expect((await cli(['key'])).code).toBe(EXIT_USAGE);
+    expect((await cli(['key', 'public', '--config', config, '--key-file', keyFile])).code).toBe(EXIT_USAGE);
+    await chmod(keyFile, 0o644);
+    const open = await cli(['key', 'public', '--key-file', keyFile]);
+    expect(open.code).toBe(EXIT_FAILURE);
+    expect(open.err).toContain(keyFile);
   });
 
   it('prints the package version', async () => {

@@ -46,6 +46,8 @@ export async function main(
       return (await import('./doctor-command.js')).doctorCommand(rest, env, io);
     case 'uninstall':
       return (await import('./uninstall-command.js')).uninstallCommand(rest, env, io);
+    case 'key':
+      return (await import('./key-command.js')).keyCommand(rest, env, io);
     case 'install-cni':
       return (await import('./install-cni-command.js')).installCniCommand(rest, env, io);
     default:

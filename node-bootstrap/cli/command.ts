@@ -33,6 +33,8 @@ export const USAGE = `Usage:
   podtun doctor --config FILE [--socket PATH] [--json]
   podtun uninstall [--config FILE]
   podtun install-cni [--bin-dir DIR] [--plugin-dir DIR] [--plugins a,b,...]
+  podtun key public [--config FILE | --key-file PATH]
+  podtun key generate
   podtun version
   podtun --help
 
@@ -47,6 +49,9 @@ Commands:
   install-cni Put podtun, podtun-ipam and the reference plugins it delegates to (default bridge,
             host-local, loopback, portmap from /usr/lib/cni) into --bin-dir (default /opt/cni/bin),
             each by temp file + rename; the DaemonSet's init step. No conflist (run writes it).
+  key       public: print this node's public key (the nodeKeyFile's, made on first use; default
+            /var/lib/podtun/node.key), for the other nodes' nodes[].publicKey. generate: print a
+            new private key.
   demo      Build a throwaway 3-node cluster in network namespaces and show podtun carrying it.
   version   Print the version.
 

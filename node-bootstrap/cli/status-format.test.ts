@@ -52,6 +52,10 @@ describe('views (not a TTY: plain text)', () => {
       '10.244.3.0/24  n3    ws         down',
     ]],
     ['peers, none', formatPeers({ ...report, peers: [] }, NOW_MS), ['no peers']],
+    ['peers, one down for a reason', formatPeers({ ...report, peers: report.peers.slice(1).map((p) => ({ ...p, downReason: 'authentication failed' })) }, NOW_MS), [
+      'PEER  TRANSPORT  STATE                         ENDPOINT  RTT  MTU   RX   TX     LAST SWITCH',
+      'n3    ws         down (authentication failed)  -         -    1400  0 B  100 B  1m ago (udp->ws: udp silent 3s)',
+    ]],
     ['drops, none', formatDrops({}), ['drops: none']],
   ])('%s', (_name, text, lines) => {
     expect(text).toBe(`${lines.join('\n')}\n`);

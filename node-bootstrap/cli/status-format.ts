@@ -54,7 +54,7 @@ export function formatPeers(report: StatusReport, nowMs: number): string {
   const rows = report.peers.map((p) => [
     p.node,
     p.transport ?? '-',
-    p.state,
+    p.state === 'up' || p.downReason === undefined ? p.state : `${p.state} (${p.downReason})`,
     p.endpoint ?? '-',
     formatRtt(p.rttMs),
     String(p.mtu),

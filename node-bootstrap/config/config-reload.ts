@@ -23,6 +23,8 @@ export function checkReloadable(running: NodeConfig, next: NodeConfig): void {
     compare(t.settingsKey, settingsText(t.settings), settingsText(next.transports.find((n) => n.kind === t.kind)?.settings));
   }
   compare('underlayMtu', running.underlayMtu, next.underlayMtu);
+  compare('encryption', running.encryption, next.encryption);
+  compare('nodeKeyFile', running.nodeKeyFile, next.nodeKeyFile);
   compare('api', running.api, next.api);
   compare('dashboard', running.dashboard, next.dashboard);
   compare('subnetManager', { type: running.subnetManager.type, ...asObject(running.subnetManager.settings) },

@@ -8,6 +8,8 @@ import { loadConfig, parseConfigText, resolveConfigSources } from './load-config
 import { ConfigError, localNodeOf, transportChoice, tunMtuOf } from './node-config.js';
 import type { NodeConfig } from './node-config.js';
 import { validateConfig } from './validate-config.js';
+import { checkReloadable } from './config-reload.js';
+import { testPublicKey } from '../../test/node-keys.js';
 
 /** A transport's validated settings, as its type made them. */
 function settingsOf(config: NodeConfig, kind: string): unknown {
@@ -28,8 +30,8 @@ function good(): Raw {
     logLevel: 'info',
     clusterSecret: SECRET,
     nodes: [
-      { name: 'node-a', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], endpoint: '192.168.77.1:8285' },
-      { name: 'node-b', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285', mtu: 1400 },
+      { name: 'node-a', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], endpoint: '192.168.77.1:8285', publicKey: testPublicKey(0) },
+      { name: 'node-b', subnets: ['10.244.2.0/24'], endpoint: '192.168.77.2:8285', mtu: 1400, publicKey: testPublicKey(1) },
     ],
   };
 }
@@ -62,7 +64,7 @@ describe('validateConfig', () => {
     expect(config.nodes[1]?.mtu).toBe(1400);
     expect(settingsOf(config, 'udp')).toEqual({ host: '0.0.0.0', port: 8285, family: 4, text: '0.0.0.0:8285' });
     expect(localNodeOf(config).name).toBe('node-a');
-    expect(tunMtuOf(config)).toBe(1460);
+    expect(tunMtuOf(config)).toBe(1440);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.nodes)).toBe(true);
     expect(Object.isFrozen(config.nodes[0])).toBe(true);
@@ -96,7 +98,7 @@ describe('validateConfig', () => {
     const config = validateConfig(raw, 'node.yaml');
     expect(config.nodes[1]?.endpoints['udp']).toBe('[fd00:77::2]:8285');
     expect(config.underlayFamily).toBe(6);
-    expect(tunMtuOf(config)).toBe(1440);
+    expect(tunMtuOf(config)).toBe(1420);
   });
 
   it('lets an override win over the file log level', () => {
@@ -139,7 +141,7 @@ describe('validateConfig', () => {
     ['node mtu on IPv6 underlay', (r) => { nodeAt(r, 1)['endpoint'] = '[fd00:77::2]:8285'; nodeAt(r, 1)['mtu'] = 1000; }, 'nodes[1].mtu', /out of range \(1280-65535 on an IPv6 underlay\)/],
     ['underlayMtu too big', (r) => { r['underlayMtu'] = 70000; }, 'underlayMtu', /out of range/],
     ['underlayMtu a string', (r) => { r['underlayMtu'] = '1500'; }, 'underlayMtu', /expected an integer, got string "1500"/],
-    ['underlayMtu too small for IPv6 pods', (r) => { r['underlayMtu'] = 1300; }, 'underlayMtu', /tunnel MTU of 1260, below the 1280 IPv6 needs/],
+    ['underlayMtu too small for IPv6 pods', (r) => { r['underlayMtu'] = 1300; }, 'underlayMtu', /tunnel MTU of 1240, below the 1280 IPv6 needs/],
     ['listen without port', (r) => { r['listen'] = '0.0.0.0'; }, 'listen', /no port/],
     ['listen hostname', (r) => { r['listen'] = 'localhost:8285'; }, 'listen', /not an IP address/],
     ['bad logLevel', (r) => { r['logLevel'] = 'verbose'; }, 'logLevel', /"verbose" is not one of trace\|debug\|info\|warn\|error/],
@@ -257,8 +259,8 @@ describe('validateConfig', () => {
     const err = errorOf((r) => {
       r['nodes'] = [
         { name: 'node-a', subnets: ['10.244.1.0/24'] },
-        { name: names[0], subnets: ['10.244.2.0/24'] },
-        { name: names[1], subnets: ['10.244.3.0/24'] },
+        { name: names[0], subnets: ['10.244.2.0/24'], publicKey: testPublicKey(1) },
+        { name: names[1], subnets: ['10.244.3.0/24'], publicKey: testPublicKey(2) },
       ];
     });
     expect(err.issues).toEqual([
@@ -293,6 +295,56 @@ function etcdRaw(): Raw {
   raw['subnetManager'] = { type: 'etcd', endpoints: ['http://192.168.77.250:2379'] };
   return raw;
 }
+
+describe('validateConfig: encryption and node keys', () => {
+  it('seals by default, with the key in /var/lib/podtun/node.key; a relative nodeKeyFile is read from the config dir', () => {
+    const config = validateConfig(good(), '/etc/podtun/node.yaml');
+    expect(config.encryption).toBe('sealed');
+    expect(config.nodeKeyFile).toBe('/var/lib/podtun/node.key');
+    expect(config.nodes[1]?.publicKey).toBe(testPublicKey(1));
+    const raw = good();
+    raw['nodeKeyFile'] = 'keys/node.key';
+    expect(validateConfig(raw, '/etc/podtun/node.yaml').nodeKeyFile).toBe('/etc/podtun/keys/node.key');
+  });
+
+  it('needs every peer\'s publicKey when sealed (this node\'s own is optional), none with encryption: none', () => {
+    const raw = good();
+    delete nodeAt(raw, 0)['publicKey'];
+    expect(validateConfig(raw, 'node.yaml').nodes[0]?.publicKey).toBeUndefined();
+    delete nodeAt(raw, 1)['publicKey'];
+    expect(errorOf(() => undefined, () => raw).issues).toEqual([
+      { path: 'nodes[1].publicKey', reason: expect.stringMatching(/required with encryption: sealed.*podtun key public/) as unknown },
+    ]);
+    raw['encryption'] = 'none';
+    expect(validateConfig(raw, 'node.yaml').encryption).toBe('none');
+  });
+
+  it.each<[string, (raw: Raw) => void, string, RegExp]>([
+    ['unknown mode', (r) => { r['encryption'] = 'aes'; }, 'encryption', /"aes" is not one of sealed\|none/],
+    ['key not base64', (r) => { nodeAt(r, 1)['publicKey'] = 'not a key'; }, 'nodes[1].publicKey', /expected 32 bytes in base64/],
+    ['key too short', (r) => { nodeAt(r, 1)['publicKey'] = 'AAAA'; }, 'nodes[1].publicKey', /44 characters/],
+    ['all-zero key', (r) => { nodeAt(r, 1)['publicKey'] = Buffer.alloc(32).toString('base64'); }, 'nodes[1].publicKey', /all-zero/],
+    ['two nodes, one key', (r) => { nodeAt(r, 1)['publicKey'] = testPublicKey(0); }, 'nodes[1].publicKey', /the same key as nodes\[0\]\.publicKey/],
+    ['empty key file path', (r) => { r['nodeKeyFile'] = ''; }, 'nodeKeyFile', /expected a file path/],
+  ])('%s -> error with field path and reason', (_name, edit, path, reason) => {
+    const err = errorOf(edit);
+    expect(err.issues.map((i) => i.path)).toEqual([path]);
+    expect(err.issues[0]?.reason).toMatch(reason);
+  });
+
+  it('a reload cannot change the encryption or the key file (both need a restart)', () => {
+    const running = validateConfig(good(), 'node.yaml');
+    const none = good();
+    none['encryption'] = 'none';
+    expect(() => checkReloadable(running, validateConfig(none, 'node.yaml'))).toThrow(/encryption/);
+    const moved = good();
+    moved['nodeKeyFile'] = '/tmp/other.key';
+    expect(() => checkReloadable(running, validateConfig(moved, 'node.yaml'))).toThrow(/nodeKeyFile/);
+    const rotated = good();
+    nodeAt(rotated, 1)['publicKey'] = testPublicKey(2);
+    expect(() => checkReloadable(running, validateConfig(rotated, 'node.yaml'))).not.toThrow();
+  });
+});
 
 describe('validateConfig: etcd leases and CNI install', () => {
   it('defaults to the static manager and no CNI install', () => {
@@ -393,6 +445,7 @@ nodes:
     subnets: [10.244.2.0/24]
     endpoint: "[fd00:77::2]:8285"
     mtu: 1400
+    publicKey: ${testPublicKey(1)}
 `);
     const config = await loadConfig(path);
     expect(config.source).toBe(path);

@@ -4,6 +4,7 @@
  * managers bring their own blocks (tunnel/transports.ts, ipam/subnet-managers.ts); the config
  * holds each validated block bound to its owner.
  */
+import type { EncryptionMode } from './fields/encryption.js';
 import type { IpFamily } from '../../core/cidr.js';
 import type { ConfigIssue, HostPort } from '../../core/config-check.js';
 import type { Lease } from '../../core/lease.js';
@@ -30,6 +31,8 @@ export interface NodeSpec {
   readonly mtu: number | undefined;
   /** How peers reach it, most preferred first (`transport: auto` is every transport in registry order). */
   readonly transports: readonly TransportKind[];
+  /** Its public key (required for peers with encryption: sealed). */
+  readonly publicKey?: string;
 }
 
 /** An optional TCP listener (the `api` and `dashboard` blocks). */
@@ -80,6 +83,10 @@ export interface NodeConfig {
   readonly logLevel: LogLevel;
   /** Proves membership on every transport; printed as "[redacted]". */
   readonly clusterSecret: ClusterSecret;
+  /** sealed (default): every tunnelled packet authenticated and encrypted per node pair; none: trusted underlay only. */
+  readonly encryption: EncryptionMode;
+  /** This node's private key (sealed), created on first start; absolute path. */
+  readonly nodeKeyFile: string;
   /** Every registered transport with its validated settings, in registry order. */
   readonly transports: readonly TransportChoice[];
   /** HTTP proxy for outgoing WebSocket dials ("http://[user:pass@]host:port"); undefined: from the environment. */
@@ -147,5 +154,6 @@ export function leasesOfConfig(config: NodeConfig): Lease[] {
     endpoints: { ...n.endpoints },
     transports: [...n.transports],
     ...(n.mtu === undefined ? {} : { mtu: n.mtu }),
+    ...(n.publicKey === undefined ? {} : { publicKey: n.publicKey }),
   }));
 }

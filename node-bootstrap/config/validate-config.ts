@@ -20,6 +20,7 @@ import { advertiseAt } from './fields/advertise.js';
 import { clusterCidrsAt } from './fields/cidrs.js';
 import { clusterSecretAt } from './fields/cluster-secret-field.js';
 import { cniAt } from './fields/cni-block.js';
+import { encryptionAt, nodeKeyFileAt } from './fields/encryption.js';
 import { listenBlockAt } from './fields/listen-block.js';
 import { checkTunnelMtu, mtuAt } from './fields/mtu.js';
 import { nodeNameAt, tunNameAt } from './fields/names.js';
@@ -30,7 +31,7 @@ import type { AdvertiseSettings, ConfigOverrides, LogLevel, NodeConfig, NodeSpec
 
 const OWN_KEYS = [
   'nodeName', 'clusterCidrs', 'tunName', 'underlayMtu', 'logLevel', 'clusterSecret', 'clusterSecretFile',
-  'proxy', 'api', 'dashboard', 'subnetManager', 'advertise', 'cni', 'nodes',
+  'proxy', 'api', 'dashboard', 'subnetManager', 'advertise', 'cni', 'nodes', 'encryption', 'nodeKeyFile',
 ] as const;
 const TOP_LEVEL_KEYS: readonly string[] = [...OWN_KEYS, ...TRANSPORTS.map((t) => t.settingsKey)];
 
@@ -53,6 +54,8 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   const tunName = tunNameAt(raw['tunName'], issue);
   const logLevel = logLevelAt(raw['logLevel'], overrides, issue);
   const clusterSecret = clusterSecretAt(raw['clusterSecret'], raw['clusterSecretFile'], baseDir, issue);
+  const encryption = encryptionAt(raw['encryption'], issue);
+  const nodeKeyFile = nodeKeyFileAt(raw['nodeKeyFile'], baseDir, issue);
   const proxy = proxyAt(raw['proxy'], issue);
   const api = listenBlockAt(raw['api'], 'api', issue);
   const dashboard = listenBlockAt(raw['dashboard'], 'dashboard', issue);
@@ -65,7 +68,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   let advertise: AdvertiseSettings | undefined;
   const readsNodeList = subnetManager?.readsNodeList ?? true;
   if (readsNodeList) {
-    const result = nodesAt(raw['nodes'], { nodeName, clusterCidrs, transports, issue });
+    const result = nodesAt(raw['nodes'], { nodeName, clusterCidrs, transports, encryption, issue });
     nodes = result.nodes;
     families.push(...result.families);
     if (raw['advertise'] !== undefined) issue('advertise', `only used with subnetManager.type ${controlPlaneTypes()}; in static mode this node's endpoints are its nodes[] entry`);
@@ -97,6 +100,8 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     underlayFamily,
     logLevel,
     clusterSecret,
+    encryption,
+    nodeKeyFile,
     transports: complete,
     proxy,
     api,

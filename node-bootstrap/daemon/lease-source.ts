@@ -23,6 +23,8 @@ export interface LeaseSource {
 
 export interface LeaseSourceOptions {
   config: NodeConfig;
+  /** This node's public key, published with its lease (control-plane managers); undefined: unsealed. */
+  publicKey: string | undefined;
   /** Reads and validates the config file again. */
   load: () => Promise<NodeConfig>;
   watchConfig: boolean;
@@ -49,7 +51,10 @@ export async function openLeaseSource(options: LeaseSourceOptions): Promise<Leas
   const manager = await config.subnetManager.open({
     node: config.nodeName,
     clusterCidrs: config.clusterCidrs,
-    advertise: config.advertise ?? { endpoints: {}, transports: undefined, mtu: undefined },
+    advertise: {
+      ...(config.advertise ?? { endpoints: {}, transports: undefined, mtu: undefined }),
+      ...(options.publicKey === undefined ? {} : { publicKey: options.publicKey }),
+    },
     configLeases: {
       initial: leasesOfConfig(config),
       reload: async () => leasesOfConfig(await reloadConfig()),

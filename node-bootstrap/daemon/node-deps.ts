@@ -3,6 +3,7 @@
  * types make them, and the router. Imported lazily by the CLI, so `podtun --help` never loads
  * the addon.
  */
+import { addon } from '../../native/addon.js';
 import { Router } from '../../router/router.js';
 import { TunDevice } from '../../router/tun-device.js';
 import type { NodeDeps } from './run-node.js';
@@ -11,4 +12,5 @@ export const defaultNodeDeps: NodeDeps = {
   openDevice: ({ name }) => TunDevice.open({ name, multiQueue: false }),
   createTransport: (choice, ctx) => choice.create(ctx),
   createRouter: (options) => new Router(options),
+  raiseNofileLimit: () => addon.raiseNofileLimit(),
 };

@@ -10,6 +10,7 @@
  *
  * Needs root and dist/ (`npm run build`, which `npm test` runs first).
  */
+import { testPublicKey } from '../../test/node-keys.js';
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -46,6 +47,7 @@ const skip = skipUnlessMet('node-bootstrap/daemon/podtun-run.test.ts', skipReaso
 const CONFIG = `nodeName: node-a
 clusterSecret: "podtun-run test cluster secret"
 clusterCidrs: [10.244.0.0/16, fd00:10:244::/48]
+nodeKeyFile: node.key
 nodes:
   - name: node-a
     subnets: [10.244.1.0/24, fd00:10:244:1::/64]
@@ -53,6 +55,7 @@ nodes:
   - name: node-b
     subnets: [10.244.2.0/24]
     endpoint: 192.168.77.2:8285
+    publicKey: ${testPublicKey(1)}
 `;
 
 describe.skipIf(skip)('podtun run (process)', () => {
@@ -107,7 +110,7 @@ describe.skipIf(skip)('podtun run (process)', () => {
     const before = [await sysctl('net.ipv4.ip_forward'), await sysctl('net.ipv6.conf.all.forwarding')];
     const node = await start(CONFIG, 'term.log');
     const ready = (await node.log()).split('\n').find((l) => l.includes('"node ready"'));
-    expect(JSON.parse(ready ?? '{}')).toMatchObject({ level: 'info', node: 'node-a', tun: 'podtun0', mtu: 1460, listen: { udp: '0.0.0.0:8285', ws: 'dial-out only' } });
+    expect(JSON.parse(ready ?? '{}')).toMatchObject({ level: 'info', node: 'node-a', tun: 'podtun0', mtu: 1440, listen: { udp: '0.0.0.0:8285', ws: 'dial-out only' } });
     expect(await run('ip', ['-n', ns, 'route', 'show', 'exact', '10.244.0.0/16'])).toContain('dev podtun0');
     expect(await sysctl('net.ipv4.ip_forward')).toBe('1');
 

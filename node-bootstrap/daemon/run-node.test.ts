@@ -3,7 +3,10 @@
  * device and a transport that record what they are told, and a host whose `ip` and sysctls live
  * in memory. The real kernel side is in host-network/host-network.test.ts and the netns harness.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { testPublicKey } from '../../test/node-keys.js';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { loadOrCreateNodeKey } from '../../tunnel/seal/node-key.js';
+import { publicKeyText } from '../../core/public-key.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -151,6 +154,8 @@ const CONFIG = (extra: string[] = []): string => [
   'nodeName: node-a',
   `clusterSecret: "${SECRET}"`,
   'clusterCidrs: [10.244.0.0/16, fd00:10:244::/48]',
+  // Relative to the config file: each test's own temp dir, made on first start.
+  'nodeKeyFile: node.key',
   'nodes:',
   '  - name: node-a',
   '    subnets: [10.244.1.0/24, fd00:10:244:1::/64]',
@@ -158,6 +163,7 @@ const CONFIG = (extra: string[] = []): string => [
   '  - name: node-b',
   '    subnets: [10.244.2.0/24]',
   '    endpoint: 192.168.77.2:8285',
+  `    publicKey: ${testPublicKey(1)}`,
   ...extra,
   '',
 ].join('\n');
@@ -211,8 +217,8 @@ describe('startNode', () => {
 
   it('brings the node up: host network, router with every lease, one `node ready` line', async () => {
     node = await startNode({ config: await loadConfig(path), log: memoryLogger(lines) }, deps);
-    expect(node.tunnelMtu).toBe(1460);
-    expect(host.link).toMatchObject({ mtu: 1460, up: true, addresses: ['10.244.1.0/32', 'fd00:10:244:1::/128'] });
+    expect(node.tunnelMtu).toBe(1440);
+    expect(host.link).toMatchObject({ mtu: 1440, up: true, addresses: ['10.244.1.0/32', 'fd00:10:244:1::/128'] });
     expect([...host.routes]).toEqual([['10.244.0.0/16', 'podtun0'], ['fd00:10:244::/48', 'podtun0']]);
     expect(host.sysctls.get('net.ipv4.ip_forward')).toBe('1');
     expect(host.sysctls.get('net.ipv4.conf.podtun0.rp_filter')).toBe('0');
@@ -227,7 +233,7 @@ describe('startNode', () => {
       node: 'node-a',
       subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
       tun: 'podtun0',
-      mtu: 1460,
+      mtu: 1440,
       listen: { udp: '0.0.0.0:8285', ws: 'dial-out only' },
     });
     // Components log through children that name themselves.
@@ -250,7 +256,7 @@ describe('startNode', () => {
 
   it('applies a config edit as lease diffs, and refuses edits that need a restart', async () => {
     node = await startNode({ config: await loadConfig(path), log: memoryLogger(lines), watchConfig: false }, deps);
-    await writeFile(path, CONFIG(['  - name: node-c', '    subnets: [10.244.3.0/24]', '    endpoint: 192.168.77.3:8285']));
+    await writeFile(path, CONFIG(['  - name: node-c', '    subnets: [10.244.3.0/24]', '    endpoint: 192.168.77.3:8285', `    publicKey: ${testPublicKey(2)}`]));
     expect(await node.reload()).toBe(true);
     expect(transport.endpoints()).toEqual(['node-b@192.168.77.2:8285', 'node-c@192.168.77.3:8285']);
 
@@ -320,6 +326,14 @@ describe('startNode', () => {
     expect(device.closed).toBe(1);
   });
 
+  it('refuses to start when this node\'s listed public key is not its key file\'s, naming both', async () => {
+    await writeFile(path, CONFIG().replace('    endpoint: 192.168.77.1:8285', `    endpoint: 192.168.77.1:8285\n    publicKey: ${testPublicKey(3)}`));
+    const key = publicKeyText((await loadOrCreateNodeKey(join(dir, 'node.key'))).publicKey);
+    await expect(startNode({ config: await loadConfig(path), log: memoryLogger(lines), watchConfig: false }, deps))
+      .rejects.toThrow(new RegExp(`nodes\\[0\\]\\.publicKey: ${testPublicKey(3).replace(/[+/=]/g, '\\$&')} is not the key in .*node\\.key \\(${key.replace(/[+/=]/g, '\\$&')}\\)`));
+    expect(host.commands).toEqual([]);
+  });
+
   it('builds both transports from the config and selects per peer', async () => {
     await writeFile(path, CONFIG().replace('nodes:', [
       'ws:',
@@ -345,8 +359,14 @@ describe('startNode', () => {
     expect(wsTransport.peers.get(0)).toMatchObject({
       node: 'node-b', endpoints: { udp: '192.168.77.2:8285', ws: 'wss://node-b.example:8443' }, transports: ['ws'],
     });
-    expect(transport.peers.get(0)).toMatchObject({ node: 'node-b', transports: ['ws'] });
-    expect(lines.find((l) => l.msg === 'node ready')?.obj).toMatchObject({ listen: { udp: '0.0.0.0:8285', ws: '0.0.0.0:8443' }, mtu: 1460 });
+    expect(transport.peers.get(0)).toMatchObject({ node: 'node-b', transports: ['ws'], publicKey: testPublicKey(1) });
+    // Sealed by default: the node key was made in nodeKeyFile on first start, and every transport has it.
+    const key = await loadOrCreateNodeKey(join(dir, 'node.key'));
+    expect(udp?.ctx.nodeKey?.publicKey).toEqual(key.publicKey);
+    expect(ws?.ctx.nodeKey?.publicKey).toEqual(key.publicKey);
+    expect((await stat(join(dir, 'node.key'))).mode & 0o777).toBe(0o600);
+    expect(lines.find((l) => l.msg === 'node key loaded')?.obj).toMatchObject({ publicKey: publicKeyText(key.publicKey) });
+    expect(lines.find((l) => l.msg === 'node ready')?.obj).toMatchObject({ listen: { udp: '0.0.0.0:8285', ws: '0.0.0.0:8443' }, mtu: 1440 });
     // Status: per peer the carrying transport; counters of both under prefixes.
     const stats = node.stats();
     expect(stats.peers).toMatchObject([{ node: 'node-b', transport: 'ws', state: 'up' }]);
@@ -461,7 +481,7 @@ describe('runNode (process wiring)', () => {
   it('SIGHUP reloads the config', async () => {
     const exit = runNode({ configPath: path, overrides: {}, statusSocket: undefined, logStream: stream }, () => Promise.resolve(deps()));
     await until('node ready');
-    await writeFile(path, CONFIG(['  - name: node-c', '    subnets: [10.244.3.0/24]', '    endpoint: 192.168.77.3:8285']));
+    await writeFile(path, CONFIG(['  - name: node-c', '    subnets: [10.244.3.0/24]', '    endpoint: 192.168.77.3:8285', `    publicKey: ${testPublicKey(2)}`]));
     process.emit('SIGHUP', 'SIGHUP');
     for (let i = 0; i < 100 && transport.endpoints().length < 2; i++) await sleep(10);
     expect(transport.endpoints()).toEqual(['node-b@192.168.77.2:8285', 'node-c@192.168.77.3:8285']);

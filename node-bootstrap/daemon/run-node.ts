@@ -1,10 +1,12 @@
 /**
  * `podtun run`: one node, wired. Flow:
  *
- *  1. config (already validated) -> root logger -> a child per component. The local API (status
- *     socket, optional TCP `api.listen`) starts first, so /readyz answers 503 while the rest comes up.
- *  1b. the lease source (static list or etcd, lease-source.ts) gives this node's subnets; with
- *     etcd this waits until a subnet is acquired.
+ *  1. config (already validated) -> root logger -> a child per component. The soft open-files
+ *     limit is raised to the hard one (listeners size their connection caps from it). The local API
+ *     (status socket, optional TCP `api.listen`) starts first, so /readyz answers 503 while the rest comes up.
+ *  1b. sealed tunnels: this node's key pair (made on first start, node-key-check.ts); its public
+ *     half goes into the lease. The lease source (static list or etcd, lease-source.ts) gives
+ *     this node's subnets; with etcd this waits until a subnet is acquired.
  *  2. open the TUN (PacketDevice); create every registered transport from its settings and the
  *     per-peer TransportSelector over them (they bind when the router starts). The TUN MTU fits
  *     whichever transport carries a peer (tunnel/tunnel-mtu.ts).
@@ -52,6 +54,8 @@ import { DEFAULT_TRANSPORTS } from '../../tunnel/transports.js';
 import { tunnelOverheadBytes } from '../../tunnel/tunnel-mtu.js';
 import { DEFAULT_API_SOCKET } from '../../api/api-client.js';
 import { proxyResolver } from './ws-proxy.js';
+import { loadNodeKey } from './node-key-check.js';
+import { publicKeyText } from '../../core/public-key.js';
 
 /** The router as run-node uses it (router/router.ts's Router). */
 export interface NodeRouter {
@@ -72,6 +76,8 @@ export interface NodeDeps {
   hostOps?: HostOps;
   /** Where the CNI executables to install are; default dist/cni-bin. */
   cniExecutablesDir?: string;
+  /** Raises the soft RLIMIT_NOFILE to the hard limit (the real one: the addon's); absent: left as it is. */
+  raiseNofileLimit?: () => { soft: number; hard: number };
 }
 
 export interface StartNodeOptions {
@@ -124,6 +130,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
   const readiness = new Readiness();
 
   try {
+    raiseOpenFilesLimit(deps, log);
     if (options.statusSocket !== undefined || config.api.listen !== undefined) {
       const statsNow = (): RouterStats | undefined => router?.stats();
       const api = await startLocalApi({
@@ -146,9 +153,11 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       undo.push(() => dashboard.close());
     }
 
+    const nodeKey = await loadNodeKey(config, log);
     const ipamLog = componentLogger(log, 'ipam');
     const leases = await openLeaseSource({
       config,
+      publicKey: nodeKey === undefined ? undefined : publicKeyText(nodeKey.publicKey),
       load: options.loadConfig ?? (() => loadConfig(config.source)),
       watchConfig: options.watchConfig !== false,
       log: ipamLog,
@@ -181,6 +190,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       const made = await deps.createTransport(choice, {
         localNode: config.nodeName,
         clusterSecret: config.clusterSecret.bytes(),
+        nodeKey,
         proxyFor,
         log: componentLogger(log, 'transport', { transport: choice.kind }),
       });
@@ -427,6 +437,16 @@ export async function runNode(options: RunNodeOptions, loadDeps: () => Promise<N
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
     root.flush();
+  }
+}
+
+/** Before any listener: the WebSocket listener sizes its cap on unauthenticated connections from the limit. */
+function raiseOpenFilesLimit(deps: NodeDeps, log: Logger): void {
+  if (deps.raiseNofileLimit === undefined) return;
+  try {
+    log.info({ count: deps.raiseNofileLimit().soft }, 'open-files limit');
+  } catch (err: unknown) {
+    log.warn({ err }, 'cannot raise the open-files limit; keeping the current one');
   }
 }
 

@@ -3,6 +3,7 @@
  * /status report, and how an unreachable, starting or foreign daemon is named. The host, TUN,
  * route and MTU layers against a real kernel: test/netns/podtun-doctor.test.ts.
  */
+import { testPublicKey } from '../../test/node-keys.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ const CONFIG = [
   '  - name: node-b',
   '    subnets: [10.244.2.0/24]',
   '    endpoint: 192.168.77.2:8285',
+  `    publicKey: ${testPublicKey(1)}`,
   '',
 ].join('\n');
 
@@ -86,6 +88,17 @@ describe('runDoctor: daemon and peer layers', () => {
   it('fails UDP when the peer is on WebSocket but not up', async () => {
     const got = await checks(() => Promise.resolve(report([peerB({ transport: 'ws', state: 'down' })])));
     expect(got.get('peer:node-b udp')).toMatchObject({ ok: false, detail: expect.stringContaining('traffic carried over WebSocket') });
+  });
+
+  it.each([
+    ['authentication failed', /do not share the cluster secret/],
+    ['no handshake answer', /encryption: sealed/],
+    ['key unknown: its lease names no public key', /podtun key public/],
+  ])('names a sealed peer\'s reason for being down (%s) and what to do', async (reason, hint) => {
+    const got = await checks(() => Promise.resolve(report([peerB({ state: 'down', downReason: reason })])));
+    const state = got.get('peer:node-b state');
+    expect(state).toMatchObject({ ok: false, detail: `down: ${reason}` });
+    expect(state?.hint).toMatch(hint);
   });
 
   it('names a peer missing from /status and a daemon of another node', async () => {

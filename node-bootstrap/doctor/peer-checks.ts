@@ -25,6 +25,8 @@ export async function peerChecks(probes: DoctorProbes, config: NodeConfig, peer:
     out.push(fail(layer, 'state', 'not in /status', 'see the daemon peers check'));
   } else if (seen.state === 'up') {
     out.push(pass(layer, 'state', `up${seen.rttMs === undefined ? '' : `, rtt ${seen.rttMs.toFixed(1)} ms`}`));
+  } else if (seen.downReason !== undefined) {
+    out.push(fail(layer, 'state', `${seen.state}: ${seen.downReason}`, downReasonHint(seen.downReason, peer.name, reach)));
   } else {
     out.push(fail(layer, 'state', `${seen.state}: answers on no transport`, `is podtun running on ${peer.name}? can this node reach it (${reach})?`));
   }
@@ -111,4 +113,13 @@ function describeReach(peer: NodeSpec): string {
 function ago(atMs: number): string {
   const s = Math.max(0, (Date.now() - atMs) / 1000);
   return `${s.toFixed(s < 10 ? 1 : 0)} s ago`;
+}
+
+/** What to do about a sealed transport's reason (tunnel/seal/handshake-engine.ts words). */
+function downReasonHint(reason: string, name: string, reach: string): string {
+  if (reason.startsWith('authentication failed')) return `${name} and this node do not share the cluster secret, or its key differs from the one its lease names: compare clusterSecretFile on both`;
+  if (reason.startsWith('key unknown')) return `this node has no public key for ${name} (its lease or nodes[].publicKey), or ${name} does not know this node's: run \`podtun key public\` on each and compare`;
+  if (reason.startsWith('no handshake answer')) return `is podtun running on ${name} with encryption: sealed? can this node reach it (${reach})?`;
+  if (reason.startsWith('unsealed')) return `${name} runs with encryption: none; both ends must have the same encryption setting`;
+  return `is podtun running on ${name}? can this node reach it (${reach})?`;
 }

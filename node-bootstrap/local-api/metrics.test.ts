@@ -41,10 +41,31 @@ describe('createMetrics', () => {
     expect(metrics.contentType).toContain('text/plain');
   });
 
+  it('shows per sealed peer the age of its keys, and why a peer is not up', async () => {
+    const [n2, n3] = FAKE_STATS.peers;
+    if (n2 === undefined || n3 === undefined) throw new Error('FAKE_STATS has two peers');
+    const stats: RouterStats = { ...FAKE_STATS, peers: [{ ...n2, sealed: true, lastHandshakeAgeMs: 42_000 }, { ...n3, downReason: 'authentication failed' }] };
+    const text = await createMetrics({ stats: () => stats, processMetrics: false }).render();
+    expect(sample(text, 'podtun_peer_handshake_age_seconds{peer="n2",transport="udp"}')).toBe(42);
+    expect(sample(text, 'podtun_peer_down_reason{peer="n3",reason="authentication failed"}')).toBe(1);
+    expect(text).not.toContain('podtun_peer_down_reason{peer="n2"');
+  });
+
   it('serves process metrics and no podtun series while starting', async () => {
     const text = await createMetrics({ stats: () => undefined }).render();
     expect(text).toContain('process_cpu_user_seconds_total');
     expect(text).not.toContain('podtun_peer_up{');
+  });
+
+  it('counts WebSocket connections refused before authenticating, by reason, when the transport reports them', async () => {
+    const transport = { ...FAKE_STATS.transport, 'ws.refused.perSourceCap': 7, 'ws.refused.globalCap': 5, 'ws.handshakeTimeouts': 2,
+      'ws.authRejected': 0, 'ws.proofFailures': 1, 'ws.preProofMessages': 3 };
+    const text = await createMetrics({ stats: () => ({ ...FAKE_STATS, transport }), processMetrics: false }).render();
+    const cases: Array<[string, number]> = [['per_source_cap', 7], ['global_cap', 5], ['handshake_timeout', 2], ['auth_rejected', 0],
+      ['proof_failure', 1], ['message_before_proof', 3]];
+    for (const [reason, n] of cases) expect({ reason, n: sample(text, `podtun_ws_connections_refused_total{reason="${reason}"}`) }).toEqual({ reason, n });
+    const without = await createMetrics({ stats: () => FAKE_STATS, processMetrics: false }).render();
+    expect(without).not.toContain('podtun_ws_connections_refused_total{');
   });
 
   it('sums router and transport drops by reason', () => {

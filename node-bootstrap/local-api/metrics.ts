@@ -24,6 +24,19 @@ export interface MetricsOptions {
   processMetrics?: boolean;
 }
 
+/**
+ * WebSocket connections closed before they authenticated, by why: the transport's counter and
+ * the `reason` label (tunnel/ws/ws-admission.ts, ws-listener.ts).
+ */
+const WS_REFUSALS: ReadonlyArray<readonly [key: string, reason: string]> = [
+  ['ws.refused.perSourceCap', 'per_source_cap'],
+  ['ws.refused.globalCap', 'global_cap'],
+  ['ws.handshakeTimeouts', 'handshake_timeout'],
+  ['ws.authRejected', 'auth_rejected'],
+  ['ws.proofFailures', 'proof_failure'],
+  ['ws.preProofMessages', 'message_before_proof'],
+];
+
 /** Drop counters in the transports' stats: `udp.drop.bad_header`, `ws.drop.malformed`. */
 const TRANSPORT_DROP_RE = /^(?:[a-z]+\.)?drop\.([a-z_]+)$/;
 
@@ -75,6 +88,30 @@ export function createMetrics(options: MetricsOptions): PodtunMetrics {
       }
     },
   });
+  const handshakeAge: Gauge<'peer' | 'transport'> = new Gauge({
+    name: 'podtun_peer_handshake_age_seconds',
+    help: 'Since the last completed handshake with the peer (sealed transports; absent before the first).',
+    labelNames: peerLabels,
+    registers,
+    collect() {
+      handshakeAge.reset();
+      for (const p of snapshot?.peers ?? []) {
+        if (p.lastHandshakeAgeMs !== undefined) handshakeAge.set({ peer: p.node, transport: p.transport ?? 'none' }, p.lastHandshakeAgeMs / 1000);
+      }
+    },
+  });
+  const downReason: Gauge<'peer' | 'reason'> = new Gauge({
+    name: 'podtun_peer_down_reason',
+    help: '1 for a peer that is not up, labelled with why ("authentication failed", "no handshake answer", "key unknown").',
+    labelNames: ['peer', 'reason'] as const,
+    registers,
+    collect() {
+      downReason.reset();
+      for (const p of snapshot?.peers ?? []) {
+        if (p.state !== 'up' && p.downReason !== undefined) downReason.set({ peer: p.node, reason: p.downReason }, 1);
+      }
+    },
+  });
   const drops: Counter<'reason'> = new Counter({
     name: 'podtun_drops_total',
     help: 'Packets dropped, by reason (router and transports).',
@@ -93,6 +130,22 @@ export function createMetrics(options: MetricsOptions): PodtunMetrics {
     collect() {
       switches.reset();
       switches.inc(snapshot?.transport['switches'] ?? 0);
+    },
+  });
+
+  const wsRefused: Counter<'reason'> = new Counter({
+    name: 'podtun_ws_connections_refused_total',
+    help: 'WebSocket connections closed before they authenticated, by reason (caps, deadlines, failed authentication).',
+    labelNames: ['reason'] as const,
+    registers,
+    collect() {
+      wsRefused.reset();
+      const transport = snapshot?.transport;
+      if (transport === undefined) return;
+      for (const [key, reason] of WS_REFUSALS) {
+        const n = transport[key];
+        if (n !== undefined) wsRefused.inc({ reason }, n);
+      }
     },
   });
 

@@ -12,18 +12,22 @@ import { TRANSPORTS } from '../../../tunnel/transports.js';
 import { nodeIdOf } from '../../../tunnel/udp/node-id.js';
 import type { NodeSpec } from '../node-config.js';
 import { cidrAt, subnetAt } from './cidrs.js';
+import { PUBLIC_KEY_HOWTO, publicKeyAt } from './encryption.js';
+import type { EncryptionMode } from './encryption.js';
 import { mtuAt } from './mtu.js';
 import { nodeNameAt } from './names.js';
 import { ENDPOINT_KEYS, endpointsAt, transportsAt } from './reach.js';
 import type { Reach } from './reach.js';
 
-const NODE_KEYS = ['name', 'subnets', ...ENDPOINT_KEYS, 'transport', 'mtu'] as const;
+const NODE_KEYS = ['name', 'subnets', ...ENDPOINT_KEYS, 'transport', 'mtu', 'publicKey'] as const;
 
 export interface NodesContext {
   readonly nodeName: string | undefined;
   readonly clusterCidrs: readonly Cidr[];
   /** This node's transports as configured (undefined where their block had issues). */
   readonly transports: readonly (TransportChoice | undefined)[];
+  /** Sealed: every peer entry must name its public key. */
+  readonly encryption: EncryptionMode;
   readonly issue: IssueFn;
 }
 
@@ -41,6 +45,7 @@ export function nodesAt(value: unknown, ctx: NodesContext): NodesResult {
   const seenNames = new Map<string, string>();
   const seenIds = new Map<number, { name: string; path: string }>();
   const seenEndpoints = new Map<string, string>();
+  const seenKeys = new Map<string, string>();
   if (value === undefined) {
     issue('nodes', 'required (the list of nodes, this one included), or subnetManager: {type: etcd, ...}');
     return { nodes, families };
@@ -84,9 +89,17 @@ export function nodesAt(value: unknown, ctx: NodesContext): NodesResult {
     }
     const mtu = rawNode['mtu'] === undefined ? undefined : mtuAt(rawNode['mtu'], `${at}.mtu`, reach.families.includes(6) ? 6 : 4, clusterCidrs, issue);
     const transports = transportsAt(rawNode['transport'], `${at}.transport`, issue);
+    const publicKey = publicKeyAt(rawNode['publicKey'], `${at}.publicKey`, issue);
+    if (publicKey !== undefined) {
+      const dup = seenKeys.get(publicKey);
+      if (dup !== undefined) issue(`${at}.publicKey`, `the same key as ${dup}: every node has its own`);
+      else seenKeys.set(publicKey, `${at}.publicKey`);
+    } else if (ctx.encryption === 'sealed' && rawNode['publicKey'] === undefined && name !== undefined && name !== ctx.nodeName) {
+      issue(`${at}.publicKey`, `required with encryption: sealed (peers are accepted only with the key their entry names); ${PUBLIC_KEY_HOWTO}`);
+    }
     if (name !== undefined && transports !== undefined) {
       checkDialable(ctx, at, name, name === ctx.nodeName, reach, transports);
-      nodes.push({ name, subnets, endpoints: reach.endpoints, mtu, transports });
+      nodes.push({ name, subnets, endpoints: reach.endpoints, mtu, transports, ...(publicKey === undefined ? {} : { publicKey }) });
     }
   });
   if (ctx.nodeName !== undefined && nodes.length > 0 && !nodes.some((n) => n.name === ctx.nodeName)) {

@@ -47,6 +47,11 @@ export interface PeerSnapshot {
   rxPackets: number;
   spoofed: number;
   lastSwitch: TransportSwitch | null;
+  /** Why it is not up ("authentication failed", "no handshake answer", ...). */
+  downReason: string | null;
+  /** Its traffic is sealed on the carrying transport, and since when the session's keys are. */
+  sealed: boolean;
+  lastHandshakeAgeMs: number | null;
 }
 
 /** What `/events` sends every interval and `/status` returns. */
@@ -266,6 +271,9 @@ function toSnapshot(report: StatusReport): DashboardSnapshot {
       rxPackets: p.rxPackets,
       spoofed: p.spoofed,
       lastSwitch: p.lastSwitch ?? null,
+      downReason: p.downReason ?? null,
+      sealed: p.sealed === true,
+      lastHandshakeAgeMs: p.lastHandshakeAgeMs ?? null,
     })),
     drops: report.drops,
     transport: report.transport,

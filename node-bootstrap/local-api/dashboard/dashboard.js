@@ -74,13 +74,19 @@
     body.replaceChildren(...rows);
   }
 
+  function sealedText(p) {
+    if (!p.sealed) return 'no';
+    return p.lastHandshakeAgeMs === null ? 'yes' : `yes, keys ${Math.round(p.lastHandshakeAgeMs / 1000)} s old`;
+  }
+
   function drawTables(snap, rate) {
     fillTable('peers', snap.peers.map((p) => {
       const kind = linkKind(p);
       const tr = el('tr', { 'data-peer': p.node, 'data-latest-mbps': (rate.get(p.node) || 0).toFixed(3) });
       tr.append(el('td', {}, p.node), el('td', { class: p.transport || '' }, p.transport || '?'),
-        el('td', { class: kind === 'down' ? 'down' : '' }, p.state), el('td', {}, fmt(p.rttMs, 2)),
-        el('td', {}, fmt(rate.get(p.node), 1)), el('td', {}, p.endpoint || '–'));
+        el('td', { class: kind === 'down' ? 'down' : '' }, p.downReason ? `${p.state} (${p.downReason})` : p.state),
+        el('td', {}, fmt(p.rttMs, 2)), el('td', {}, fmt(rate.get(p.node), 1)), el('td', {}, p.endpoint || '–'),
+        el('td', {}, sealedText(p)));
       if (p.lastSwitch) tr.title = `last switch ${p.lastSwitch.from} → ${p.lastSwitch.to}: ${p.lastSwitch.reason}`;
       return tr;
     }));

@@ -71,6 +71,7 @@ import {
 } from './shell.js';
 import type { Outcome, RunOptions, RunResult, SpawnOptions } from './shell.js';
 import { ensureCnitool } from './cnitool.js';
+import { generateNodeKeyText, publicKeyOfPrivateText } from '../tunnel/seal/node-key.js';
 import { ETCD_BINARY, ETCD_READY_LINE, etcdArgs } from './etcd-server.js';
 import { ensureProbeAgent, startProbe } from './probe.js';
 import { KUBE_IP, startKubeLab } from './kube/kube-lab.js';
@@ -98,8 +99,8 @@ export const ETCD_IP = '192.168.77.250';
 export const ETCD_PORT = 2379;
 /** The reference plugins (Debian's containernetworking-plugins). */
 export const REFERENCE_CNI_DIR = '/usr/lib/cni';
-/** 1500-byte underlay minus podtun's 40 bytes of IPv4 + UDP + tunnel header. */
-export const PODTUN_POD_MTU = 1460;
+/** 1500-byte underlay minus podtun's 60 bytes of IPv4 + UDP + sealed tunnel header and tag. */
+export const PODTUN_POD_MTU = 1440;
 const POD_HOST_OFFSET = 10;
 /** How long cluster creation waits for podtun peers to come up before going on anyway. */
 const SETTLE_PEERS_MS = 5_000;
@@ -204,7 +205,7 @@ export interface ClusterOptions {
   ipv6: boolean;
   mode: ClusterMode;
   podtun?: PodtunOptions;
-  /** MTU of pod veths; defaults per mode (1500, VXLAN 1450, podtun 1460). */
+  /** MTU of pod veths; defaults per mode (1500, VXLAN 1450, podtun 1440). */
   podMtu?: number;
   /** Start podtun on every node during creation (default true in 'podtun' mode). */
   startNodes?: boolean;
@@ -235,6 +236,9 @@ export interface NodeInfo {
   /** podtun's stdout + stderr (podtun mode; the file may not exist before the first start). */
   logFile: string;
   configFile: string;
+  /** Its `nodeKeyFile` (made when the cluster is), and that key's public half for its peers' entries. */
+  keyFile: string;
+  publicKey: string;
   /**
    * The status socket the harness asks podtun to serve (env PODTUN_STATUS_SOCKET): a path under
    * the run's temp dir, one per node, since path sockets are shared by all namespaces.
@@ -329,6 +333,12 @@ export interface Cluster {
   cni(i: number, verb: 'add' | 'check' | 'del', podNs: string, options?: CniCallOptions): Promise<Outcome>;
   /** Rewrites node i's config to list only these nodes (podtun picks the edit up live). */
   setMembers(i: number, members: readonly number[]): void;
+  /**
+   * Rotates node i's key as an operator would in static mode: a new key in its key file, the new
+   * public half in every node's `nodes` list (running nodes reload it). Node i must be stopped
+   * first and started after: a running podtun keeps the key it loaded.
+   */
+  rotateNodeKey(i: number): void;
   /** Idempotent; also called on exit and signals. */
   destroy(options?: DestroyOptions): Promise<void>;
 }
@@ -491,6 +501,7 @@ class ClusterImpl implements Cluster {
         subnetV6: options.ipv6 ? `fd00:10:244:${i}::/64` : undefined,
         logFile: join(this.dir, `n${i}.log`),
         configFile: join(this.dir, `n${i}.yaml`),
+        ...labNodeKey(join(this.dir, `n${i}.key`)),
         statusSocket: join(this.dir, `n${i}.sock`),
         cniBinDir: join(this.dir, `n${i}-cni`, 'bin'),
         cniConfDir: join(this.dir, `n${i}-cni`, 'net.d'),
@@ -856,6 +867,13 @@ class ClusterImpl implements Cluster {
     this.writeConfig(this.node(i), members);
   }
 
+  rotateNodeKey(i: number): void {
+    if (this.nodeRunning(i)) throw new Error(`rotateNodeKey: stop n${i} first`);
+    const node = this.node(i);
+    node.publicKey = labNodeKey(node.keyFile).publicKey;
+    for (const other of this.nodeInfos) this.writeConfig(other);
+  }
+
   private writeConfig(node: NodeInfo, members?: readonly number[]): void {
     const podtun = this.options.podtun ?? {};
     const i = node.index;
@@ -872,6 +890,7 @@ class ClusterImpl implements Cluster {
       ['underlayMtu', 1500],
       ['logLevel', podtun.logLevel ?? 'info'],
       ['clusterSecret', podtun.secretFor?.(i) ?? this.clusterSecret],
+      ['nodeKeyFile', node.keyFile],
     ]);
     if (withWs) top.set('ws', { listen: overIpv6 ? `[::]:${WS_PORT}` : `0.0.0.0:${WS_PORT}` });
     if (this.etcd !== undefined) {
@@ -903,6 +922,7 @@ class ClusterImpl implements Cluster {
         ['endpoint', `${hostOf(peer)}:${PODTUN_PORT}`],
       ]);
       if (withWs) entry.set('wsEndpoint', `ws://${hostOf(peer)}:${WS_PORT}`);
+      entry.set('publicKey', peer.publicKey);
       const mode = typeof podtun.transport === 'function' ? podtun.transport(i, peer.index) : podtun.transport;
       if (mode !== undefined && peer !== node) entry.set('transport', mode);
       mergeKeys(entry, podtun.peerOverrides?.(i, peer.index));
@@ -1306,4 +1326,11 @@ export function tail(text: string, lines: number): string {
 /** Namespaces on the machine that belong to run `id` (for teardown checks). */
 export function namespacesOfRun(id: string): string[] {
   return listNamespaces().filter((ns) => ns.startsWith(`pt${id}-`));
+}
+
+/** A node key made now, as podtun would on first start, so peers' entries can name its public half. */
+function labNodeKey(keyFile: string): { keyFile: string; publicKey: string } {
+  const privateText = generateNodeKeyText();
+  writeFileSync(keyFile, `${privateText}\n`, { mode: 0o600 });
+  return { keyFile, publicKey: publicKeyOfPrivateText(privateText) };
 }

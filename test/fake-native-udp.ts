@@ -61,6 +61,32 @@ export class FakeNativeUdp implements NativeUdp {
     return this.slots.get(slot);
   }
 
+  peerAddressOf(slot: number): { host: string; port: number } | undefined {
+    return this.slots.get(slot);
+  }
+
+  // Sealing is the real addon's (native/seal.test.ts, the sealed transport's tests use it): this
+  // fake stands in for an unsealed socket, which refuses these as the addon does.
+  installKeypair(): void {
+    throw notSealed();
+  }
+
+  clearKeypairs(): void {
+    throw notSealed();
+  }
+
+  keypairInfo(): never {
+    throw notSealed();
+  }
+
+  sealTo(): boolean {
+    throw notSealed();
+  }
+
+  allowRoam(): void {
+    throw notSealed();
+  }
+
   sendPackets(slot: number, header: Buffer, headerLen: number, buf: Buffer, offs: Int32Array,
     idx: Int32Array, count: number): number {
     const to = this.slots.get(slot);
@@ -151,4 +177,8 @@ export class FakeNativeUdp implements NativeUdp {
       this.schedule();
     }
   }
+}
+
+function notSealed(): Error {
+  return Object.assign(new Error('the socket was not opened sealed'), { code: 'ERR_PODTUN_NOT_SEALED' });
 }

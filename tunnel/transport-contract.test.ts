@@ -4,6 +4,7 @@
  *
  *   memory      a <--- in-process calls ---> b
  *   udp         a 127.0.0.1:pA <--- UDP (real addon) ---> 127.0.0.1:pB b
+ *   sealed udp  the same, every datagram sealed after a Noise_IKpsk2 handshake
  *   ws          a ws://127.0.0.1:pA (listens) <--- one TCP connection, dialed by b ---- b (dials out only)
  */
 import { existsSync } from 'node:fs';
@@ -17,6 +18,9 @@ import { waitFor } from '../test/registry-contract.js';
 import { SLOT_OF_A, SLOT_OF_B, transportContract } from '../test/transport-contract.js';
 import type { ConnectedPair } from '../test/transport-contract.js';
 import { UdpTransport } from './udp/udp-transport.js';
+import { SealedUdpTransport } from './udp/sealed-udp-transport.js';
+import { generateX25519 } from './seal/x25519.js';
+import { publicKeyText } from '../core/public-key.js';
 import { WsTransport } from './ws/ws-transport.js';
 import { skipUnlessMet } from '../test/requirement.js';
 
@@ -75,6 +79,27 @@ describe.skipIf(nativeMissing)('', () => {
     },
     slotErrorCode: 'ERR_PODTUN_UDP_SLOT',
     // The addon splits a super-packet into MTU segments (native/offload.test.ts checks them).
+    superPackets: false,
+    dropsToDownPeer: false,
+    downWithinMs: DEAD_AFTER_MS + PROBE_INTERVAL_MS + 500,
+  });
+
+  const keyA = generateX25519();
+  const keyB = generateX25519();
+  const sealed = (node: string, nodeKey: typeof keyA): SealedUdpTransport => new SealedUdpTransport({
+    listen: '127.0.0.1:0', localNode: node, clusterSecret: SECRET, log: quietLogger, nodeKey, cpuHasAesHw: true,
+    probeIntervalMs: PROBE_INTERVAL_MS, deadAfterMs: DEAD_AFTER_MS,
+  });
+  transportContract('sealed udp (native addon)', {
+    connectedPair(sinkA, sinkB) {
+      const a = sealed('node-a', keyA);
+      const b = sealed('node-b', keyB);
+      return connect(a, b, sinkA, sinkB, () => {
+        a.setPeer(SLOT_OF_B, { node: 'node-b', endpoints: { udp: `127.0.0.1:${b.port}` }, transports: ['udp'], publicKey: publicKeyText(keyB.publicKey) });
+        b.setPeer(SLOT_OF_A, { node: 'node-a', endpoints: { udp: `127.0.0.1:${a.port}` }, transports: ['udp'], publicKey: publicKeyText(keyA.publicKey) });
+      });
+    },
+    slotErrorCode: 'ERR_PODTUN_UDP_SLOT',
     superPackets: false,
     dropsToDownPeer: false,
     downWithinMs: DEAD_AFTER_MS + PROBE_INTERVAL_MS + 500,

@@ -1,13 +1,14 @@
 /**
  * The UDP transport as it registers: endpoint "ip:port" (`endpoint` in a node entry), settings =
- * the top-level `listen` "host:port" (default 0.0.0.0:8285), 40 bytes of overhead over IPv4, 60
- * over IPv6.
+ * the top-level `listen` "host:port" (default 0.0.0.0:8285). Sealed (the default) or not, it
+ * counts the sealed overhead, 60 bytes over IPv4 and 80 over IPv6 (as WireGuard's), so the TUN MTU
+ * does not depend on the `encryption` setting and both ends of a cluster agree on it.
  */
 import { hostPortAt } from '../../core/config-check.js';
 import type { HostPort } from '../../core/config-check.js';
 import { formatEndpoint, parseEndpoint } from '../../core/endpoint.js';
 import type { TransportType } from '../transport-type.js';
-import { UDP_OVERHEAD_IPV4, UDP_OVERHEAD_IPV6 } from './udp-header.js';
+import { SEALED_UDP_OVERHEAD_IPV4, SEALED_UDP_OVERHEAD_IPV6 } from '../seal/sealed-format.js';
 
 export const DEFAULT_UDP_LISTEN = '0.0.0.0:8285';
 
@@ -18,7 +19,7 @@ export const udpTransportType: TransportType<HostPort> = {
     const { host, port, family } = parseEndpoint(text);
     return { text: formatEndpoint(host, port), family };
   },
-  overheadBytes: (family) => (family === 6 ? UDP_OVERHEAD_IPV6 : UDP_OVERHEAD_IPV4),
+  overheadBytes: (family) => (family === 6 ? SEALED_UDP_OVERHEAD_IPV6 : SEALED_UDP_OVERHEAD_IPV4),
   settingsKey: 'listen',
   validateSettings: (value, ctx) => hostPortAt(value ?? DEFAULT_UDP_LISTEN, 'listen', ctx.issue),
   // A wildcard listener takes either family's traffic; a specific address binds one.
@@ -29,7 +30,13 @@ export const udpTransportType: TransportType<HostPort> = {
   defaultEndpoint: (listen) => (listen.host === '0.0.0.0' || listen.host === '::' ? undefined : listen.text),
   endpointAt: (listen, host) => formatEndpoint(host, listen.port),
   async create(listen, ctx) {
+    const options = { listen: listen.text, localNode: ctx.localNode, clusterSecret: ctx.clusterSecret, log: ctx.log };
+    if (ctx.nodeKey !== undefined) {
+      const { SealedUdpTransport } = await import('./sealed-udp-transport.js');
+      const { addon } = await import('../../native/addon.js');
+      return new SealedUdpTransport({ ...options, nodeKey: ctx.nodeKey, cpuHasAesHw: addon.cpuHasAesHw });
+    }
     const { UdpTransport } = await import('./udp-transport.js');
-    return new UdpTransport({ listen: listen.text, localNode: ctx.localNode, clusterSecret: ctx.clusterSecret, log: ctx.log });
+    return new UdpTransport(options);
   },
 };

@@ -65,7 +65,7 @@ export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;
 /** The receive buffer the addon fills per batch. */
 const RECV_AREA_BYTES = 4 * 1024 * 1024;
-const RECV_MAX_DATAGRAMS = 4096;
+export const RECV_MAX_DATAGRAMS = 4096;
 
 export type UdpOpener = (opts: UdpOpenOptions) => NativeUdp;
 
@@ -91,7 +91,7 @@ export interface UdpTransportOptions {
   nowMs?: () => number;
 }
 
-interface UdpPeer {
+export interface UdpPeer {
   slot: number;
   node: string;
   nodeId: number;
@@ -122,45 +122,45 @@ export class UdpTransport implements Transport {
   private readonly listenText: string;
   private readonly localId: number;
   private readonly secret: Buffer;
-  private readonly log: Logger;
+  protected readonly log: Logger;
   private readonly probeIntervalMs: number;
   private readonly deadAfterMs: number;
   private readonly recvBufferBytes: number;
   private readonly sendBufferBytes: number;
   private readonly openUdp: UdpOpener | undefined;
-  private readonly nowMs: () => number;
+  protected readonly nowMs: () => number;
 
-  private udp: NativeUdp | undefined;
-  private sink: InboundSink | undefined;
+  protected udp: NativeUdp | undefined;
+  protected sink: InboundSink | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private boundPort = -1;
 
-  private readonly peers = new PeerSlots<UdpPeer>('ERR_PODTUN_UDP_SLOT');
+  protected readonly peers = new PeerSlots<UdpPeer>('ERR_PODTUN_UDP_SLOT');
   private readonly bySenderId = new Map<number, UdpPeer>();
   /** The sender of the previous datagram: a receive batch mostly comes from one or two peers. */
   private lastSender: UdpPeer | undefined;
 
   // Receive side, allocated once.
-  private readonly recvBuf: Buffer;
-  private readonly recvOffs: Int32Array;
-  private readonly inbound: InboundBatch;
-  private readonly onRecvBatch: (count: number) => void;
+  protected readonly recvBuf: Buffer;
+  protected readonly recvOffs: Int32Array;
+  protected readonly inbound: InboundBatch;
+  protected readonly onRecvBatch: (count: number) => void;
   /** Probes and replies are built here (control messages; one at a time). */
-  private readonly controlBuf = Buffer.alloc(PROBE_LEN);
+  protected readonly controlBuf = Buffer.alloc(PROBE_LEN);
 
   // Counters.
-  private readonly dropCounters = newDropCounters();
-  private datagramsIn = 0;
-  private packetsIn = 0;
-  private packetsOut = 0;
-  private probesOut = 0;
-  private probesIn = 0;
-  private probeRepliesOut = 0;
-  private probeRepliesIn = 0;
-  private staleReplies = 0;
+  protected readonly dropCounters = newDropCounters();
+  protected datagramsIn = 0;
+  protected packetsIn = 0;
+  protected packetsOut = 0;
+  protected probesOut = 0;
+  protected probesIn = 0;
+  protected probeRepliesOut = 0;
+  protected probeRepliesIn = 0;
+  protected staleReplies = 0;
   private staleProbes = 0;
-  private controlSendFailures = 0;
+  protected controlSendFailures = 0;
 
   constructor(options: UdpTransportOptions) {
     try {
@@ -197,6 +197,16 @@ export class UdpTransport implements Transport {
     this.onRecvBatch = (count: number): void => this.receive(count);
   }
 
+  /** The socket seals and opens data datagrams (sealed-udp-transport.ts). */
+  protected get sealed(): boolean {
+    return false;
+  }
+
+  /** Starts the addon's receive loop into the reused buffers. */
+  protected startReceiving(udp: NativeUdp): void {
+    udp.start(this.recvBuf, this.recvOffs, RECV_MAX_DATAGRAMS, this.onRecvBatch);
+  }
+
   /** The bound UDP port (after start; useful when port 0 was asked). */
   get port(): number {
     if (this.boundPort < 0) throw new TransportError('ERR_PODTUN_UDP_CLOSED', 'the UDP transport is not started');
@@ -216,13 +226,14 @@ export class UdpTransport implements Transport {
         port: this.listen.port,
         recvBufferBytes: this.recvBufferBytes,
         sendBufferBytes: this.sendBufferBytes,
+        sealed: this.sealed,
       });
     } catch (err: unknown) {
       throw new TransportError('ERR_PODTUN_UDP_LISTEN',
         `cannot listen on ${this.listenText}: ${errorReason(err)}`, { cause: err });
     }
     try {
-      udp.start(this.recvBuf, this.recvOffs, RECV_MAX_DATAGRAMS, this.onRecvBatch);
+      this.startReceiving(udp);
     } catch (err: unknown) {
       udp.close();
       throw new TransportError('ERR_PODTUN_UDP_LISTEN',
@@ -373,7 +384,7 @@ export class UdpTransport implements Transport {
 
   // --- outside: one receive batch (called by the addon; buffers valid during the call) ---
 
-  private receive(count: number): void {
+  protected receive(count: number): void {
     const buf = this.recvBuf;
     const offs = this.recvOffs;
     const inbound = this.inbound;
@@ -459,7 +470,7 @@ export class UdpTransport implements Transport {
 
   // --- control ---
 
-  private tick(): void {
+  protected tick(): void {
     const udp = this.udp;
     if (udp === undefined) return;
     const nowMs = this.nowMs();
@@ -476,7 +487,7 @@ export class UdpTransport implements Transport {
   }
 
   /** Points the addon's slot at the configured endpoint, else at the learned address. */
-  private address(peer: UdpPeer): void {
+  protected address(peer: UdpPeer): void {
     const udp = this.udp;
     if (udp === undefined) return;
     const host = peer.endpoint?.host ?? peer.learnedHost;
@@ -506,7 +517,7 @@ export class UdpTransport implements Transport {
     }
   }
 
-  private forget(peer: UdpPeer): void {
+  protected forget(peer: UdpPeer): void {
     this.peers.clear(peer.slot);
     if (this.lastSender === peer) this.lastSender = undefined;
     if (this.bySenderId.get(peer.nodeId) === peer) this.bySenderId.delete(peer.nodeId);

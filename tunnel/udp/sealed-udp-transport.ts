@@ -1,0 +1,361 @@
+/**
+ * The UDP tunnel with every datagram sealed (`encryption: sealed`, the default): the messages of
+ * tunnel/seal/sealed-format.ts instead of udp-header.ts's. What differs from the unsealed
+ * transport it extends:
+ *
+ * - Sessions: tunnel/seal/handshake-engine.ts runs a Noise_IKpsk2 handshake with each peer whose
+ *   lease names a public key, and hands the session keys to the addon, which seals and opens
+ *   every data datagram in C (nothing per packet in JS).
+ * Inside (router -> peer):
+ *   1. send(slot, ...): no session yet -> NoSession (and a handshake is asked for); else one
+ *      addon sendPackets, which seals each wire datagram after the TSO split.
+ * Outside (peer -> router), once per receive batch (the addon has already opened, authenticated
+ * and replay-checked every data datagram, and dropped and counted the rest):
+ *   slots[i] >= 0: an opened message from the peer in that slot (the key that sealed it names
+ *     the slot, so the router's source check binds each inner packet to that key's subnets):
+ *     an IP packet -> the InboundBatch; a control message -> probe / reply; empty -> keepalive.
+ *   slots[i] = -1: not data: a handshake message -> the engine; an unsealed (version 1)
+ *     datagram -> Unsealed (one end has `encryption: none`); anything else -> BadHeader.
+ * Liveness: probes and replies are sealed control messages, so a peer is up only while
+ *   authenticated replies come back; forged traffic cannot keep it up or take it down.
+ * Roaming: a peer without a configured endpoint is addressed by its first valid handshake, then
+ *   follows its authenticated data (the addon re-addresses on a datagram that opened).
+ */
+import type { PacketBatch } from '../../core/packet-batch.js';
+import { DropReason, dropCountersToObject } from '../../core/drop-reason.js';
+import { parsePublicKeyText } from '../../core/public-key.js';
+import type { PeerSpec, PeerStatus } from '../../core/transport.js';
+import type { NativeUdp } from '../../native/addon.js';
+import { formatEndpoint } from '../../core/endpoint.js';
+import { HandshakeEngine } from '../seal/handshake-engine.js';
+import type { PeerSealReason } from '../seal/handshake-engine.js';
+import type { NodeKeyPair } from '../seal/node-key.js';
+import {
+  CONTROL_PROBE,
+  CONTROL_PROBE_REPLY,
+  SEALED_VERSION,
+} from '../seal/sealed-format.js';
+import { addDrops, addPrefixed } from '../transport-stats.js';
+import { RECV_MAX_DATAGRAMS, UdpTransport } from './udp-transport.js';
+import type { UdpPeer, UdpTransportOptions } from './udp-transport.js';
+import { HEADER_VERSION } from './udp-header.js';
+
+/** A sealed control message: type (1), sequence (4), sender timestamp (8, double ms). */
+const CONTROL_LEN = 13;
+const CONTROL_OFFSET_SEQ = 1;
+const CONTROL_OFFSET_TIMESTAMP = 5;
+
+/** Native counters of datagrams the addon refused, as drop reasons. */
+const NATIVE_DROPS: readonly (readonly [string, DropReason])[] = [
+  ['sealAuthFailed', DropReason.AuthFailed],
+  ['sealReplayed', DropReason.Replayed],
+  ['sealUnknownIndex', DropReason.UnknownSession],
+  ['sealExpired', DropReason.Expired],
+];
+
+/** The engine's reasons in the words status, the dashboard and doctor show. */
+const DOWN_REASON_WORDS: Readonly<Record<Exclude<PeerSealReason, 'up'>, string>> = {
+  authentication_failed: 'authentication failed',
+  no_handshake_answer: 'no handshake answer',
+  key_unknown: 'key unknown',
+};
+
+export interface SealedUdpTransportOptions extends UdpTransportOptions {
+  /** This node's static key pair (tunnel/seal/node-key.ts). */
+  nodeKey: NodeKeyPair;
+  /** AES-256-GCM runs in hardware here (the addon's `cpuHasAesHw`); default: ask the addon. */
+  cpuHasAesHw?: boolean;
+  /** Rekey after this many messages on one session (tests set it low). */
+  rekeyAfterMessages?: number;
+}
+
+export class SealedUdpTransport extends UdpTransport {
+  private readonly engine: HandshakeEngine;
+  /** Per received datagram: the slot whose session opened it, or -1 (allocated once). */
+  private readonly recvSlots = new Int32Array(RECV_MAX_DATAGRAMS);
+  /** The public key each peer's sessions belong to (its lease's text). */
+  private readonly keys = new Map<number, string>();
+  /** Slots whose lease names no usable public key: never reachable, said so in status. */
+  private readonly keyless = new Set<number>();
+  private controlIn = 0;
+  private keepalivesIn = 0;
+
+  constructor(options: SealedUdpTransportOptions) {
+    super(options);
+    this.engine = new HandshakeEngine({
+      localKey: options.nodeKey,
+      clusterSecret: options.clusterSecret,
+      cpuHasAesHw: options.cpuHasAesHw ?? false,
+      nowMs: this.nowMs,
+      log: this.log,
+      ...(options.rekeyAfterMessages === undefined ? {} : { rekeyAfterMessages: options.rekeyAfterMessages }),
+      io: {
+        sendHandshake: (slot, message) => {
+          if (this.udp?.sendTo(slot, message, message.length) !== true) this.controlSendFailures++;
+        },
+        installKeypair: (slot, k) => {
+          const udp = this.udp;
+          if (udp === undefined) return;
+          udp.installKeypair(slot, k.localIndex, k.remoteIndex, k.sendKey, k.recvKey, k.cipher, k.initiator);
+          // The responder holds this keypair as `next` until a message opens with it: confirm at once.
+          if (k.initiator && !udp.sealTo(slot, this.controlBuf, 0)) this.controlSendFailures++;
+        },
+        keypairInfo: (slot) => this.udp?.keypairInfo(slot),
+      },
+    });
+  }
+
+  protected override get sealed(): boolean {
+    return true;
+  }
+
+  protected override startReceiving(udp: NativeUdp): void {
+    udp.start(this.recvBuf, this.recvOffs, RECV_MAX_DATAGRAMS, this.onRecvBatch, this.recvSlots);
+  }
+
+  /**
+   * Adds or updates the peer in `slot` (see UdpTransport.setPeer) and its key: a new key (a
+   * rotation on the peer) drops the sessions made with the old one and handshakes afresh; the
+   * other peers' sessions are untouched.
+   */
+  override setPeer(slot: number, spec: PeerSpec): void {
+    super.setPeer(slot, spec);
+    const peer = this.peers.at(slot);
+    if (peer === undefined) return;
+    const keyText = spec.publicKey;
+    if (keyText === this.keys.get(slot) && (keyText !== undefined || this.keyless.has(slot))) return;
+    if (this.keys.has(slot)) this.udp?.clearKeypairs(slot);
+    this.keys.delete(slot);
+    try {
+      if (keyText === undefined) throw new Error('its lease names no public key');
+      this.engine.setPeer(slot, spec.node, parsePublicKeyText(keyText));
+    } catch (err: unknown) {
+      this.log.warn({ peer: spec.node, err }, 'peer cannot be sealed to');
+      this.engine.removePeer(slot);
+      this.keyless.add(slot);
+      return;
+    }
+    this.keyless.delete(slot);
+    this.keys.set(slot, keyText);
+    this.engine.wantSession(slot);
+    this.tick();
+  }
+
+  protected override forget(peer: UdpPeer): void {
+    this.engine.removePeer(peer.slot);
+    this.keyless.delete(peer.slot);
+    if (this.keys.delete(peer.slot)) this.udp?.clearKeypairs(peer.slot);
+    super.forget(peer);
+  }
+
+  protected override address(peer: UdpPeer): void {
+    super.address(peer);
+    this.udp?.allowRoam(peer.slot, peer.endpoint === undefined);
+  }
+
+  /**
+   * Sends packets `idx[0..count)` of `batch` to the peer in `slot`, each wire datagram sealed by
+   * the addon. Borrowed batch. Without a session the packets are dropped (NoSession) and a
+   * handshake is asked for: queueing them would buffer without bound while a peer is away.
+   */
+  override send(slot: number, batch: PacketBatch, idx: Int32Array, count: number): number {
+    const peer = this.peers.at(slot);
+    const udp = this.udp;
+    if (peer === undefined || !peer.addressed || udp === undefined) {
+      this.dropCounters[DropReason.PeerDown] = (this.dropCounters[DropReason.PeerDown] ?? 0) + count;
+      return count;
+    }
+    const sent = udp.sendPackets(slot, peer.header, 0, batch.buf, batch.offs, idx, count, batch.headroom);
+    this.packetsOut += sent;
+    const dropped = count - sent;
+    if (dropped === 0) return 0;
+    if (sent === 0 && !this.hasSession(slot)) {
+      this.dropCounters[DropReason.NoSession] = (this.dropCounters[DropReason.NoSession] ?? 0) + dropped;
+      this.engine.wantSession(slot);
+    } else {
+      this.dropCounters[DropReason.Congested] = (this.dropCounters[DropReason.Congested] ?? 0) + dropped;
+    }
+    return dropped;
+  }
+
+  override peerStatus(): PeerStatus[] {
+    const out = super.peerStatus();
+    for (const status of out) {
+      status.sealed = true;
+      const session = this.engine.peerState(status.slot);
+      if (session?.lastHandshakeAgeMs !== undefined) status.lastHandshakeAgeMs = session.lastHandshakeAgeMs;
+      if (status.state === 'up') continue;
+      if (this.keyless.has(status.slot)) status.downReason = 'key unknown: its lease names no public key';
+      else if (session?.reason !== undefined && session.reason !== 'up') status.downReason = DOWN_REASON_WORDS[session.reason];
+      const address = this.udp?.peerAddressOf(status.slot);
+      if (status.endpoint === undefined && address !== undefined) status.endpoint = formatEndpoint(address.host, address.port);
+    }
+    return out;
+  }
+
+  override drops(): Record<string, number> {
+    return dropCountersToObject(this.withNativeDrops());
+  }
+
+  override stats(): Record<string, number> {
+    const out = super.stats();
+    out['controlIn'] = this.controlIn;
+    out['keepalivesIn'] = this.keepalivesIn;
+    addDrops(out, this.withNativeDrops());
+    addPrefixed(out, 'handshake', this.engine.stats());
+    return out;
+  }
+
+  override async close(): Promise<void> {
+    this.engine.close();
+    await super.close();
+  }
+
+  // --- outside: one receive batch (called by the addon; buffers valid during the call) ---
+
+  protected override receive(count: number): void {
+    const buf = this.recvBuf;
+    const offs = this.recvOffs;
+    const slots = this.recvSlots;
+    const inbound = this.inbound;
+    const inOffs = inbound.offs;
+    const inPeers = inbound.peers;
+    const drops = this.dropCounters;
+    const nowMs = this.nowMs();
+    let n = 0;
+    this.datagramsIn += count;
+    for (let i = 0; i < count; i++) {
+      const off = offs[2 * i] ?? 0;
+      const len = offs[2 * i + 1] ?? 0;
+      const slot = slots[i] ?? -1;
+      if (slot >= 0) {
+        const peer = this.peers.at(slot);
+        if (peer === undefined) continue;
+        peer.liveness.onInbound(nowMs);
+        if (len === 0) {
+          this.keepalivesIn++;
+          continue;
+        }
+        const version = (buf[off] ?? 0) >> 4;
+        if (version === 4 || version === 6) {
+          inOffs[2 * n] = off;
+          inOffs[2 * n + 1] = len;
+          inPeers[n] = slot;
+          n++;
+        } else {
+          this.control(peer, off, len, nowMs);
+        }
+        continue;
+      }
+      const first = len > 0 ? (buf[off] ?? 0) : 0;
+      if (first === SEALED_VERSION) this.handshake(i, off, len);
+      else if (first === HEADER_VERSION) drops[DropReason.Unsealed] = (drops[DropReason.Unsealed] ?? 0) + 1;
+      else drops[DropReason.BadHeader] = (drops[DropReason.BadHeader] ?? 0) + 1;
+    }
+    if (n === 0 || this.sink === undefined) return;
+    this.packetsIn += n;
+    inbound.count = n;
+    this.sink(inbound);
+  }
+
+  /** A handshake message: the engine checks it (cheap MAC first) and answers at its source. */
+  private handshake(i: number, off: number, len: number): void {
+    const udp = this.udp;
+    if (udp === undefined) return;
+    const source = udp.sourceOf(i);
+    const message = Buffer.from(this.recvBuf.subarray(off, off + len));
+    const result = this.engine.consume(message, {
+      sourceText: formatEndpoint(source.host, source.port),
+      reply: (answer: Buffer) => {
+        if (!udp.sendToAddress(source.host, source.port, answer, answer.length)) this.controlSendFailures++;
+      },
+    });
+    if (!result.accepted) {
+      this.dropCounters[DropReason.HandshakeRefused] = (this.dropCounters[DropReason.HandshakeRefused] ?? 0) + 1;
+      return;
+    }
+    // A peer without a configured endpoint moves only on proof that it is at the source now: a
+    // response to our fresh initiation here, opened data in the addon (followRoaming). An
+    // initiation may be a replay, so it is answered at its source but teaches nothing.
+    const peer = this.peers.at(result.slot);
+    if (result.fresh && peer !== undefined && peer.endpoint === undefined) this.learn(peer, source.host, source.port);
+  }
+
+  /** Addresses a roaming peer at `host:port` (the addon's slot too), logged once per move. */
+  private learn(peer: UdpPeer, host: string, port: number): void {
+    if (peer.addressed && peer.learnedHost === host && peer.learnedPort === port) return;
+    peer.learnedHost = host;
+    peer.learnedPort = port;
+    this.address(peer);
+    this.log.info({ peer: peer.node, endpoint: formatEndpoint(host, port) }, 'peer address learned');
+  }
+
+  /** Takes up the addresses the addon moved roaming peers to on their authenticated data. */
+  private followRoaming(udp: NativeUdp): void {
+    for (const peer of this.peers.values()) {
+      if (peer.endpoint !== undefined) continue;
+      const at = udp.peerAddressOf(peer.slot);
+      if (at !== undefined) this.learn(peer, at.host, at.port);
+    }
+  }
+
+  /** A sealed control message from `peer` (authenticated by the addon). */
+  private control(peer: UdpPeer, off: number, len: number, nowMs: number): void {
+    const buf = this.recvBuf;
+    if (len < CONTROL_LEN) {
+      this.dropCounters[DropReason.Malformed] = (this.dropCounters[DropReason.Malformed] ?? 0) + 1;
+      return;
+    }
+    this.controlIn++;
+    const type = buf[off] ?? 0;
+    const seq = buf.readUInt32BE(off + CONTROL_OFFSET_SEQ);
+    const sentAtMs = buf.readDoubleBE(off + CONTROL_OFFSET_TIMESTAMP);
+    if (type === CONTROL_PROBE) {
+      this.probesIn++;
+      const reply = this.controlBuf;
+      reply[0] = CONTROL_PROBE_REPLY;
+      buf.copy(reply, CONTROL_OFFSET_SEQ, off + CONTROL_OFFSET_SEQ, off + CONTROL_LEN);
+      if (this.udp?.sealTo(peer.slot, reply, CONTROL_LEN) === true) this.probeRepliesOut++;
+      else this.controlSendFailures++;
+    } else if (type === CONTROL_PROBE_REPLY) {
+      if (peer.liveness.onProbeReply(seq, sentAtMs, nowMs)) this.probeRepliesIn++;
+      else this.staleReplies++;
+    } else {
+      this.dropCounters[DropReason.Malformed] = (this.dropCounters[DropReason.Malformed] ?? 0) + 1;
+    }
+  }
+
+  // --- control ---
+
+  protected override tick(): void {
+    const udp = this.udp;
+    if (udp === undefined) return;
+    this.followRoaming(udp);
+    this.engine.tick();
+    const nowMs = this.nowMs();
+    const probe = this.controlBuf;
+    for (const peer of this.peers.values()) {
+      const seq = peer.liveness.tick(nowMs);
+      if (seq < 0 || !peer.addressed || !this.hasSession(peer.slot)) continue;
+      probe[0] = CONTROL_PROBE;
+      probe.writeUInt32BE(seq, CONTROL_OFFSET_SEQ);
+      probe.writeDoubleBE(nowMs, CONTROL_OFFSET_TIMESTAMP);
+      if (udp.sealTo(peer.slot, probe, CONTROL_LEN)) this.probesOut++;
+      else this.controlSendFailures++;
+    }
+  }
+
+  /** A keypair that may seal now (the addon's view). */
+  private hasSession(slot: number): boolean {
+    return this.udp?.keypairInfo(slot).hasCurrent === true;
+  }
+
+  /** The transport's drop counters plus the addon's refusals of sealed datagrams. */
+  private withNativeDrops(): Float64Array {
+    const out = Float64Array.from(this.dropCounters);
+    const native = this.udp?.stats();
+    if (native === undefined) return out;
+    for (const [name, reason] of NATIVE_DROPS) out[reason] = (out[reason] ?? 0) + (native[name] ?? 0);
+    return out;
+  }
+}

@@ -8,7 +8,20 @@
  *
  * Data paths, each a fresh 2-node cluster with one pod per node (lab/cluster.ts):
  *   kernel-routing (no tunnel, the upper bound), kernel-vxlan (flannel vxlan), podtun-udp
- *   (`transport: udp` on every peer), podtun-ws (`transport: ws`: WebSocket carries everything).
+ *   (`transport: udp` on every peer, sealed: the default), podtun-udp-unsealed (the same with
+ *   `encryption: none`), podtun-ws (`transport: ws`: WebSocket carries everything),
+ *   and two encrypted anchors, WireGuard in userspace (lab/wireguard-go.ts: one `wireguard-go -f`
+ *   per node namespace, keys from `wg genkey`, AllowedIPs = the peer's pod subnet, wg and pod MTU
+ *   1440 = 1500 minus WireGuard's 60 bytes over IPv4; this kernel has no WireGuard module):
+ *   wireguard-go-2022 (Debian's package wireguard-go 0.0.20220316, /usr/bin/wireguard-go; no
+ *   offloads) and wireguard-go-current (the module golang.zx2c4.com/wireguard at the version
+ *   bench/build-wireguard-go.sh pins, with TUN and UDP offloads, GSO/GRO, as podtun has). The
+ *   current one is built once, when missing, by
+ *     bash bench/build-wireguard-go.sh
+ *   i.e. `go install -trimpath -ldflags='-s -w' golang.zx2c4.com/wireguard@VERSION` through the Go
+ *   module proxy with /usr/local/go/bin/go, into
+ *   /var/cache/podtun-test/wireguard-go-VERSION/wireguard-go (PODTUN_CACHE_DIR and
+ *   PODTUN_WIREGUARD_GO_VERSION override; .ci/run does not build it: the bench is not in CI).
  * Figures per path:
  *   1. single-stream TCP pod -> pod: `iperf3 -t 8 -J`, median of 3 runs;
  *   2. ping RTT: `ping -c 50 -i 0.01`, average;
@@ -18,45 +31,73 @@
  * blocked on n1 (nftables) and the time until replies resume (over WebSocket) is taken, median of
  * 3; UDP is unblocked and both nodes are back on UDP before the next run.
  * Prints a markdown table (ratios vs kernel VXLAN, RTT added vs kernel routing) and writes it
- * to bench/results.md. The bar (DESIGN.md): podtun-udp >= 0.6x VXLAN TCP, podtun-ws >= 0.4x,
- * added RTT < 0.1 ms.
+ * to bench/results.md. The bars (DESIGN.md): podtun-udp >= 0.6x VXLAN TCP, podtun-ws >= 0.4x,
+ * added RTT < 0.1 ms; sealed podtun-udp >= 0.75x podtun-udp-unsealed and >= 4x wireguard-go-2022
+ * (aiming at wireguard-go-current).
  *
  * And cni (bench/cni-bench.ts): CNI ADD end to end (median, p99) beside the reference bridge +
  * host-local pair, and node start to ready.
  *
- * For the podtun rows, the CPU both daemons spent (/proc/PID/stat): per GB received over the TCP
- * runs, and per 64-byte packet received in the small-packet test.
+ * For the podtun and wireguard-go rows, the CPU both daemons (the two podtun or the two
+ * wireguard-go processes, all threads) spent (/proc/PID/stat): per GB received over the TCP runs,
+ * and per 64-byte packet received in the small-packet test.
  *
  * Flags: --modes a,b  --runs N  --seconds S  --out FILE  --podtun-root DIR (run another checkout's
  * built podtun, for an A/B against the same harness)
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { createCluster, findRepoRoot } from '../lab/cluster.js';
+import { PODTUN_POD_MTU, VXLAN_MTU, createCluster, findRepoRoot } from '../lab/cluster.js';
 import type { Cluster, ClusterMode } from '../lab/cluster.js';
 import { missingCommand, netnsSkipReason, podtunSkipReason } from '../lab/requirements.js';
 import { waitPeers } from '../lab/podtun-status.js';
-import { outcomeIn, pollUntil, sleep, stopChild } from '../lab/shell.js';
+import { outcomeIn, pollUntil, runIn, sleep, stopChild } from '../lab/shell.js';
+import { WIREGUARD_MTU, startWireguardGo } from '../lab/wireguard-go.js';
+import type { WireguardGoMesh } from '../lab/wireguard-go.js';
 import { cniTable, measureCni } from './cni-bench.js';
 import { totalCpuSeconds } from './process-cpu.js';
 import type { CniBenchResult } from './cni-bench.js';
 
-type DataPath = 'kernel-routing' | 'kernel-vxlan' | 'podtun-udp' | 'podtun-ws';
+type WireguardPath = 'wireguard-go-2022' | 'wireguard-go-current';
+type DataPath = 'kernel-routing' | 'kernel-vxlan' | 'podtun-udp' | 'podtun-udp-unsealed' | 'podtun-ws' | WireguardPath;
 type BenchMode = DataPath | 'podtun-fallback' | 'cni';
 
-const ALL_MODES: readonly BenchMode[] = ['kernel-routing', 'kernel-vxlan', 'podtun-udp', 'podtun-ws', 'podtun-fallback', 'cni'];
+const ALL_MODES: readonly BenchMode[] = [
+  'kernel-routing', 'kernel-vxlan', 'podtun-udp', 'podtun-udp-unsealed', 'podtun-ws', 'wireguard-go-2022', 'wireguard-go-current', 'podtun-fallback', 'cni',
+];
 const CLUSTER_MODE: Readonly<Record<DataPath, ClusterMode>> = {
   'kernel-routing': 'kernel-routing',
   'kernel-vxlan': 'kernel-vxlan',
   'podtun-udp': 'podtun',
+  'podtun-udp-unsealed': 'podtun',
   'podtun-ws': 'podtun',
+  // Pods and nodes only; lab/wireguard-go.ts adds the data path.
+  'wireguard-go-2022': 'none',
+  'wireguard-go-current': 'none',
 };
+/** Every node's eth0 on the underlay bridge (lab/cluster.ts). */
+const UNDERLAY_MTU = 1500;
+/** Pod MTU per data path (what lab/cluster.ts gives each mode; the wg interfaces too). */
+const POD_MTU: Readonly<Record<DataPath, number>> = {
+  'kernel-routing': UNDERLAY_MTU,
+  'kernel-vxlan': VXLAN_MTU,
+  'podtun-udp': PODTUN_POD_MTU,
+  'podtun-udp-unsealed': PODTUN_POD_MTU,
+  'podtun-ws': PODTUN_POD_MTU,
+  'wireguard-go-2022': WIREGUARD_MTU,
+  'wireguard-go-current': WIREGUARD_MTU,
+};
+/** Debian's package (wireguard-go 0.0.20220316). */
+const WIREGUARD_GO_2022 = '/usr/bin/wireguard-go';
 const LABEL: Readonly<Record<BenchMode, string>> = {
   'kernel-routing': 'kernel routing, no tunnel (upper bound)',
   'kernel-vxlan': 'kernel VXLAN (flannel vxlan)',
-  'podtun-udp': 'podtun over UDP',
+  'podtun-udp': 'podtun over UDP, sealed (the default)',
+  'podtun-udp-unsealed': 'podtun over UDP, encryption: none',
   'podtun-ws': 'podtun over WebSocket (transport: ws)',
+  'wireguard-go-2022': 'wireguard-go 2022 (Debian 0.0.20220316, encrypted, userspace)',
+  'wireguard-go-current': 'wireguard-go current (encrypted, userspace, GSO/GRO)',
   'podtun-fallback': 'podtun fallback switch time (auto, UDP blocked)',
   cni: 'CNI ADD time and node start to ready (etcd leases)',
 };
@@ -68,6 +109,9 @@ const FALLBACK_RUNS = 3;
 /** Longest wait for pings to resume after UDP is blocked, ms. */
 const FALLBACK_LIMIT_MS = 30_000;
 const BAR_ADDED_RTT_MS = 0.1;
+/** DESIGN.md: sealed UDP keeps 0.75x of unsealed podtun and beats Debian's 2022 wireguard-go 4x. */
+const BAR_SEALED_VS_UNSEALED = 0.75;
+const BAR_SEALED_VS_WIREGUARD_2022 = 4;
 /** Longest wait for the first reply across a freshly started cluster, ms. */
 const PEER_UP_TIMEOUT_MS = 20_000;
 
@@ -86,10 +130,12 @@ interface ModeResult {
   tcpMedianGbps: number | undefined;
   rttAvgMs: number | undefined;
   udpSmallPps: number | undefined;
-  /** Both daemons' CPU seconds per GB received over the TCP runs (podtun rows). */
+  /** Both daemons' CPU seconds per GB received over the TCP runs (podtun and wireguard-go rows). */
   cpuSecondsPerGb: number | undefined;
-  /** Both daemons' CPU microseconds per 64-byte packet received (podtun rows). */
+  /** Both daemons' CPU microseconds per 64-byte packet received (podtun and wireguard-go rows). */
   cpuUsPerSmallPacket: number | undefined;
+  /** What the row ran, when it is not plain from the label (the wireguard-go version, checks). */
+  notes: string[];
   error: string | undefined;
 }
 
@@ -170,27 +216,46 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
     udpSmallPps: undefined,
     cpuSecondsPerGb: undefined,
     cpuUsPerSmallPacket: undefined,
+    notes: [],
     error: undefined,
   };
-  if (mode === 'podtun-udp' || mode === 'podtun-ws') {
+  if (mode === 'podtun-udp' || mode === 'podtun-udp-unsealed' || mode === 'podtun-ws') {
     const reason = podtunSkipReason();
     if (reason !== undefined) {
       result.error = `not run: ${reason}`;
       return result;
     }
   }
+  let wireguardBinary: string | undefined;
+  if (isWireguard(mode)) {
+    try {
+      wireguardBinary = await findWireguardGo(mode, log);
+    } catch (error: unknown) {
+      result.error = `not run: ${error instanceof Error ? error.message.split('\n')[0] ?? 'failed' : String(error)}`;
+      log(`  ${mode}: ${result.error}`);
+      return result;
+    }
+  }
   let cluster: Cluster | undefined;
+  let mesh: WireguardGoMesh | undefined;
   try {
     cluster = await createCluster({
       nodes: 2,
       podsPerNode: 1,
       ipv6: false,
       mode: CLUSTER_MODE[mode],
+      podMtu: POD_MTU[mode],
       // Each podtun row pins its transport: auto could carry the first seconds over the other one.
       ...(mode === 'podtun-ws' ? { podtun: { transport: 'ws' as const } } : {}),
       ...(mode === 'podtun-udp' ? { podtun: { transport: 'udp' as const } } : {}),
+      ...(mode === 'podtun-udp-unsealed' ? { podtun: { transport: 'udp' as const, config: { encryption: 'none' } } } : {}),
       ...(options.podtunRoot === undefined ? {} : { podtunRoot: options.podtunRoot }),
     });
+    if (wireguardBinary !== undefined) {
+      mesh = await startWireguardGo(cluster, { binary: wireguardBinary, mtu: POD_MTU[mode] });
+      result.notes.push(...mesh.facts);
+      for (const fact of mesh.facts) log(`  ${mode}: ${fact}`);
+    }
     const from = cluster.pod(1, 0);
     const to = cluster.pod(2, 0);
     // Ready when a pod answers across: with the transport pinned, that reply came over it. Asked
@@ -217,8 +282,15 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
     // Warm up: neighbour entries, podtun peer state.
     await c.outcome(from.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '2', to.ipv4]);
 
-    const daemons = CLUSTER_MODE[mode] === 'podtun' ? [1, 2].map((i) => c.nodePid(i)).filter((p): p is number => p !== undefined) : [];
+    const daemons =
+      mesh !== undefined
+        ? [...mesh.pids]
+        : CLUSTER_MODE[mode] === 'podtun'
+          ? [1, 2].map((i) => c.nodePid(i)).filter((p): p is number => p !== undefined)
+          : [];
     const cpuNow = (): number => totalCpuSeconds(daemons);
+    const nodeNs = [c.node(1).ns, c.node(2).ns];
+    const udpBefore = await udpCounters(nodeNs);
     let cpuBefore = cpuNow();
     let bytes = 0;
     for (let run = 0; run < options.runs; run++) {
@@ -229,6 +301,17 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
       log(`  ${mode}: TCP run ${run + 1}/${options.runs}: ${(bps / 1e9).toFixed(2)} Gbit/s`);
     }
     result.tcpMedianGbps = median(result.tcpGbps);
+    // A tunnel daemon that reads its UDP socket slower than the peer sends loses datagrams there,
+    // and TCP inside backs off: say so, since it explains a low figure (wireguard-go 2022 keeps
+    // the namespace's default 208 KiB receive buffer; the current one asks for 7 MiB).
+    const udpAfter = await udpCounters(nodeNs);
+    const dropped = udpAfter.rcvbufErrors - udpBefore.rcvbufErrors;
+    if (dropped > 0) {
+      const received = udpAfter.inDatagrams - udpBefore.inDatagrams;
+      const note = `UDP datagrams dropped at full socket receive buffers in the node namespaces over the TCP runs: ${dropped} (received ${received})`;
+      result.notes.push(note);
+      log(`  ${mode}: ${note}`);
+    }
     if (daemons.length > 0 && bytes > 0) {
       result.cpuSecondsPerGb = (cpuNow() - cpuBefore) / (bytes / 1e9);
       log(`  ${mode}: daemons' CPU ${result.cpuSecondsPerGb.toFixed(2)} s per GB`);
@@ -265,9 +348,54 @@ async function measure(mode: DataPath, options: BenchOptions, log: (line: string
     result.error = error instanceof Error ? error.message.split('\n')[0] ?? 'failed' : String(error);
     log(`  ${mode}: failed: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
+    await mesh?.close();
     await cluster?.destroy({ keepLogs: result.error !== undefined });
   }
   return result;
+}
+
+interface UdpCounters {
+  inDatagrams: number;
+  rcvbufErrors: number;
+}
+
+/** UDP InDatagrams and RcvbufErrors summed over namespaces (/proc/net/snmp is per namespace). */
+async function udpCounters(namespaces: readonly string[]): Promise<UdpCounters> {
+  const sum: UdpCounters = { inDatagrams: 0, rcvbufErrors: 0 };
+  for (const ns of namespaces) {
+    const snmp = await outcomeIn(ns, ['cat', '/proc/net/snmp']);
+    const [names, values] = snmp.stdout.split('\n').filter((line) => line.startsWith('Udp: '));
+    if (names === undefined || values === undefined) continue;
+    const keys = names.split(/\s+/);
+    const numbers = values.split(/\s+/).map(Number);
+    sum.inDatagrams += numbers[keys.indexOf('InDatagrams')] ?? 0;
+    sum.rcvbufErrors += numbers[keys.indexOf('RcvbufErrors')] ?? 0;
+  }
+  return sum;
+}
+
+function isWireguard(mode: DataPath): mode is WireguardPath {
+  return mode === 'wireguard-go-2022' || mode === 'wireguard-go-current';
+}
+
+/**
+ * The wireguard-go a row runs: Debian's for the 2022 row; for the current row, what
+ * bench/build-wireguard-go.sh built (it builds when the cached binary is missing, else only
+ * prints its path). Throws why the row cannot run.
+ */
+async function findWireguardGo(mode: WireguardPath, log: (line: string) => void): Promise<string> {
+  const missing = missingCommand(['wg']);
+  if (missing !== undefined) throw new Error(missing);
+  if (mode === 'wireguard-go-2022') {
+    if (!existsSync(WIREGUARD_GO_2022)) throw new Error(`${WIREGUARD_GO_2022} is missing (Debian package wireguard-go)`);
+    return WIREGUARD_GO_2022;
+  }
+  const script = join(findRepoRoot(), 'bench', 'build-wireguard-go.sh');
+  log(`  ${mode}: bash bench/build-wireguard-go.sh (builds only when the cached binary is missing)`);
+  const built = await runIn(null, ['bash', script], { timeoutMs: 15 * 60_000 });
+  const binary = built.stdout.trim().split('\n').pop() ?? '';
+  if (binary === '' || !existsSync(binary)) throw new Error(`bench/build-wireguard-go.sh named no binary: ${built.stderr.slice(-300)}`);
+  return binary;
 }
 
 interface FallbackResult {
@@ -344,26 +472,32 @@ function table(results: readonly ModeResult[], options: BenchOptions): string {
   const vxlan = results.find((r) => r.mode === 'kernel-vxlan')?.tcpMedianGbps;
   const routingRtt = results.find((r) => r.mode === 'kernel-routing')?.rttAvgMs;
   const lines = [
-    `| data path | TCP Gbit/s (median of ${options.runs} x ${options.seconds} s) | runs | x kernel VXLAN | ping RTT ms | added RTT ms vs routing | 64 B UDP kpps received | podtun CPU s/GB (TCP) | podtun CPU us/packet (64 B) |`,
-    '|---|---|---|---|---|---|---|---|---|',
+    `| data path | pod MTU | TCP Gbit/s (median of ${options.runs} x ${options.seconds} s) | runs | x kernel VXLAN | ping RTT ms | added RTT ms vs routing | 64 B UDP kpps received | daemons' CPU s/GB (TCP) | daemons' CPU us/packet (64 B) |`,
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
     if (r.error !== undefined && r.tcpMedianGbps === undefined) {
-      lines.push(`| ${LABEL[r.mode]} | ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
+      lines.push(`| ${LABEL[r.mode]} | ${POD_MTU[r.mode]} | ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
       continue;
     }
     const ratio = vxlan === undefined || r.tcpMedianGbps === undefined ? undefined : r.tcpMedianGbps / vxlan;
     const added = routingRtt === undefined || r.rttAvgMs === undefined ? undefined : r.rttAvgMs - routingRtt;
     lines.push(
-      `| ${LABEL[r.mode]} | ${fmt(r.tcpMedianGbps, 2)} | ${r.tcpGbps.map((g) => g.toFixed(2)).join(', ')} | ${fmt(ratio, 2)} | ${fmt(r.rttAvgMs, 3)} | ${fmt(added, 3)} | ${fmt(r.udpSmallPps === undefined ? undefined : r.udpSmallPps / 1000, 0)} | ${fmt(r.cpuSecondsPerGb, 2)} | ${fmt(r.cpuUsPerSmallPacket, 2)} |`,
+      `| ${LABEL[r.mode]} | ${POD_MTU[r.mode]} | ${fmt(r.tcpMedianGbps, 2)} | ${r.tcpGbps.map((g) => g.toFixed(2)).join(', ')} | ${fmt(ratio, 2)} | ${fmt(r.rttAvgMs, 3)} | ${fmt(added, 3)} | ${fmt(r.udpSmallPps === undefined ? undefined : r.udpSmallPps / 1000, 0)} | ${fmt(r.cpuSecondsPerGb, 2)} | ${fmt(r.cpuUsPerSmallPacket, 2)} |`,
     );
   }
   return lines.join('\n');
 }
 
+/** Per-row notes (what a wireguard-go row ran and checked), one bullet each. */
+function notes(results: readonly ModeResult[]): string[] {
+  return results.flatMap((r) => r.notes.map((note) => `- ${r.mode}: ${note}.`));
+}
+
 function verdict(results: readonly ModeResult[], fallback: FallbackResult | undefined): string[] {
   const get = (mode: DataPath): ModeResult | undefined => results.find((r) => r.mode === mode);
   const podtun = get('podtun-udp');
+  const unsealed = get('podtun-udp-unsealed');
   const ws = get('podtun-ws');
   const vxlan = get('kernel-vxlan');
   const routing = get('kernel-routing');
@@ -389,6 +523,18 @@ function verdict(results: readonly ModeResult[], fallback: FallbackResult | unde
     out.push(
       `- Bar, WebSocket TCP >= ${BAR_WS_TCP_VS_VXLAN}x kernel VXLAN: ${ratio.toFixed(2)}x — ${ratio >= BAR_WS_TCP_VS_VXLAN ? 'met' : 'NOT met'}.`,
     );
+  }
+  // Sealed UDP (podtun-udp) against unsealed podtun and the encrypted anchors (DESIGN.md's bars).
+  if (podtun?.tcpMedianGbps !== undefined && unsealed?.tcpMedianGbps !== undefined && unsealed.tcpMedianGbps > 0) {
+    const ratio = podtun.tcpMedianGbps / unsealed.tcpMedianGbps;
+    out.push(`- Bar, sealed UDP >= ${BAR_SEALED_VS_UNSEALED}x unsealed podtun: ${ratio.toFixed(2)}x — ${ratio >= BAR_SEALED_VS_UNSEALED ? 'met' : 'NOT met'}.`);
+  }
+  for (const [mode, bar] of [['wireguard-go-2022', BAR_SEALED_VS_WIREGUARD_2022], ['wireguard-go-current', 1]] as const) {
+    const anchor = get(mode);
+    if (podtun?.tcpMedianGbps === undefined || anchor?.tcpMedianGbps === undefined || anchor.tcpMedianGbps <= 0) continue;
+    const ratio = podtun.tcpMedianGbps / anchor.tcpMedianGbps;
+    const what = mode === 'wireguard-go-2022' ? 'Bar' : 'Aim';
+    out.push(`- ${what}, sealed UDP >= ${bar}x ${mode}: ${ratio.toFixed(2)}x — ${ratio >= bar ? 'met' : 'NOT met'}.`);
   }
   if (fallback !== undefined) {
     out.push(
@@ -433,6 +579,11 @@ async function main(): Promise<void> {
     'TCP: iperf3 single stream; RTT: ping -c 50 -i 0.01 (avg); small packets: iperf3 -u -l 64 -b 0 -w 4M -t 3 (sender-bound on small machines).',
     '',
     table(results, options),
+    '',
+    `Pod MTU: the ${UNDERLAY_MTU}-byte underlay minus each tunnel's overhead over IPv4 (VXLAN ${UNDERLAY_MTU - VXLAN_MTU}, podtun ${UNDERLAY_MTU - PODTUN_POD_MTU}, ` +
+      `WireGuard ${UNDERLAY_MTU - WIREGUARD_MTU}); the wg interfaces have the same MTU. Daemons' CPU: both podtun processes, or both ` +
+      'wireguard-go processes (all threads), from /proc/PID/stat.',
+    ...notes(results),
     '',
     ...verdict(results, fallback),
     '',

@@ -12,6 +12,8 @@
         "native/src/offload.c",
         "native/src/checksum.c",
         "native/src/seal.c",
+        "native/src/seal-napi.c",
+        "native/src/sealer.c",
         "native/src/host.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],

@@ -1,6 +1,6 @@
 /**
- * Typed face of the C addon (native/src/*.c). The only file that loads it; the TUN device and
- * the UDP transport use these types.
+ * Typed face of the C addon (native/src/*.c). The only file that loads it; the TUN device, the
+ * UDP transport and the WebSocket transport (its sealer) use these types.
  *
  * Buffers handed to `start` belong to the addon from then on: it reads packets into them and
  * calls back with a count. JS reads the batch inside the callback only.
@@ -153,6 +153,59 @@ export interface NativeUdp {
   close(): void;
 }
 
+/** Why `NativeSealer.open()` refused a message (it returns the negative code; each is counted in stats()). */
+export const SEAL_OPEN_UNKNOWN_INDEX = -1; // sealUnknownIndex: no keypair receives with this index
+export const SEAL_OPEN_AUTH_FAILED = -2; // sealAuthFailed: tag does not verify, or shorter than header + tag
+export const SEAL_OPEN_REPLAYED = -3; // sealReplayed: counter seen already, or behind the replay window
+export const SEAL_OPEN_EXPIRED = -4; // sealExpired: keypair older than REJECT_AFTER_MS, or counter past its limit
+export const SEAL_OPEN_NOT_DATA = -5; // sealNotData: fewer than 2 bytes, or not version 2 / type 4
+export type SealOpenFailure = -1 | -2 | -3 | -4 | -5;
+
+/**
+ * A keypair table without a socket: seals and opens whole transport data messages of
+ * tunnel/seal/sealed-format.ts (`| 2 | 4 | 0 0 | receiver index u32 BE | counter u64 LE |
+ * ciphertext | tag 16 |`) of any size up to 1 GiB, for transports that frame them themselves
+ * (one WebSocket binary message = one sealed message). Same keypair rules, replay window, limits
+ * and counter names as a sealed NativeUdp: the same C code.
+ *
+ * seal() and open() allocate nothing and never throw for a message: a message that cannot be
+ * sealed or opened is counted and answered with a negative number. They throw (RangeError,
+ * ERR_PODTUN_CLOSED) only on misuse. Single thread: the one that opened it.
+ */
+export interface NativeSealer {
+  /** As NativeUdp.installKeypair (same checks and errors). Throws ERR_PODTUN_CLOSED after close(). */
+  installKeypair(slot: number, localIndex: number, remoteIndex: number, sendKey: Buffer, recvKey: Buffer,
+    cipher: SealCipher, initiator: boolean): void;
+  clearKeypairs(slot: number): void;
+  keypairInfo(slot: number): KeypairInfo;
+  /**
+   * Seals `src[srcOff, srcOff + len)` (len 0: a keepalive) with the slot's current keypair into
+   * `dst` at `dstOff`: 16-byte header, ciphertext, tag, `len + 32` bytes, which is returned.
+   * -1 when the slot has no keypair that may seal (none, only a next, expired, counter spent:
+   * counted noKeypairDrops; a cipher failure, never expected, counts errorDrops).
+   * Both buffers are borrowed for the call only. `dst` must not overlap `src`, except exactly in
+   * place: the plaintext at `dstOff + 16` of the same memory (frame at offset 16, seal at 0).
+   * RangeError: offsets or len out of their Buffer, len > 1 GiB, dst too small, overlap.
+   */
+  seal(slot: number, src: Buffer, srcOff: number, len: number, dst: Buffer, dstOff: number): number;
+  /**
+   * Opens the sealed message `buf[off, off + len)` in place: on success the plaintext is at
+   * `off + 16`, `len - 32` bytes, and the slot whose keypair opened it is returned (>= 0), after
+   * the replay check; a responder's `next` keypair that opens it becomes current, as on UDP.
+   * Otherwise a SealOpenFailure (-1 unknown index, -2 authentication failed or truncated,
+   * -3 replayed, -4 expired, -5 not a data message), counted in stats(); the bytes of a message
+   * that did not open may have been overwritten. `buf` is borrowed for the call only.
+   */
+  open(buf: Buffer, off: number, len: number): number;
+  /**
+   * Counters: sealSealed, sealOpened, noKeypairDrops, sealUnknownIndex, sealAuthFailed,
+   * sealReplayed, sealExpired (as NativeUdp), sealNotData, errorDrops. Still readable after close().
+   */
+  stats(): Record<string, number>;
+  /** Wipes the keys and frees the table at once; every later call but stats() throws ERR_PODTUN_CLOSED. Safe twice. */
+  close(): void;
+}
+
 export interface NativeAddon {
   /** Free bytes a TUN read leaves in front of each packet (see PacketBatch.headroom). */
   readonly tunHeadroom: number;
@@ -162,6 +215,8 @@ export interface NativeAddon {
   raiseNofileLimit(): { soft: number; hard: number };
   openTun(opts: TunOpenOptions): NativeTun;
   openUdp(opts: UdpOpenOptions): NativeUdp;
+  /** A keypair table of its own (its 13 MiB of address space cost memory only for the slots used). Throws ERR_PODTUN_SEALER_OPEN. */
+  openSealer(): NativeSealer;
   /**
    * The offload code paths, exposed for tests. Splits one virtio packet into plain IP packets in
    * `out` (offs pairs) as sendPackets would; returns the count, or -1 when it is malformed.
@@ -169,10 +224,10 @@ export interface NativeAddon {
   splitForTest(pkt: Buffer, out: Buffer, outOffs: Int32Array): number;
   /** Merges bare packets into virtio super-packets like `write(bare)` would; returns the count. */
   mergeForTest(buf: Buffer, offs: Int32Array, count: number, out: Buffer, outOffs: Int32Array): number;
-  /** Test seam: makes every keypair of a sealed socket's slot `ms` older (REJECT_AFTER_MS without waiting). */
-  ageKeypairsForTest(udp: NativeUdp, slot: number, ms: number): void;
+  /** Test seam: makes every keypair of a sealed socket's or a sealer's slot `ms` older (REJECT_AFTER_MS without waiting). */
+  ageKeypairsForTest(owner: NativeUdp | NativeSealer, slot: number, ms: number): void;
   /** Test seam: sets the counter of the slot's current keypair (REJECT_AFTER_MESSAGES). */
-  setSendCounterForTest(udp: NativeUdp, slot: number, counter: bigint): void;
+  setSendCounterForTest(owner: NativeUdp | NativeSealer, slot: number, counter: bigint): void;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -1,6 +1,6 @@
 /*
- * Node-API registration: openTun, openUdp, host facts (cpuHasAesHw, raiseNofileLimit), and the
- * pure split/merge paths and keypair seams for tests.
+ * Node-API registration: openTun, openUdp, openSealer, host facts (cpuHasAesHw, raiseNofileLimit),
+ * and the pure split/merge paths and keypair seams for tests.
  * Context aware (NAPI_MODULE_INIT): every thread that loads it gets its own pt_module.
  */
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "module.h"
 #include "napi-util.h"
 #include "offload.h"
+#include "seal-napi.h"
 
 napi_value pt_construct(napi_env env, napi_callback_info info) {
   napi_value self;
@@ -132,19 +133,69 @@ static napi_value merge_for_test(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* The keypair table of the NativeUdp or NativeSealer `v` (argv[0] of a seam), or NULL after throwing. */
+static pt_seal *seal_table_of(napi_env env, napi_value v) {
+  pt_module *mod;
+  napi_value udp_cls, sealer_cls;
+  bool is_udp = false, is_sealer = false;
+  void *obj = NULL;
+  if (napi_get_instance_data(env, (void **)&mod) == napi_ok &&
+      napi_get_reference_value(env, mod->udp_class, &udp_cls) == napi_ok &&
+      napi_get_reference_value(env, mod->sealer_class, &sealer_cls) == napi_ok &&
+      napi_instanceof(env, v, udp_cls, &is_udp) == napi_ok && napi_instanceof(env, v, sealer_cls, &is_sealer) == napi_ok &&
+      (is_udp || is_sealer) && napi_unwrap(env, v, &obj) == napi_ok && obj)
+    return is_udp ? pt_udp_seal_table(env, obj) : pt_sealer_seal_table(env, obj);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "owner must be a NativeUdp or a NativeSealer");
+  return NULL;
+}
+
+/* ageKeypairsForTest(owner, slot, ms): the expiry seam (REJECT_AFTER_MS without waiting 3 min). */
+static napi_value age_keypairs_for_test(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t slot, ms;
+  pt_seal *t;
+  if (!pt_args(env, info, 3, argv, NULL, NULL) || !(t = seal_table_of(env, argv[0])) ||
+      !pt_get_seal_slot(env, argv[1], &slot) || !pt_get_int(env, argv[2], "ms", 0, INT32_MAX, &ms))
+    return NULL;
+  pt_seal_age_for_test(t, (uint32_t)slot, (uint64_t)ms);
+  return NULL;
+}
+
+/* setSendCounterForTest(owner, slot, counter: bigint): the REJECT_AFTER_MESSAGES seam. */
+static napi_value set_send_counter_for_test(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t slot;
+  uint64_t counter;
+  bool lossless;
+  pt_seal *t;
+  if (!pt_args(env, info, 3, argv, NULL, NULL) || !(t = seal_table_of(env, argv[0])) ||
+      !pt_get_seal_slot(env, argv[1], &slot))
+    return NULL;
+  if (napi_get_value_bigint_uint64(env, argv[2], &counter, &lossless) != napi_ok || !lossless) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "counter must be a bigint in [0, 2^64)");
+    return NULL;
+  }
+  if (!pt_seal_set_counter_for_test(t, (uint32_t)slot, counter))
+    pt_throw(env, "ERR_PODTUN_NO_KEYPAIR", "slot %lld has no current keypair", (long long)slot);
+  return NULL;
+}
+
 static void module_free(napi_env env, void *data, void *hint) {
   (void)hint;
   pt_module *mod = data;
   napi_delete_reference(env, mod->tun_class);
   napi_delete_reference(env, mod->udp_class);
+  napi_delete_reference(env, mod->sealer_class);
   free(mod);
 }
 
 NAPI_MODULE_INIT() {
   pt_module *mod = calloc(1, sizeof *mod);
-  napi_value tun_cls = pt_tun_define_class(env), udp_cls = pt_udp_define_class(env);
-  if (!mod || !tun_cls || !udp_cls || napi_create_reference(env, tun_cls, 1, &mod->tun_class) != napi_ok ||
+  napi_value tun_cls = pt_tun_define_class(env), udp_cls = pt_udp_define_class(env),
+             sealer_cls = pt_sealer_define_class(env);
+  if (!mod || !tun_cls || !udp_cls || !sealer_cls || napi_create_reference(env, tun_cls, 1, &mod->tun_class) != napi_ok ||
       napi_create_reference(env, udp_cls, 1, &mod->udp_class) != napi_ok ||
+      napi_create_reference(env, sealer_cls, 1, &mod->sealer_class) != napi_ok ||
       napi_set_instance_data(env, mod, module_free, NULL) != napi_ok) {
     free(mod);
     napi_throw_error(env, "ERR_PODTUN_INTERNAL", "cannot initialise the podtun addon");
@@ -158,10 +209,11 @@ NAPI_MODULE_INIT() {
       {"tunHeadroom", NULL, NULL, NULL, NULL, headroom, napi_enumerable, NULL},
       {"cpuHasAesHw", NULL, NULL, NULL, NULL, aes_hw, napi_enumerable, NULL},
       {"raiseNofileLimit", NULL, pt_raise_nofile_limit, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"ageKeypairsForTest", NULL, pt_age_keypairs_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setSendCounterForTest", NULL, pt_set_send_counter_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ageKeypairsForTest", NULL, age_keypairs_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setSendCounterForTest", NULL, set_send_counter_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openTun", NULL, pt_open_tun, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openUdp", NULL, pt_open_udp, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openSealer", NULL, pt_open_sealer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"splitForTest", NULL, split_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mergeForTest", NULL, merge_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
   };

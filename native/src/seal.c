@@ -15,8 +15,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 /*
@@ -42,7 +42,7 @@ struct pt_keypair {
 };
 
 /* A role names one of a slot's three keypairs: 1 + its index, or NONE. NONE is 0 so that the
- * calloc'ed table needs no initialising write: a slot never used is never touched, and its
+ * zero-filled table needs no initialising write: a slot never used is never touched, and its
  * pages are never made resident. */
 #define NONE 0
 #define KP(sl, role) (&(sl)->kp[(role) - 1])
@@ -55,6 +55,7 @@ typedef struct {
 } seal_slot;
 
 struct pt_seal {
+  uint64_t keyed[PT_SEAL_SLOTS / 64]; /* slots that have cipher contexts: the only ones to visit */
   seal_slot slots[PT_SEAL_SLOTS];
 };
 
@@ -101,9 +102,34 @@ uint64_t pt_seal_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void pt_seal_count_open(pt_seal_counters *c, pt_open_result r) {
+  switch (r) {
+    case PT_OPENED:
+      c->opened++;
+      break;
+    case PT_OPEN_UNKNOWN_INDEX:
+      c->unknown_index++;
+      break;
+    case PT_OPEN_AUTH_FAILED:
+      c->auth_failed++;
+      break;
+    case PT_OPEN_REPLAYED:
+      c->replayed++;
+      break;
+    case PT_OPEN_EXPIRED:
+      c->expired++;
+      break;
+  }
+}
+
+static int is_keyed(const pt_seal *s, uint32_t slot) { return (s->keyed[slot / 64] >> (slot % 64)) & 1; }
+
 pt_seal *pt_seal_new(void) {
-  /* ~13 MiB of address space; calloc maps it lazily, so only slots in use cost memory. */
-  return calloc(1, sizeof(pt_seal));
+  /* ~13 MiB of address space, mapped anonymous: a page stays unbacked until a slot on it is
+   * written, so only slots in use cost memory. (calloc may serve this much from the heap when
+   * glibc's mmap threshold has grown, and then zeroes, so touches, all of it.) */
+  void *p = mmap(NULL, sizeof(pt_seal), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
 }
 
 /* Forgets a keypair: the contexts' key schedules are cleansed by OpenSSL on reset. */
@@ -119,13 +145,15 @@ static void drop(pt_keypair *kp) {
 void pt_seal_free(pt_seal *s) {
   if (!s) return;
   for (uint32_t i = 0; i < PT_SEAL_SLOTS; i++) {
+    if (!is_keyed(s, i)) continue;
     for (int k = 0; k < 3; k++) {
       pt_keypair *kp = &s->slots[i].kp[k];
       EVP_CIPHER_CTX_free(kp->seal_ctx); /* resets (cleanses) first */
       EVP_CIPHER_CTX_free(kp->open_ctx);
+      OPENSSL_cleanse(kp, sizeof *kp);
     }
   }
-  free(s);
+  munmap(s, sizeof *s);
 }
 
 static void drop_role(seal_slot *sl, uint8_t *role) {
@@ -150,6 +178,7 @@ static int key_ctx(EVP_CIPHER_CTX **ctx, const EVP_CIPHER *cipher, const uint8_t
 int pt_seal_install(pt_seal *s, uint32_t slot, uint32_t local_index, uint32_t remote_index, const uint8_t *send_key,
                     const uint8_t *recv_key, int cipher, int initiator, uint64_t now_ms) {
   seal_slot *sl = &s->slots[slot];
+  s->keyed[slot / 64] |= UINT64_C(1) << (slot % 64);
   /* The keypair this one replaces in any case gives its storage; else one is free. */
   drop_role(sl, initiator ? &sl->prev : &sl->next);
   uint8_t k = free_role(sl);
@@ -195,10 +224,8 @@ void pt_seal_clear(pt_seal *s, uint32_t slot) {
 }
 
 void pt_seal_wipe(pt_seal *s) {
-  for (uint32_t i = 0; i < PT_SEAL_SLOTS; i++) {
-    const seal_slot *sl = &s->slots[i];
-    if (sl->cur != NONE || sl->prev != NONE || sl->next != NONE) pt_seal_clear(s, i); /* reads leave unused pages alone */
-  }
+  for (uint32_t i = 0; i < PT_SEAL_SLOTS; i++)
+    if (is_keyed(s, i)) pt_seal_clear(s, i);
 }
 
 static int64_t age_of(const pt_keypair *kp, uint64_t now_ms) { return (int64_t)now_ms - kp->created_ms; }
@@ -232,6 +259,7 @@ static void nonce_of(uint8_t nonce[12], const uint8_t *counter_le) {
 
 int pt_seal_message(pt_keypair *kp, const struct iovec *pieces, uint32_t npieces, uint32_t plen, uint8_t *out) {
   if (kp->send_counter >= PT_REJECT_AFTER_MESSAGES) return 0;
+  if (plen > PT_SEAL_MAX_PLAINTEXT) return -1; /* the (int) lengths below stay exact */
   /* The counter is taken before anything can fail: a nonce is never used twice. */
   uint64_t counter = kp->send_counter++;
   out[0] = PT_SEAL_VERSION;
@@ -275,7 +303,7 @@ static int open_in_place(pt_keypair *kp, uint8_t *d, uint32_t len) {
 }
 
 pt_open_result pt_seal_open(pt_seal *s, uint8_t *d, uint32_t len, uint64_t now_ms, uint32_t *slot) {
-  if (len < PT_SEAL_OVERHEAD) return PT_OPEN_AUTH_FAILED;
+  if (len < PT_SEAL_OVERHEAD || len - PT_SEAL_OVERHEAD > PT_SEAL_MAX_PLAINTEXT) return PT_OPEN_AUTH_FAILED;
   uint32_t index = rd_be32(d + PT_SEAL_OFFSET_RECEIVER);
   seal_slot *sl = &s->slots[index & PT_SEAL_SLOT_MASK];
   const uint8_t roles[3] = {sl->cur, sl->next, sl->prev};

@@ -12,9 +12,14 @@
  *   message that opens with it makes it current (the old current becomes previous), so a
  *   responder never seals with a keypair its peer may not hold.
  *
+ * Two users hold a table: a sealed NativeUdp (one message per datagram) and a NativeSealer (one
+ * message per WebSocket message, of any size up to PT_SEAL_MAX_PLAINTEXT). Both count what
+ * happens in a pt_seal_counters, under the same names in stats().
+ *
  * Every EVP context is keyed once when installed; a packet only sets its nonce. Nothing here
- * allocates per packet: keypairs live in a table allocated with the socket, contexts are created
- * when first installed and re-keyed afterwards. Single-threaded (the JS thread).
+ * allocates per packet: keypairs live in a table allocated with its owner (address space only:
+ * pages of slots never used stay unmapped), contexts are created when first installed and
+ * re-keyed afterwards. Single-threaded (the JS thread).
  */
 #ifndef PODTUN_SEAL_H
 #define PODTUN_SEAL_H
@@ -31,6 +36,8 @@
 #define PT_SEAL_TAG_LEN 16
 #define PT_SEAL_OVERHEAD (PT_SEAL_HEADER_LEN + PT_SEAL_TAG_LEN)
 #define PT_SEAL_KEY_LEN 32
+/* Largest plaintext of one message: EVP takes lengths as int; 1 GiB keeps every sum far from it. */
+#define PT_SEAL_MAX_PLAINTEXT (1u << 30)
 
 #define PT_SEAL_SLOT_BITS 12
 #define PT_SEAL_SLOTS (1u << PT_SEAL_SLOT_BITS)
@@ -43,21 +50,36 @@
 #define PT_REJECT_AFTER_MS 180000
 #define PT_REJECT_AFTER_MESSAGES (UINT64_MAX - (UINT64_C(1) << 13)) /* 2^64 - 2^13 - 1 */
 
-/* Why a data message did not open. */
+/* Why a data message did not open. The values are stable: NativeSealer.open() returns their
+ * negation. */
 typedef enum {
   PT_OPENED = 0,
-  PT_OPEN_UNKNOWN_INDEX,
-  PT_OPEN_AUTH_FAILED, /* tag does not verify, or shorter than header + tag */
-  PT_OPEN_REPLAYED,    /* counter seen already, or behind the window */
-  PT_OPEN_EXPIRED,     /* keypair older than PT_REJECT_AFTER_MS, or counter past its limit */
+  PT_OPEN_UNKNOWN_INDEX = 1,
+  PT_OPEN_AUTH_FAILED = 2, /* tag does not verify, or shorter than header + tag */
+  PT_OPEN_REPLAYED = 3,    /* counter seen already, or behind the window */
+  PT_OPEN_EXPIRED = 4,     /* keypair older than PT_REJECT_AFTER_MS, or counter past its limit */
 } pt_open_result;
+
+/* A data message by its first two bytes (version, type): the only messages pt_seal_open takes. */
+static inline int pt_seal_is_data(const uint8_t *d, uint32_t len) {
+  return len >= 2 && d[0] == PT_SEAL_VERSION && d[1] == PT_SEAL_TYPE_DATA;
+}
+
+/* What the owner of a table counts; stats() names them noKeypairDrops, sealSealed, sealOpened,
+ * sealUnknownIndex, sealAuthFailed, sealReplayed, sealExpired (seal-napi.h). */
+typedef struct {
+  uint64_t no_keypair_drops, sealed, opened, unknown_index, auth_failed, replayed, expired;
+} pt_seal_counters;
+
+/* Counts the result of one pt_seal_open: opened, or its reason. */
+void pt_seal_count_open(pt_seal_counters *c, pt_open_result r);
 
 typedef struct pt_keypair pt_keypair;
 typedef struct pt_seal pt_seal;
 
-/* The keypair table of one socket (all slots empty), or NULL without memory. */
+/* A keypair table (all slots empty), or NULL without memory. */
 pt_seal *pt_seal_new(void);
-/* Wipes and frees every keypair, then the table. */
+/* Wipes and frees every keypair, then the table. NULL is fine. */
 void pt_seal_free(pt_seal *s);
 
 /* CLOCK_MONOTONIC in milliseconds: the clock of keypair ages. */
@@ -98,19 +120,21 @@ void pt_seal_info_of(const pt_seal *s, uint32_t slot, uint64_t now_ms, pt_seal_i
 pt_keypair *pt_seal_sender(pt_seal *s, uint32_t slot, uint64_t now_ms);
 
 /*
- * Seals one message with `kp`: the plaintext is the concatenation of `pieces` (`plen` bytes,
- * only read), the sealed message (plen + PT_SEAL_OVERHEAD bytes) is written to `out`, which must
- * not overlap them. Takes the next counter. Returns 1; 0 when the keypair's counter is spent;
- * -1 when the cipher failed (nothing usable in `out`).
+ * Seals one message with `kp`: the plaintext is the concatenation of `pieces` (`plen` bytes, at
+ * most PT_SEAL_MAX_PLAINTEXT, only read), the sealed message (plen + PT_SEAL_OVERHEAD bytes) is
+ * written to `out`, which must not overlap them, with one exception: a single piece lying exactly
+ * at out + PT_SEAL_HEADER_LEN is sealed in place. Takes the next counter. Returns 1; 0 when the
+ * keypair's counter is spent; -1 when the cipher failed (nothing usable in `out`).
  */
 int pt_seal_message(pt_keypair *kp, const struct iovec *pieces, uint32_t npieces, uint32_t plen, uint8_t *out);
 
 /*
- * Opens a data message in place (`d`, `len` bytes, version and type already checked): finds the
+ * Opens a data message in place (`d`, `len` bytes, pt_seal_is_data already checked): finds the
  * keypair by receiver index, verifies the tag, writes the plaintext over the ciphertext at
  * d + PT_SEAL_HEADER_LEN, then checks and updates the replay window. On PT_OPENED: `*slot` is
  * the sender's slot, a next keypair has become current, and the slot's receive time is `now_ms`.
- * A message that did not open changes no state (its bytes may be overwritten).
+ * A message that did not open changes no state (its bytes may be overwritten). A message longer
+ * than PT_SEAL_MAX_PLAINTEXT + PT_SEAL_OVERHEAD cannot have been sealed: PT_OPEN_AUTH_FAILED.
  */
 pt_open_result pt_seal_open(pt_seal *s, uint8_t *d, uint32_t len, uint64_t now_ms, uint32_t *slot);
 

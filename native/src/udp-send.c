@@ -187,12 +187,12 @@ static void send_sealed(pt_udp *u, const struct iovec *pieces, uint32_t npieces,
     flush(u);
     send_meta m = {.pkt_lo = u->cur_pkt, .pkt_hi = u->cur_pkt};
     mark_failed(u, &m);
-    if (r == 0) u->no_keypair_drops++;
+    if (r == 0) u->sc.no_keypair_drops++;
     else u->error_drops++;
     return;
   }
   u->pos += dlen;
-  u->seal_sealed++;
+  u->sc.sealed++;
   struct iovec part = {d, dlen};
   queue(u, &part, 1, dlen);
 }

@@ -18,6 +18,7 @@
 
 #include "module.h"
 #include "napi-util.h"
+#include "seal-napi.h"
 #include "udp.h"
 
 /* ---- addresses ---- */
@@ -94,10 +95,6 @@ static uint32_t gro_size(const struct msghdr *h) {
   return 0;
 }
 
-static int is_data_message(const uint8_t *d, uint32_t len) {
-  return len >= 2 && d[0] == PT_SEAL_VERSION && d[1] == PT_SEAL_TYPE_DATA;
-}
-
 /* A data message that opened from `src`: the slot follows the source when it may roam. Only
  * authenticated (and not replayed) messages get here, so a forger cannot steer the slot. */
 static void roam(pt_udp *u, uint32_t slot, const struct sockaddr_storage *src) {
@@ -113,24 +110,9 @@ static void roam(pt_udp *u, uint32_t slot, const struct sockaddr_storage *src) {
  * at its plaintext and sets *peer. 0: dropped (counted by reason). */
 static int open_data(pt_udp *u, uint32_t s, uint32_t *at, uint32_t *n, int32_t *peer) {
   uint32_t slot;
-  switch (pt_seal_open(u->seal, u->rbuf + *at, *n, u->now_ms, &slot)) {
-    case PT_OPENED:
-      break;
-    case PT_OPEN_UNKNOWN_INDEX:
-      u->seal_unknown_index++;
-      return 0;
-    case PT_OPEN_AUTH_FAILED:
-      u->seal_auth_failed++;
-      return 0;
-    case PT_OPEN_REPLAYED:
-      u->seal_replayed++;
-      return 0;
-    case PT_OPEN_EXPIRED:
-    default:
-      u->seal_expired++;
-      return 0;
-  }
-  u->seal_opened++;
+  pt_open_result r = pt_seal_open(u->seal, u->rbuf + *at, *n, u->now_ms, &slot);
+  pt_seal_count_open(&u->sc, r);
+  if (r != PT_OPENED) return 0;
   roam(u, slot, &u->rsrc[s]);
   *at += PT_SEAL_HEADER_LEN;
   *n -= PT_SEAL_OVERHEAD;
@@ -152,7 +134,7 @@ static uint32_t report(pt_udp *u, uint32_t count, uint32_t s, uint32_t len, uint
     uint32_t at = base + off, n = len - off < seg ? len - off : seg;
     int32_t peer = -1;
     u->recv_segments++;
-    if (u->seal && is_data_message(u->rbuf + at, n) && !open_data(u, s, &at, &n, &peer)) continue;
+    if (u->seal && pt_seal_is_data(u->rbuf + at, n) && !open_data(u, s, &at, &n, &peer)) continue;
     u->roffs[2 * count] = (int32_t)at;
     u->roffs[2 * count + 1] = (int32_t)n;
     u->src_of[count] = s;
@@ -389,7 +371,7 @@ static napi_value udp_send_packets(napi_env env, napi_callback_info info) {
   if (u->peers[slot].len == 0) {
     u->no_peer_drops += (uint64_t)count;
   } else if (u->seal && !(kp = pt_seal_sender(u->seal, (uint32_t)slot, pt_seal_now_ms()))) {
-    u->no_keypair_drops += (uint64_t)count;
+    u->sc.no_keypair_drops += (uint64_t)count;
   } else {
     pt_packet_list list = {buf, buf_len, offs, offs_len, idx};
     sent = pt_udp_send_packets(u, &u->peers[slot], hdr, (uint32_t)hdr_len, &list, (uint32_t)count, (uint32_t)headroom,
@@ -516,82 +498,28 @@ static int check_sealed(napi_env env, pt_udp *u) {
   return 0;
 }
 
-static int get_key(napi_env env, napi_value v, const char *name, uint8_t **key) {
-  size_t len;
-  if (!pt_get_bytes(env, v, name, key, &len)) return 0;
-  if (len == PT_SEAL_KEY_LEN) return 1;
-  pt_throw_range(env, "%s must be %d bytes, not %zu", name, PT_SEAL_KEY_LEN, len);
-  return 0;
-}
-
 /* installKeypair(slot, localIndex, remoteIndex, sendKey, recvKey, cipher, initiator) */
 static napi_value udp_install_keypair(napi_env env, napi_callback_info info) {
   pt_udp *u;
   napi_value argv[7];
-  int64_t slot, local, remote, cipher;
-  uint8_t *send_key, *recv_key;
-  int initiator;
-  if (!pt_args(env, info, 7, argv, (void **)&u, NULL) || !check_sealed(env, u) || !get_slot(env, argv[0], &slot) ||
-      !pt_get_int(env, argv[1], "localIndex", 0, UINT32_MAX, &local) ||
-      !pt_get_int(env, argv[2], "remoteIndex", 0, UINT32_MAX, &remote) || !get_key(env, argv[3], "sendKey", &send_key) ||
-      !get_key(env, argv[4], "recvKey", &recv_key) ||
-      !pt_get_int(env, argv[5], "cipher", PT_CIPHER_CHACHA20_POLY1305, PT_CIPHER_AES_256_GCM, &cipher) ||
-      !pt_get_bool(env, argv[6], "initiator", &initiator) || !check_open(env, u))
-    return NULL;
-  /* The data path finds the slot from the index alone (no lookup table). */
-  if (((uint32_t)local & PT_SEAL_SLOT_MASK) != (uint32_t)slot) {
-    pt_throw_range(env, "localIndex 0x%08x does not name slot %lld: its low %d bits must equal the slot", (uint32_t)local,
-                   (long long)slot, PT_SEAL_SLOT_BITS);
-    return NULL;
-  }
-  if (pt_seal_index_in_use(u->seal, (uint32_t)slot, (uint32_t)local)) {
-    pt_throw(env, "ERR_PODTUN_SEAL_INDEX_IN_USE", "localIndex 0x%08x is already used by a keypair of slot %lld",
-             (uint32_t)local, (long long)slot);
-    return NULL;
-  }
-  if (!pt_seal_install(u->seal, (uint32_t)slot, (uint32_t)local, (uint32_t)remote, send_key, recv_key, (int)cipher,
-                       initiator, pt_seal_now_ms()))
-    pt_throw(env, "ERR_PODTUN_SEAL_KEY", "cannot key the %s cipher of slot %lld",
-             cipher == PT_CIPHER_AES_256_GCM ? "AES-256-GCM" : "ChaCha20-Poly1305", (long long)slot);
+  if (pt_args(env, info, 7, argv, (void **)&u, NULL) && check_sealed(env, u) && check_open(env, u))
+    pt_seal_napi_install(env, u->seal, argv);
   return NULL;
 }
 
 static napi_value udp_clear_keypairs(napi_env env, napi_callback_info info) {
   pt_udp *u;
   napi_value argv[1];
-  int64_t slot;
-  if (!pt_args(env, info, 1, argv, (void **)&u, NULL) || !check_sealed(env, u) || !get_slot(env, argv[0], &slot))
-    return NULL;
-  pt_seal_clear(u->seal, (uint32_t)slot);
+  if (pt_args(env, info, 1, argv, (void **)&u, NULL) && check_sealed(env, u)) pt_seal_napi_clear(env, u->seal, argv[0]);
   return NULL;
 }
 
-static int set_number(napi_env env, napi_value obj, const char *key, double v) {
-  napi_value n;
-  return napi_create_double(env, v, &n) == napi_ok && napi_set_named_property(env, obj, key, n) == napi_ok;
-}
-
-static int set_bool(napi_env env, napi_value obj, const char *key, int v) {
-  napi_value b;
-  return napi_get_boolean(env, v, &b) == napi_ok && napi_set_named_property(env, obj, key, b) == napi_ok;
-}
-
-/* keypairInfo(slot) -> { hasCurrent, currentAgeMs, sendCounter, hasNext, lastReceiveAgeMs, confirmed } */
+/* keypairInfo(slot): also after close (the keys are wiped by then). */
 static napi_value udp_keypair_info(napi_env env, napi_callback_info info) {
   pt_udp *u;
-  napi_value argv[1], obj;
-  int64_t slot;
-  if (!pt_args(env, info, 1, argv, (void **)&u, NULL) || !check_sealed(env, u) || !get_slot(env, argv[0], &slot))
-    return NULL;
-  pt_seal_info i;
-  pt_seal_info_of(u->seal, (uint32_t)slot, pt_seal_now_ms(), &i);
-  if (napi_create_object(env, &obj) != napi_ok || !set_bool(env, obj, "hasCurrent", i.has_current) ||
-      !set_number(env, obj, "currentAgeMs", (double)i.current_age_ms) ||
-      !set_number(env, obj, "sendCounter", (double)i.send_counter) || !set_bool(env, obj, "hasNext", i.has_next) ||
-      !set_number(env, obj, "lastReceiveAgeMs", (double)i.last_receive_age_ms) ||
-      !set_bool(env, obj, "confirmed", i.confirmed))
-    return NULL;
-  return obj;
+  napi_value argv[1];
+  if (!pt_args(env, info, 1, argv, (void **)&u, NULL) || !check_sealed(env, u)) return NULL;
+  return pt_seal_napi_info(env, u->seal, argv[0]);
 }
 
 /* sealTo(slot, plaintext, len) -> sent: one control message or keepalive (len 0), sealed. */
@@ -612,16 +540,16 @@ static napi_value udp_seal_to(napi_env env, napi_callback_info info) {
   if (u->peers[slot].len == 0) {
     u->no_peer_drops++;
   } else if (!(kp = pt_seal_sender(u->seal, (uint32_t)slot, pt_seal_now_ms()))) {
-    u->no_keypair_drops++;
+    u->sc.no_keypair_drops++;
   } else {
     /* The bounce buffer is free outside sendPackets. */
     struct iovec piece = {data, (size_t)len};
     int r = pt_seal_message(kp, &piece, 1, (uint32_t)len, u->bounce);
     if (r == 1) {
-      u->seal_sealed++;
+      u->sc.sealed++;
       ok = pt_udp_send_one(u, &u->peers[slot], u->bounce, (size_t)len + PT_SEAL_OVERHEAD);
     } else if (r == 0) {
-      u->no_keypair_drops++;
+      u->sc.no_keypair_drops++;
     } else {
       u->error_drops++;
     }
@@ -654,69 +582,31 @@ static napi_value udp_peer_address_of(napi_env env, napi_callback_info info) {
   return undef;
 }
 
-/* The NativeUdp in argv[0] of a module-level test function, or NULL after throwing. */
-static pt_udp *udp_of(napi_env env, napi_value v) {
-  pt_module *mod;
-  napi_value cls;
-  bool is_udp = false;
-  void *u = NULL;
-  if (napi_get_instance_data(env, (void **)&mod) != napi_ok || napi_get_reference_value(env, mod->udp_class, &cls) != napi_ok ||
-      napi_instanceof(env, v, cls, &is_udp) != napi_ok || !is_udp || napi_unwrap(env, v, &u) != napi_ok || !u) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udp must be a NativeUdp");
-    return NULL;
-  }
-  return u;
-}
-
-/* ageKeypairsForTest(udp, slot, ms): the expiry seam (REJECT_AFTER_MS without waiting 3 min). */
-napi_value pt_age_keypairs_for_test(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int64_t slot, ms;
-  pt_udp *u;
-  if (!pt_args(env, info, 3, argv, NULL, NULL) || !(u = udp_of(env, argv[0])) || !check_sealed(env, u) ||
-      !get_slot(env, argv[1], &slot) || !pt_get_int(env, argv[2], "ms", 0, INT32_MAX, &ms))
-    return NULL;
-  pt_seal_age_for_test(u->seal, (uint32_t)slot, (uint64_t)ms);
-  return NULL;
-}
-
-/* setSendCounterForTest(udp, slot, counter: bigint): the REJECT_AFTER_MESSAGES seam. */
-napi_value pt_set_send_counter_for_test(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int64_t slot;
-  uint64_t counter;
-  bool lossless;
-  pt_udp *u;
-  if (!pt_args(env, info, 3, argv, NULL, NULL) || !(u = udp_of(env, argv[0])) || !check_sealed(env, u) ||
-      !get_slot(env, argv[1], &slot))
-    return NULL;
-  if (napi_get_value_bigint_uint64(env, argv[2], &counter, &lossless) != napi_ok || !lossless) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "counter must be a bigint in [0, 2^64)");
-    return NULL;
-  }
-  if (!pt_seal_set_counter_for_test(u->seal, (uint32_t)slot, counter))
-    pt_throw(env, "ERR_PODTUN_NO_KEYPAIR", "slot %lld has no current keypair", (long long)slot);
-  return NULL;
+pt_seal *pt_udp_seal_table(napi_env env, void *udp) {
+  pt_udp *u = udp;
+  return check_sealed(env, u) ? u->seal : NULL;
 }
 
 static napi_value udp_stats(napi_env env, napi_callback_info info) {
   pt_udp *u;
+  napi_value obj, roams;
   if (!pt_args(env, info, 0, NULL, (void **)&u, NULL)) return NULL;
   static const char *const names[] = {
       "sends",         "sendCalls",      "gsoSends",    "eagainDrops",   "errorDrops",    "malformedDrops",
       "noPeerDrops",   "splitSupers",    "gsoFallbacks", "recvBatches",  "recvDatagrams", "groDatagrams",
-      "recvSegments",  "truncatedDrops", "recvErrors",  "pollErrors",    "noKeypairDrops", "sealSealed",
-      "sealOpened",    "sealUnknownIndex", "sealAuthFailed", "sealReplayed", "sealExpired",  "sealRoams",
+      "recvSegments",  "truncatedDrops", "recvErrors",  "pollErrors",
   };
   const uint64_t values[] = {
-      u->sends,         u->send_calls,     u->gso_sends,     u->eagain_drops,   u->error_drops,
-      u->malformed_drops, u->no_peer_drops, u->split_supers, u->gso_fallbacks, u->recv_batches,
-      u->recv_datagrams, u->gro_datagrams, u->recv_segments, u->trunc_drops,    u->recv_errors,
-      u->io.poll_errors, u->no_keypair_drops, u->seal_sealed, u->seal_opened, u->seal_unknown_index,
-      u->seal_auth_failed, u->seal_replayed, u->seal_expired, u->seal_roams,
+      u->sends,          u->send_calls,    u->gso_sends,      u->eagain_drops, u->error_drops,   u->malformed_drops,
+      u->no_peer_drops,  u->split_supers,  u->gso_fallbacks,  u->recv_batches, u->recv_datagrams, u->gro_datagrams,
+      u->recv_segments,  u->trunc_drops,   u->recv_errors,    u->io.poll_errors,
   };
   _Static_assert(sizeof names / sizeof names[0] == sizeof values / sizeof values[0], "one name per counter");
-  return pt_counters(env, names, values, sizeof values / sizeof values[0]);
+  if (!(obj = pt_counters(env, names, values, sizeof values / sizeof values[0])) ||
+      !pt_seal_napi_counters(env, obj, &u->sc) || napi_create_double(env, (double)u->seal_roams, &roams) != napi_ok ||
+      napi_set_named_property(env, obj, "sealRoams", roams) != napi_ok)
+    return NULL;
+  return obj;
 }
 
 static napi_value udp_close(napi_env env, napi_callback_info info) {

@@ -100,8 +100,8 @@ typedef struct {
 
   uint64_t sends, send_calls, gso_sends, eagain_drops, error_drops, malformed_drops, no_peer_drops, split_supers,
       gso_fallbacks, recv_batches, recv_datagrams, gro_datagrams, recv_segments, trunc_drops, recv_errors;
-  uint64_t no_keypair_drops, seal_sealed, seal_opened, seal_unknown_index, seal_auth_failed, seal_replayed,
-      seal_expired, seal_roams;
+  pt_seal_counters sc;
+  uint64_t seal_roams;
 } pt_udp;
 
 _Static_assert(PEER_SLOTS == PT_SEAL_SLOTS, "a receiver index names a peer slot");

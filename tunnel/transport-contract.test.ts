@@ -21,6 +21,7 @@ import { UdpTransport } from './udp/udp-transport.js';
 import { SealedUdpTransport } from './udp/sealed-udp-transport.js';
 import { generateX25519 } from './seal/x25519.js';
 import { publicKeyText } from '../core/public-key.js';
+import { addon } from '../native/addon.js';
 import { WsTransport } from './ws/ws-transport.js';
 import { skipUnlessMet } from '../test/requirement.js';
 
@@ -109,6 +110,31 @@ describe.skipIf(nativeMissing)('', () => {
 const ws = (node: string, listen: string | undefined): WsTransport => new WsTransport({
   localNode: node, listen, clusterSecret: SECRET, proxyFor: () => undefined, log: quietLogger,
   pingIntervalMs: 50, deadAfterMs: 300, reconnectMinMs: 20, reconnectMaxMs: 200,
+});
+
+const sealedWs = (node: string, listen: string | undefined, nodeKey: ReturnType<typeof generateX25519>): WsTransport => new WsTransport({
+  localNode: node, listen, clusterSecret: SECRET, proxyFor: () => undefined, log: quietLogger,
+  pingIntervalMs: 50, deadAfterMs: 300, reconnectMinMs: 20, reconnectMaxMs: 200,
+  sealing: { nodeKey, sealer: addon.openSealer(), cpuHasAesHw: addon.cpuHasAesHw },
+});
+
+describe.skipIf(nativeMissing)('', () => {
+  const keyA = generateX25519();
+  const keyB = generateX25519();
+  transportContract('sealed ws', {
+    connectedPair(sinkA, sinkB) {
+      const a = sealedWs('node-a', '127.0.0.1:0', keyA);
+      const b = sealedWs('node-b', undefined, keyB);
+      return connect(a, b, sinkA, sinkB, () => {
+        a.setPeer(SLOT_OF_B, { node: 'node-b', endpoints: {}, transports: ['ws'], publicKey: publicKeyText(keyB.publicKey) });
+        b.setPeer(SLOT_OF_A, { node: 'node-a', endpoints: { ws: `ws://127.0.0.1:${a.port}` }, transports: ['ws'], publicKey: publicKeyText(keyA.publicKey) });
+      });
+    },
+    slotErrorCode: 'ERR_PODTUN_WS_SLOT',
+    superPackets: true,
+    dropsToDownPeer: true,
+    downWithinMs: 1000,
+  });
 });
 
 transportContract('ws', {

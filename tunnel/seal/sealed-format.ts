@@ -1,6 +1,6 @@
 /**
- * The sealed tunnel's messages: what a UDP datagram (or, later, a WebSocket binary message)
- * carries when `encryption` is on. Modeled on WireGuard's (Noise_IKpsk2 handshake, counter-nonce
+ * The sealed tunnel's messages: what a UDP datagram or a WebSocket binary message carries when
+ * `encryption` is sealed (a WebSocket message seals one framed batch whole). Modeled on WireGuard's (Noise_IKpsk2 handshake, counter-nonce
  * AEAD data), with podtun's own version byte so a receiver tells them from the unsealed format
  * (udp-header.ts, version 1) by the first byte alone.
  *

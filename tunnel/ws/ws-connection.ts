@@ -35,6 +35,8 @@ import type { WsConfig } from './ws-options.js';
 import type { WsCounters } from './ws-counters.js';
 import type { WsPeer } from './ws-peer.js';
 import { SendBufferPool } from './ws-send-pool.js';
+import type { WsSealing } from './ws-sealing.js';
+import { SEALED_DATA_HEADER_LEN, SEALED_DATA_OVERHEAD } from '../seal/sealed-format.js';
 import { isProofMessage, verifyClientProof } from './ws-handshake.js';
 import type { ServerAnswer } from './ws-handshake.js';
 
@@ -59,6 +61,8 @@ export interface ConnectionOwner {
   readonly inbound: InboundBatch;
   /** Where decoded messages go; undefined before start and after close. */
   sink: InboundSink | undefined;
+  /** Sealing (`encryption: sealed`): every message sealed for, and opened from, the connection's peer. */
+  readonly sealing: WsSealing | undefined;
   /** Every connection not closed yet: one adds itself when made and leaves on its 'close' event. */
   readonly connections: Set<WsConnection>;
   /** Its 'close' event, after it left `connections`. */
@@ -193,6 +197,8 @@ export class WsConnection {
   private oversized = false;
   /** Accepted and awaiting the client's proof: its first message goes here. */
   private gate: ProofGate | undefined;
+  /** Where sealed handshake messages on this connection came from, and how they are answered. */
+  private readonly controlSource: { readonly remote: string; reply(message: Buffer): void };
   private readonly pool: SendBufferPool;
   /** ws's send callback for every message, made once: hands the pool its buffer back. */
   private readonly onWritten: (err?: Error | null) => void;
@@ -207,6 +213,7 @@ export class WsConnection {
     gate?: ProofGate,
   ) {
     this.gate = gate;
+    this.controlSource = { remote, reply: (message) => void this.sendControl(message) };
     this.startedAtMs = owner.nowMs();
     this.pool = new SendBufferPool(owner.counters, owner.config.maxPayloadBytes);
     this.onWritten = (err) => this.pool.completed(err);
@@ -226,6 +233,17 @@ export class WsConnection {
       owner.connectionClosed(this, code);
     });
   }
+
+  /**
+   * Sends one control message (a sealed handshake message, a keepalive) as it is; false when the
+   * connection cannot send. Control path: one message at a time, never pooled.
+   */
+  sendControl(message: Buffer): boolean {
+    if (!this.canSend) return false;
+    this.ws.send(message, SEND_OPTIONS);
+    return true;
+  }
+
 
   /** Open, and so is its socket: sends may go out on it. */
   get canSend(): boolean {
@@ -265,8 +283,21 @@ export class WsConnection {
         at++;
         continue;
       }
-      const message = this.pool.take(bytes);
-      encodeMessage(batch, idx, at, n, message);
+      const sealing = this.owner.sealing;
+      let message: Buffer;
+      if (sealing === undefined) {
+        message = this.pool.take(bytes);
+        encodeMessage(batch, idx, at, n, message);
+      } else {
+        message = this.pool.take(bytes + SEALED_DATA_OVERHEAD);
+        encodeMessage(batch, idx, at, n, message, SEALED_DATA_HEADER_LEN);
+        if (!sealing.seal(this.peer.slot, message, bytes)) {
+          drops[DropReason.NoSession] = (drops[DropReason.NoSession] ?? 0) + n;
+          dropped += n;
+          at += n;
+          continue;
+        }
+      }
       this.ws.send(message, SEND_OPTIONS, this.onWritten);
       counters.messagesOut++;
       counters.packetsOut += n;
@@ -351,7 +382,10 @@ export class WsConnection {
       this.refuseMessage('text message');
       return;
     }
-    const n = decodeMessage(data, peer.slot, owner.inbound);
+    const sealing = owner.sealing;
+    const framed = sealing === undefined ? data : sealing.open(peer.slot, data, this.controlSource);
+    if (framed === undefined) return;
+    const n = decodeMessage(framed, peer.slot, owner.inbound);
     if (n < 0) {
       this.refuseMessage(frameErrorName(n));
       return;

@@ -130,13 +130,13 @@ export function planMessages(
 
 /**
  * Writes the message holding packets `idx[start..start+count)` of `batch` (one planned message)
- * into `out`, which must be exactly its framed size (the plan's `bytes`). Borrowed batch:
- * copied out, not kept.
+ * into `out` from `outOffset` (room left in front for a sealed header), the plan's `bytes` of it.
+ * Borrowed batch: copied out, not kept.
  */
-export function encodeMessage(batch: PacketBatch, idx: Int32Array, start: number, count: number, out: Buffer): void {
+export function encodeMessage(batch: PacketBatch, idx: Int32Array, start: number, count: number, out: Buffer, outOffset = 0): void {
   const src = batch.buf;
   const offs = batch.offs;
-  let at = 0;
+  let at = outOffset;
   for (let i = start; i < start + count; i++) {
     const p = idx[i] ?? 0;
     const off = offs[2 * p] ?? 0;

@@ -5,6 +5,8 @@
  */
 import { FRAME_LEN_BYTES, MIN_FRAMED_PACKET_LEN } from './ws-framing.js';
 import type { Logger } from '../../core/logger.js';
+import type { NativeSealer } from '../../native/addon.js';
+import type { NodeKeyPair } from '../seal/node-key.js';
 import { parseEndpoint } from '../../core/endpoint.js';
 import type { Endpoint } from '../../core/endpoint.js';
 import { errorReason } from '../../core/error-reason.js';
@@ -31,6 +33,11 @@ export interface WsTransportOptions {
   /** PEM file of CA certificates trusted when dialing wss:// peers (default: the system's). */
   caFile?: string;
   clusterSecret: Uint8Array;
+  /**
+   * Seal every message (`encryption: sealed`, ws-sealing.ts): this node's key, the addon's sealer
+   * (owned by the transport from here: closed with it) and whether AES runs in hardware here.
+   */
+  sealing?: { nodeKey: NodeKeyPair; sealer: NativeSealer; cpuHasAesHw: boolean; rekeyAfterMessages?: number };
   /** Proxy URL ("http://user:pass@host:port") to reach `url` through, or undefined for direct. */
   proxyFor: (url: string) => string | undefined;
   log: Logger;

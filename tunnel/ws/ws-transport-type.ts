@@ -3,6 +3,7 @@
  * entry), settings = the `ws` block (listen, tls, caFile; absent: dial out only), no MTU overhead
  * (TCP segments the stream itself).
  */
+import type { WsTransportOptions } from './ws-options.js';
 import { parseAddress } from '../../core/cidr.js';
 import type { IpFamily } from '../../core/cidr.js';
 import { blockIssues, checkKnownKeys, describe, filePathAt, hostPortAt, isAbsent, isRecord, urlAt } from '../../core/config-check.js';
@@ -69,7 +70,13 @@ export const wsTransportType: TransportType<WsSettings> = {
       : `${settings.tls === undefined ? 'ws' : 'wss'}://${host.includes(':') ? `[${host}]` : host}:${settings.listen.port}`,
   async create(settings, ctx) {
     const { WsTransport } = await import('./ws-transport.js');
+    let sealing: WsTransportOptions['sealing'];
+    if (ctx.nodeKey !== undefined) {
+      const { addon } = await import('../../native/addon.js');
+      sealing = { nodeKey: ctx.nodeKey, sealer: addon.openSealer(), cpuHasAesHw: addon.cpuHasAesHw };
+    }
     return new WsTransport({
+      ...(sealing === undefined ? {} : { sealing }),
       localNode: ctx.localNode,
       listen: settings.listen?.text,
       ...(settings.tls === undefined ? {} : { tls: { ...settings.tls } }),

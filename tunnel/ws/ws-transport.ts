@@ -45,6 +45,8 @@ import { WsCounters } from './ws-counters.js';
 import { WsDialer } from './ws-dialer.js';
 import { WsListener } from './ws-listener.js';
 import { resolveWsOptions } from './ws-options.js';
+import { WsSealing } from './ws-sealing.js';
+import { SEALED_DATA_OVERHEAD } from '../seal/sealed-format.js';
 import type { WsConfig, WsTransportOptions } from './ws-options.js';
 import { newWsPeer, sendingConn } from './ws-peer.js';
 import type { WsPeer } from './ws-peer.js';
@@ -71,6 +73,8 @@ export class WsTransport implements Transport {
   private readonly owner: ConnectionOwner;
   private readonly listener: WsListener | undefined;
   private readonly dialer: WsDialer;
+  private readonly sealing: WsSealing | undefined;
+  private readonly maxPlannedBytes: number;
 
   private timer: NodeJS.Timeout | undefined;
   private started = false;
@@ -82,6 +86,21 @@ export class WsTransport implements Transport {
     const config = resolveWsOptions(options);
     this.config = config;
     this.log = options.log;
+    const sealing = options.sealing;
+    this.sealing = sealing === undefined ? undefined : new WsSealing({
+      ...sealing,
+      clusterSecret: options.clusterSecret,
+      log: this.log,
+      nowMs: this.nowMs,
+      drops: this.counters.drops,
+      sendOn: (slot, message) => {
+        const peer = this.peers.at(slot);
+        const conn = peer === undefined ? undefined : sendingConn(peer);
+        return conn?.sendControl(message) === true;
+      },
+    });
+    // A sealed message is the framed batch plus its header and tag: plan batches that still fit maxPayload.
+    this.maxPlannedBytes = config.maxPayloadBytes - (sealing === undefined ? 0 : SEALED_DATA_OVERHEAD);
     this.owner = {
       config,
       log: this.log,
@@ -89,6 +108,7 @@ export class WsTransport implements Transport {
       nowMs: this.nowMs,
       inbound: newInboundBatch(),
       sink: undefined,
+      sealing: this.sealing,
       connections: new Set<WsConnection>(),
       connectionClosed: (conn, code) => this.onClose(conn, code),
     };
@@ -153,6 +173,7 @@ export class WsTransport implements Transport {
       ? this.dialer.target(spec.node, wsEndpoint) : undefined;
     const addresses = endpointAddresses(spec);
     if (same) {
+      this.sealing?.setPeer(slot, spec.node, spec.publicKey);
       this.setAddresses(old, addresses);
       if (wsEndpoint === old.wsEndpoint && url?.href === old.url?.href) return;
       old.wsEndpoint = wsEndpoint;
@@ -164,6 +185,7 @@ export class WsTransport implements Transport {
     this.setAddresses(peer, addresses);
     this.peers.set(slot, peer);
     this.byNode.set(spec.node, peer);
+    this.sealing?.setPeer(slot, spec.node, spec.publicKey);
     this.dialer.dial(peer);
   }
 
@@ -189,7 +211,7 @@ export class WsTransport implements Transport {
       return count;
     }
     const plan = this.plan;
-    planMessages(batch, idx, count, this.config.maxPayloadBytes, plan);
+    planMessages(batch, idx, count, this.maxPlannedBytes, plan);
     if (conn.bufferedAmount + plan.totalBytes > this.config.maxBufferedBytes) {
       drops[DropReason.Congested] = (drops[DropReason.Congested] ?? 0) + count;
       return count;
@@ -200,7 +222,7 @@ export class WsTransport implements Transport {
   peerStatus(): PeerStatus[] {
     const out: PeerStatus[] = [];
     for (const peer of this.peers.values()) {
-      out.push({
+      const status: PeerStatus = {
         slot: peer.slot,
         node: peer.node,
         transport: 'ws',
@@ -208,7 +230,16 @@ export class WsTransport implements Transport {
         state: peer.state,
         rttMs: peer.rttMs,
         lastSeenMs: peer.lastSeenMs,
-      });
+      };
+      const sealing = this.sealing;
+      if (sealing !== undefined) {
+        status.sealed = true;
+        const ageMs = sealing.lastHandshakeAgeMs(peer.slot);
+        if (ageMs !== undefined) status.lastHandshakeAgeMs = ageMs;
+        const reason = peer.state === 'up' ? undefined : sealing.downReason(peer.slot);
+        if (reason !== undefined) status.downReason = reason;
+      }
+      out.push(status);
     }
     return out;
   }
@@ -260,6 +291,7 @@ export class WsTransport implements Transport {
       sendPoolEmpty: c.sendPoolEmpty,
     };
     addDrops(out, c.drops);
+    if (this.sealing !== undefined) Object.assign(out, this.sealing.stats());
     return out;
   }
 
@@ -282,6 +314,7 @@ export class WsTransport implements Transport {
     for (const conn of [...connections]) conn.end('transport closed');
     await this.listener?.close();
     await drained;
+    this.sealing?.close();
     // 'close' events come before libuv has released the handles; they are gone a loop turn later.
     await closedHandlesReleased();
   }
@@ -322,7 +355,10 @@ export class WsTransport implements Transport {
   private tick(): void {
     const nowMs = this.nowMs();
     for (const conn of this.owner.connections) conn.tick(nowMs);
+    this.sealing?.tick();
     for (const peer of this.byNode.values()) {
+      // Sealed: a peer is up once its session is, which comes after the connection.
+      if (this.sealing !== undefined) this.refreshState(peer);
       if (peer.state === 'unknown' && nowMs - peer.sinceMs >= this.config.deadAfterMs) {
         peer.state = 'down';
         this.log.warn({ peer: peer.node, endpoint: peer.wsEndpoint }, 'peer unreachable');
@@ -330,10 +366,13 @@ export class WsTransport implements Transport {
     }
   }
 
-  /** up while an authenticated connection is open, else down (logged on change). */
+  /** up while an authenticated connection is open (and, sealed, a session), else down (logged on change). */
   private refreshState(peer: WsPeer): void {
     if (peer.removed || this.closed) return;
-    const up = sendingConn(peer) !== undefined;
+    const connected = sendingConn(peer) !== undefined;
+    const sealing = this.sealing;
+    if (connected && sealing !== undefined && peer.state !== 'up') sealing.connected(peer.slot);
+    const up = connected && (sealing === undefined || sealing.hasSession(peer.slot));
     if (up && peer.state !== 'up') {
       peer.state = 'up';
       this.log.info({ peer: peer.node, endpoint: peer.wsEndpoint }, 'peer up');
@@ -351,6 +390,7 @@ export class WsTransport implements Transport {
     this.dialer.cancelRedial(peer);
     if (peer.dialed !== undefined) peer.dialed.end('peer removed');
     if (peer.inbound !== undefined) peer.inbound.end('peer removed');
+    this.sealing?.removePeer(peer.slot);
   }
 
   /** `peer`'s endpoint hosts are now `addresses` (admission keeps room for connections from them). */

@@ -21,11 +21,6 @@
  *                                     counts datagrams for D ms (default 2000) or until N; {datagrams, bytes, sources, firstHex}
  *   udp-flood --to A --port P --size B --duration-ms D
  *                                     sends as fast as it can; {datagrams, bytes, seconds}
- *   ws-raw --to A --port P [--path /] [--headers-json {...}] [--junk N] [--oversize B] [--hold-ms M]
- *                                     a hand-made WebSocket client (RFC 6455, zero mask): the upgrade
- *                                     with the given headers, then N junk binary messages (random
- *                                     bytes, 1..2048 each), then one binary message of B bytes;
- *                                     {status, junkSent, oversizeSent, closeCode, closedAfterMs}
  *   unix-forward --socket PATH --to A --port P
  *                                     listens on the Unix socket PATH and pipes each connection to
  *                                     A:P, so a process outside this namespace (it shares the file
@@ -38,44 +33,10 @@ import type { Server, Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { emit, int, parseFlags, str } from './agent-flags.js';
+import type { Flags } from './agent-flags.js';
 
 const CHUNK_BYTES = 256 * 1024;
-
-type Flags = Map<string, string>;
-
-function parseFlags(args: readonly string[]): Flags {
-  const flags: Flags = new Map();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
-    const value = args[i + 1];
-    if (value === undefined) throw new Error(`flag ${arg} needs a value`);
-    flags.set(arg.slice(2), value);
-    i++;
-  }
-  return flags;
-}
-
-function str(flags: Flags, name: string, fallback?: string): string {
-  const v = flags.get(name) ?? fallback;
-  if (v === undefined) throw new Error(`--${name} is required`);
-  return v;
-}
-
-function int(flags: Flags, name: string, fallback?: number): number {
-  const raw = flags.get(name);
-  if (raw === undefined) {
-    if (fallback === undefined) throw new Error(`--${name} is required`);
-    return fallback;
-  }
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name}: not a non-negative integer: ${raw}`);
-  return n;
-}
-
-function emit(obj: object): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`);
-}
 
 /** "::ffff:10.1.2.3" -> "10.1.2.3": dual-stack sockets report IPv4 peers mapped. */
 function plainAddress(address: string | undefined): string {
@@ -411,120 +372,6 @@ async function udpFlood(flags: Flags): Promise<object> {
   return { datagrams, bytes: datagrams * size, seconds: (Date.now() - started) / 1000 };
 }
 
-/** A client frame: FIN, `opcode`, masked with a zero key (the payload goes out as is). */
-function wsFrame(opcode: number, payload: Buffer): Buffer {
-  const len = payload.length;
-  const head = len < 126 ? 2 : len < 65536 ? 4 : 10;
-  const frame = Buffer.alloc(head + 4 + len);
-  frame[0] = 0x80 | opcode;
-  if (len < 126) {
-    frame[1] = 0x80 | len;
-  } else if (len < 65536) {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(len, 2);
-  } else {
-    frame[1] = 0x80 | 127;
-    frame.writeBigUInt64BE(BigInt(len), 2);
-  }
-  // Mask key bytes [head, head + 4) stay zero.
-  payload.copy(frame, head + 4);
-  return frame;
-}
-
-async function wsRaw(flags: Flags): Promise<object> {
-  const path = str(flags, 'path', '/');
-  const headers = JSON.parse(str(flags, 'headers-json', '{}')) as Record<string, string>;
-  const junk = int(flags, 'junk', 0);
-  const oversize = int(flags, 'oversize', 0);
-  const holdMs = int(flags, 'hold-ms', 3000);
-  const socket = await connectTcp(flags);
-  const host = str(flags, 'to');
-  const request = [
-    `GET ${path} HTTP/1.1`,
-    `Host: ${isIPv6(host) ? `[${host}]` : host}:${int(flags, 'port')}`,
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-    'Sec-WebSocket-Version: 13',
-    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-    '',
-    '',
-  ].join('\r\n');
-  let buffered = Buffer.alloc(0);
-  let status = 0;
-  let closeCode = -1;
-  let closedAt = 0;
-  let upgradedAt = 0;
-  let responseHead = '';
-  const closed = new Promise<void>((resolve) => {
-    socket.once('close', () => {
-      closedAt = Date.now();
-      resolve();
-    });
-  });
-  socket.on('error', () => undefined);
-  const upgraded = new Promise<void>((resolve) => {
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (status === 0) {
-        const end = buffered.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        responseHead = buffered.subarray(0, end).toString('latin1');
-        status = Number(/^HTTP\/1\.1 (\d{3})/.exec(responseHead)?.[1] ?? -1);
-        buffered = buffered.subarray(end + 4);
-        upgradedAt = Date.now();
-        resolve();
-      }
-      // Server frames: look for a close frame (opcode 8) and its code.
-      while (status === 101 && buffered.length >= 2) {
-        const opcode = (buffered[0] ?? 0) & 0x0f;
-        let len = (buffered[1] ?? 0) & 0x7f;
-        let off = 2;
-        if (len === 126) {
-          if (buffered.length < 4) return;
-          len = buffered.readUInt16BE(2);
-          off = 4;
-        } else if (len === 127) {
-          if (buffered.length < 10) return;
-          len = Number(buffered.readBigUInt64BE(2));
-          off = 10;
-        }
-        if (buffered.length < off + len) return;
-        if (opcode === 8 && len >= 2) closeCode = buffered.readUInt16BE(off);
-        buffered = buffered.subarray(off + len);
-      }
-    });
-    socket.once('close', () => resolve());
-  });
-  socket.write(request);
-  await upgraded;
-  let junkSent = 0;
-  let oversizeSent = false;
-  if (status === 101) {
-    for (let i = 0; i < junk && !socket.destroyed; i++) {
-      const payload = randomBytes(1 + Math.floor(Math.random() * 2048));
-      socket.write(wsFrame(2, payload));
-      junkSent++;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    if (junk > 0) await new Promise((r) => setTimeout(r, 300));
-    if (oversize > 0 && !socket.destroyed) {
-      socket.write(wsFrame(2, Buffer.alloc(oversize, 0x41)));
-      oversizeSent = true;
-    }
-  }
-  await Promise.race([closed, new Promise((r) => setTimeout(r, holdMs))]);
-  socket.destroy();
-  return {
-    status,
-    response: responseHead.split('\r\n')[0] ?? '',
-    junkSent,
-    oversizeSent,
-    closeCode,
-    closedAfterMs: closedAt === 0 ? -1 : closedAt - upgradedAt,
-  };
-}
-
 /** Bridges a Unix socket to a TCP server in this namespace until the timeout ends it. */
 async function unixForward(flags: Flags): Promise<object> {
   const path = str(flags, 'socket');
@@ -553,7 +400,6 @@ async function unixForward(flags: Flags): Promise<object> {
 
 const MODES: Record<string, (flags: Flags) => Promise<object>> = {
   'unix-forward': unixForward,
-  'ws-raw': wsRaw,
   'tcp-sink': tcpSink,
   'tcp-send': tcpSend,
   'echo-server': echoServer,

@@ -30,43 +30,11 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { checkServerProof, clientHello } from '../tunnel/ws/ws-handshake.js';
 import { WS_SUBPROTOCOL } from '../tunnel/ws/ws-framing.js';
+import { emit, int, parseFlags, str } from './agent-flags.js';
+import type { Flags } from './agent-flags.js';
 
 const RECORD_BYTES = 64 * 1024;
 const PROGRESS_INTERVAL_MS = 1000;
-
-type Flags = Map<string, string>;
-
-function parseFlags(args: readonly string[]): Flags {
-  const flags: Flags = new Map();
-  for (let i = 0; i < args.length; i += 2) {
-    const name = args[i] ?? '';
-    const value = args[i + 1];
-    if (!name.startsWith('--') || value === undefined) throw new Error(`bad argument ${name}`);
-    flags.set(name.slice(2), value);
-  }
-  return flags;
-}
-
-function str(flags: Flags, name: string, fallback?: string): string {
-  const v = flags.get(name) ?? fallback;
-  if (v === undefined) throw new Error(`--${name} is required`);
-  return v;
-}
-
-function int(flags: Flags, name: string, fallback?: number): number {
-  const raw = flags.get(name);
-  if (raw === undefined) {
-    if (fallback === undefined) throw new Error(`--${name} is required`);
-    return fallback;
-  }
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name}: not a whole number: ${raw}`);
-  return n;
-}
-
-function emit(obj: object): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`);
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -1,13 +1,30 @@
 /**
- * Hand-built datagrams for injection tests, written from the README rather than from
- * tunnel/udp-header.ts, so that a header drifting from the contract fails a test.
+ * Hand-built datagrams for injection tests, written from the wire contracts rather than from
+ * the code that parses them (tunnel/udp/udp-header.ts, tunnel/seal/), so that a format drifting
+ * from its contract fails a test.
  *
- * podtun UDP header (12 bytes, big endian): version 1 | type | flags (2) | sender node id (4) |
- * 4 bytes, 0 for data. A data datagram carries one IP packet with complete checksums.
+ * Unsealed (`encryption: none`; the README), 12 bytes, big endian: version 1 | type | flags (2) |
+ * sender node id (4) | 4 bytes, 0 for data. A data datagram carries one IP packet with complete
+ * checksums.
+ *
+ * Sealed (the default; the contract in tunnel/seal/sealed-format.ts): every message starts
+ * version 2 | type | reserved 0 (2). Transport data (type 4): | receiver index (4, big endian) |
+ * counter (8, little endian) | ciphertext | tag (16) |, the first 16 bytes authenticated as
+ * additional data. A handshake initiation (type 1) is SEALED_INIT_LEN bytes: | common 4 |
+ * sender index 4 | ephemeral 32 | sealed static 32+16 | sealed timestamp and capabilities
+ * 13+16 | mac1 16 | mac2 16 |.
  */
 import { nodeIdOf } from '../../tunnel/udp/node-id.js';
 
 export const PODTUN_HEADER_LEN = 12;
+export const SEALED_VERSION = 2;
+export const SEALED_TYPE_INIT = 1;
+export const SEALED_TYPE_DATA = 4;
+export const SEALED_DATA_HEADER_LEN = 16;
+export const SEALED_DATA_OFFSET_RECEIVER = 4;
+export const SEALED_DATA_OFFSET_COUNTER = 8;
+export const SEALED_TAG_LEN = 16;
+export const SEALED_INIT_LEN = 4 + 4 + 32 + (32 + 16) + (13 + 16) + 16 + 16;
 const TYPE_DATA = 1;
 const IPV4_HEADER_LEN = 20;
 const UDP_HEADER_LEN = 8;
@@ -88,4 +105,34 @@ export function ipv4UdpPacket(spec: Ipv4UdpSpec): Buffer {
 /** A complete podtun data datagram: header from `senderName`, then `inner`. */
 export function podtunDataDatagram(senderName: string, inner: Buffer): Buffer {
   return Buffer.concat([podtunDataHeader(senderName), inner]);
+}
+
+/** A sealed transport data message as an attacker can make one: any index, counter, body and tag. */
+export function sealedDataMessage(receiverIndex: number, counter: bigint, body: Buffer, tag: Buffer): Buffer {
+  if (tag.length !== SEALED_TAG_LEN) throw new Error(`a tag is ${SEALED_TAG_LEN} bytes`);
+  const header = Buffer.alloc(SEALED_DATA_HEADER_LEN);
+  header.writeUInt8(SEALED_VERSION, 0);
+  header.writeUInt8(SEALED_TYPE_DATA, 1);
+  header.writeUInt32BE(receiverIndex >>> 0, SEALED_DATA_OFFSET_RECEIVER);
+  header.writeBigUInt64LE(counter, SEALED_DATA_OFFSET_COUNTER);
+  return Buffer.concat([header, body, tag]);
+}
+
+/** The sealed message type of a UDP payload (SEALED_TYPE_*), or undefined for another version. */
+export function sealedTypeOf(payload: Buffer): number | undefined {
+  return payload.length >= 4 && payload[0] === SEALED_VERSION ? payload[1] : undefined;
+}
+
+/** The receiver index of a sealed data message. */
+export function receiverIndexOf(message: Buffer): number {
+  return message.readUInt32BE(SEALED_DATA_OFFSET_RECEIVER);
+}
+
+/** A copy of `message` with bit `bit` (0 = the most significant bit of byte 0) flipped. */
+export function withBitFlipped(message: Buffer, bit: number): Buffer {
+  const out = Buffer.from(message);
+  const byte = bit >> 3;
+  if (byte >= out.length) throw new Error(`bit ${bit} is beyond a ${out.length}-byte message`);
+  out[byte] = (out[byte] ?? 0) ^ (0x80 >> (bit & 7));
+  return out;
 }

@@ -11,7 +11,7 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLUSTER_CIDR_V4, TUN_NAME } from '../../lab/cluster.js';
+import { CLUSTER_CIDR_V4, PODTUN_POD_MTU, TUN_NAME } from '../../lab/cluster.js';
 import type { Cluster } from '../../lab/cluster.js';
 import { waitPeers } from '../../lab/podtun-status.js';
 import { netnsSkipReason, podtunSkipReason, printSkip, useCluster } from './support.js';
@@ -91,7 +91,7 @@ describe.skipIf(skipReason !== undefined)('podtun doctor (3 nodes)', () => {
     const layers = new Set(healthy.checks.map((k) => k.layer));
     for (const layer of ['host', 'tun', 'routes', 'daemon', 'peer:n2', 'peer:n3', 'mtu:n2', 'mtu:n3']) expect(layers, layer).toContain(layer);
     const mtu = healthy.checks.find((k) => k.layer === 'mtu:n2');
-    expect(mtu?.detail, show(healthy)).toContain('1460 bytes');
+    expect(mtu?.detail, show(healthy)).toContain(`${PODTUN_POD_MTU} bytes`);
     const text = await doctor(c, false);
     expect(text.exitCode).toBe(0);
     expect(text.text).toMatch(/^OK host ip_forward: /m);

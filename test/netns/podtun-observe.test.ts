@@ -1,24 +1,23 @@
 /**
  * podtun end to end: what an operator sees. `podtun status --json` and `podtun routes` on the
  * status socket, `/readyz` and `/metrics` over the TCP api address, and the figures moving with
- * the traffic: an 8 MiB TCP stream n1 -> n2 grows n1's tx bytes for n2; a spoofed datagram
- * injected from n2's underlay address raises `podtun_drops_total{reason="spoofed"}` on n1.
+ * the traffic: an 8 MiB TCP stream n1 -> n2 grows n1's tx bytes for n2; a packet n2 seals whose
+ * source is not in n2's subnet (p2a sends from an address of n3's) raises
+ * `podtun_drops_total{reason="spoofed"}` on n1.
  *
  * ```
  *          underlay ns (bridge ul0, 192.168.77.0/24)
  *        /                  |                      \
  *   n1 (api 127.0.0.1:9402)  n2 (api ...:9402)       n3
  *   p1a --- 8 MiB tcp ----> p2a
- *       <-- udp-send [podtun header "n2" + IPv4 10.244.3.99 -> p1a]  (spoofed: dropped)
+ *       <-- udp-send from 10.244.3.99 (an extra address of p2a), sealed by n2  (spoofed: dropped)
  * ```
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readStatusReport } from '../../api/status-schema.js';
 import type { DashboardSnapshot } from '../../node-bootstrap/local-api/dashboard/dashboard-server.js';
-import { PODTUN_PORT } from '../../lab/cluster.js';
 import type { Cluster } from '../../lab/cluster.js';
-import { ipv4UdpPacket, podtunDataDatagram } from './inject-packet.js';
 import { probe, startProbe } from '../../lab/probe.js';
 import type { UdpSendResult } from '../../lab/probe.js';
 import { run } from '../../lab/shell.js';
@@ -106,14 +105,19 @@ describe.skipIf(skipReason !== undefined)('podtun: status CLI, readiness and met
     const c = cluster();
     const spoofed = (): Promise<number> => apiGet(c, 1, '/metrics').then(([, text]) => metric(text, 'podtun_drops_total', 'reason="spoofed"'));
     const before = await spoofed();
-    const inner = ipv4UdpPacket({ src: '10.244.3.99', dst: c.pod(1, 0).ipv4, srcPort: 40000, dstPort: 6000, payload: Buffer.from('spoofed') });
-    await probe<UdpSendResult>(c, c.node(2).ns, 'udp-send', {
-      to: c.node(1).underlayIp,
-      port: PODTUN_PORT,
-      bind: c.node(2).underlayIp,
-      hex: podtunDataDatagram('n2', inner).toString('hex'),
-      count: 3,
-    });
+    const p2a = c.pod(2, 0);
+    await c.exec(p2a.ns, ['ip', 'addr', 'add', '10.244.3.99/32', 'dev', 'eth0']);
+    try {
+      await probe<UdpSendResult>(c, p2a.ns, 'udp-send', {
+        to: c.pod(1, 0).ipv4,
+        port: 6000,
+        bind: '10.244.3.99',
+        hex: Buffer.from('spoofed').toString('hex'),
+        count: 3,
+      });
+    } finally {
+      await c.exec(p2a.ns, ['ip', 'addr', 'del', '10.244.3.99/32', 'dev', 'eth0']);
+    }
     let after = before;
     for (let i = 0; i < 20 && after - before < 3; i++) {
       await new Promise((r) => setTimeout(r, 100));

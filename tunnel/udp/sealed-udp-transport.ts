@@ -39,6 +39,7 @@ import { addDrops, addPrefixed } from '../transport-stats.js';
 import { RECV_MAX_DATAGRAMS, UdpTransport } from './udp-transport.js';
 import type { UdpPeer, UdpTransportOptions } from './udp-transport.js';
 import { HEADER_VERSION } from './udp-header.js';
+import { STAGE_MAX_AGE_MS, StagedPackets } from './session-staging.js';
 
 /** A sealed control message: type (1), sequence (4), sender timestamp (8, double ms). */
 const CONTROL_LEN = 13;
@@ -79,6 +80,16 @@ export class SealedUdpTransport extends UdpTransport {
   private readonly keyless = new Set<number>();
   private controlIn = 0;
   private keepalivesIn = 0;
+  private packetsStaged = 0;
+  /** Per peer, packets waiting for its session (only peers that ever waited have one). */
+  private readonly staged = new Map<number, StagedPackets>();
+  /**
+   * Each addressed peer's address ("192.168.77.2:8285") -> its slot, and back: a handshake
+   * message from a peer's address is named to the engine, which can then say why that peer
+   * stays down (authentication failed, key unknown).
+   */
+  private readonly slotByAddress = new Map<string, number>();
+  private readonly addressBySlot = new Map<number, string>();
 
   constructor(options: SealedUdpTransportOptions) {
     super(options);
@@ -97,8 +108,11 @@ export class SealedUdpTransport extends UdpTransport {
           const udp = this.udp;
           if (udp === undefined) return;
           udp.installKeypair(slot, k.localIndex, k.remoteIndex, k.sendKey, k.recvKey, k.cipher, k.initiator);
-          // The responder holds this keypair as `next` until a message opens with it: confirm at once.
-          if (k.initiator && !udp.sealTo(slot, this.controlBuf, 0)) this.controlSendFailures++;
+          if (!k.initiator) return;
+          // The responder holds this keypair as `next` until a message opens with it: confirm at
+          // once, then send what waited for the session.
+          if (!udp.sealTo(slot, this.controlBuf, 0)) this.controlSendFailures++;
+          if (this.staged.size > 0) this.flushStaged(udp, this.nowMs());
         },
         keypairInfo: (slot) => this.udp?.keypairInfo(slot),
       },
@@ -142,15 +156,30 @@ export class SealedUdpTransport extends UdpTransport {
   }
 
   protected override forget(peer: UdpPeer): void {
+    this.unmapAddress(peer.slot);
     this.engine.removePeer(peer.slot);
     this.keyless.delete(peer.slot);
     if (this.keys.delete(peer.slot)) this.udp?.clearKeypairs(peer.slot);
+    this.staged.delete(peer.slot);
     super.forget(peer);
   }
 
   protected override address(peer: UdpPeer): void {
     super.address(peer);
     this.udp?.allowRoam(peer.slot, peer.endpoint === undefined);
+    this.unmapAddress(peer.slot);
+    const host = peer.endpoint?.host ?? peer.learnedHost;
+    if (!peer.addressed || host === undefined) return;
+    const text = formatEndpoint(host, peer.endpoint?.port ?? peer.learnedPort);
+    this.slotByAddress.set(text, peer.slot);
+    this.addressBySlot.set(peer.slot, text);
+  }
+
+  private unmapAddress(slot: number): void {
+    const text = this.addressBySlot.get(slot);
+    if (text === undefined) return;
+    this.addressBySlot.delete(slot);
+    if (this.slotByAddress.get(text) === slot) this.slotByAddress.delete(text);
   }
 
   /**
@@ -169,13 +198,41 @@ export class SealedUdpTransport extends UdpTransport {
     this.packetsOut += sent;
     const dropped = count - sent;
     if (dropped === 0) return 0;
-    if (sent === 0 && !this.hasSession(slot)) {
-      this.dropCounters[DropReason.NoSession] = (this.dropCounters[DropReason.NoSession] ?? 0) + dropped;
-      this.engine.wantSession(slot);
-    } else {
-      this.dropCounters[DropReason.Congested] = (this.dropCounters[DropReason.Congested] ?? 0) + dropped;
-    }
+    if (sent === 0 && !this.hasSession(slot)) return this.stage(slot, batch, idx, count);
+    this.dropCounters[DropReason.Congested] = (this.dropCounters[DropReason.Congested] ?? 0) + dropped;
     return dropped;
+  }
+
+  /** No session yet: the packets wait for it (session-staging.ts), what does not fit is NoSession. */
+  private stage(slot: number, batch: PacketBatch, idx: Int32Array, count: number): number {
+    let staged = this.staged.get(slot);
+    if (staged === undefined) {
+      staged = new StagedPackets();
+      this.staged.set(slot, staged);
+    }
+    const refused = staged.add(batch, idx, count, this.nowMs());
+    this.packetsStaged += count - refused;
+    if (refused > 0) this.dropCounters[DropReason.NoSession] = (this.dropCounters[DropReason.NoSession] ?? 0) + refused;
+    this.engine.wantSession(slot);
+    return refused;
+  }
+
+  /** Sends what waited for a session that now exists; gives up what waited too long. */
+  private flushStaged(udp: NativeUdp, nowMs: number): void {
+    for (const [slot, staged] of this.staged) {
+      if (staged.count === 0) continue;
+      const peer = this.peers.at(slot);
+      if (peer !== undefined && peer.addressed && this.hasSession(slot)) {
+        const sent = udp.sendPackets(slot, peer.header, 0, staged.buf, staged.offs, staged.idx, staged.count, 0);
+        this.packetsOut += sent;
+        this.dropCounters[DropReason.Congested] = (this.dropCounters[DropReason.Congested] ?? 0) + staged.count - sent;
+      } else if (nowMs - staged.sinceMs < STAGE_MAX_AGE_MS) {
+        continue;
+      } else {
+        this.dropCounters[DropReason.NoSession] = (this.dropCounters[DropReason.NoSession] ?? 0) + staged.count;
+      }
+      staged.clear();
+    }
   }
 
   override peerStatus(): PeerStatus[] {
@@ -201,6 +258,7 @@ export class SealedUdpTransport extends UdpTransport {
     const out = super.stats();
     out['controlIn'] = this.controlIn;
     out['keepalivesIn'] = this.keepalivesIn;
+    out['packetsStaged'] = this.packetsStaged;
     addDrops(out, this.withNativeDrops());
     addPrefixed(out, 'handshake', this.engine.stats());
     return out;
@@ -252,6 +310,8 @@ export class SealedUdpTransport extends UdpTransport {
       else if (first === HEADER_VERSION) drops[DropReason.Unsealed] = (drops[DropReason.Unsealed] ?? 0) + 1;
       else drops[DropReason.BadHeader] = (drops[DropReason.BadHeader] ?? 0) + 1;
     }
+    // A responder's session starts with the peer's first message: what waited for it goes now.
+    if (this.staged.size > 0 && this.udp !== undefined) this.flushStaged(this.udp, nowMs);
     if (n === 0 || this.sink === undefined) return;
     this.packetsIn += n;
     inbound.count = n;
@@ -264,8 +324,10 @@ export class SealedUdpTransport extends UdpTransport {
     if (udp === undefined) return;
     const source = udp.sourceOf(i);
     const message = Buffer.from(this.recvBuf.subarray(off, off + len));
+    const sourceText = formatEndpoint(source.host, source.port);
     const result = this.engine.consume(message, {
-      sourceText: formatEndpoint(source.host, source.port),
+      slot: this.slotByAddress.get(sourceText),
+      sourceText,
       reply: (answer: Buffer) => {
         if (!udp.sendToAddress(source.host, source.port, answer, answer.length)) this.controlSendFailures++;
       },
@@ -333,6 +395,7 @@ export class SealedUdpTransport extends UdpTransport {
     this.followRoaming(udp);
     this.engine.tick();
     const nowMs = this.nowMs();
+    if (this.staged.size > 0) this.flushStaged(udp, nowMs);
     const probe = this.controlBuf;
     for (const peer of this.peers.values()) {
       const seq = peer.liveness.tick(nowMs);

@@ -123,6 +123,15 @@ export class WsSealing {
     this.engine.wantSession(slot);
   }
 
+  /**
+   * The peer has no connection left: its sessions end with them. A peer that restarted has
+   * forgotten them, and messages sealed under them would die at its end until a new handshake;
+   * the next connection handshakes first and the peer is up only then.
+   */
+  disconnected(slot: number): void {
+    if (this.keys.has(slot)) this.sealer.clearKeypairs(slot);
+  }
+
   hasSession(slot: number): boolean {
     return this.keys.has(slot) && this.sealer.keypairInfo(slot).hasCurrent;
   }

@@ -372,6 +372,7 @@ export class WsTransport implements Transport {
     const connected = sendingConn(peer) !== undefined;
     const sealing = this.sealing;
     if (connected && sealing !== undefined && peer.state !== 'up') sealing.connected(peer.slot);
+    if (!connected && peer.dialed === undefined && peer.inbound === undefined) sealing?.disconnected(peer.slot);
     const up = connected && (sealing === undefined || sealing.hasSession(peer.slot));
     if (up && peer.state !== 'up') {
       peer.state = 'up';

@@ -74,6 +74,12 @@ export interface KeypairInfo {
   lastReceiveAgeMs: number;
   /** A data message opened with the current keypair: the peer holds it. */
   confirmed: boolean;
+  /**
+   * Keypairs the slot holds (expired ones too), at most 4: current, previous, next, and the
+   * keypair the peer last sealed with when a rekey took it out of those three (receive-only,
+   * wiped at the first rekey after a message opened with another keypair; native/src/seal.h).
+   */
+  keypairs: number;
 }
 
 export interface NativeUdp {
@@ -215,7 +221,7 @@ export interface NativeAddon {
   raiseNofileLimit(): { soft: number; hard: number };
   openTun(opts: TunOpenOptions): NativeTun;
   openUdp(opts: UdpOpenOptions): NativeUdp;
-  /** A keypair table of its own (its 13 MiB of address space cost memory only for the slots used). Throws ERR_PODTUN_SEALER_OPEN. */
+  /** A keypair table of its own (its 17 MiB of address space cost memory only for the slots used). Throws ERR_PODTUN_SEALER_OPEN. */
   openSealer(): NativeSealer;
   /**
    * The offload code paths, exposed for tests. Splits one virtio packet into plain IP packets in

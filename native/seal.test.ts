@@ -426,7 +426,7 @@ describe('sealed UDP', () => {
     expect(a.sealTo(SLOT_B, Buffer.alloc(1), 1)).toBe(false);
     expect(a.stats()['noKeypairDrops']).toBe(8);
     expect(a.keypairInfo(SLOT_B)).toEqual({
-      hasCurrent: false, currentAgeMs: -1, sendCounter: 0, hasNext: false, lastReceiveAgeMs: -1, confirmed: false,
+      hasCurrent: false, currentAgeMs: -1, sendCounter: 0, hasNext: false, lastReceiveAgeMs: -1, confirmed: false, keypairs: 0,
     });
     const s = newSession(0);
     installA(a, s, false); // a next alone does not seal

@@ -67,7 +67,7 @@ napi_value pt_seal_napi_info(napi_env env, const pt_seal *s, napi_value slot_v) 
       !set_number(env, obj, "currentAgeMs", (double)i.current_age_ms) ||
       !set_number(env, obj, "sendCounter", (double)i.send_counter) || !set_bool(env, obj, "hasNext", i.has_next) ||
       !set_number(env, obj, "lastReceiveAgeMs", (double)i.last_receive_age_ms) ||
-      !set_bool(env, obj, "confirmed", i.confirmed))
+      !set_bool(env, obj, "confirmed", i.confirmed) || !set_number(env, obj, "keypairs", i.keypairs))
     return NULL;
   return obj;
 }

@@ -23,7 +23,7 @@ void pt_seal_napi_install(napi_env env, pt_seal *s, const napi_value *argv);
 /* clearKeypairs(slot) */
 void pt_seal_napi_clear(napi_env env, pt_seal *s, napi_value slot);
 
-/* keypairInfo(slot) -> { hasCurrent, currentAgeMs, sendCounter, hasNext, lastReceiveAgeMs, confirmed } */
+/* keypairInfo(slot) -> { hasCurrent, currentAgeMs, sendCounter, hasNext, lastReceiveAgeMs, confirmed, keypairs } */
 napi_value pt_seal_napi_info(napi_env env, const pt_seal *s, napi_value slot);
 
 /* Adds noKeypairDrops, sealSealed, sealOpened, sealUnknownIndex, sealAuthFailed, sealReplayed,

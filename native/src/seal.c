@@ -5,7 +5,7 @@
  * 1. receiver index -> slot (its low bits) -> the slot's keypair with that local index;
  * 2. reject an expired keypair before spending work on it;
  * 3. decrypt in place and verify the tag;
- * 4. only then: replay window, promotion of a next keypair, the slot's receive time.
+ * 4. only then: replay window, promotion of a next keypair, the slot's `last` and receive time.
  *
  * libcrypto is Node's own: compiled against the OpenSSL headers Node ships (include/node/openssl)
  * and not linked, so the EVP symbols resolve against the node binary at load. One OpenSSL in the
@@ -38,18 +38,20 @@ struct pt_keypair {
   int64_t created_ms;
   uint64_t send_counter;
   uint8_t live, confirmed;
+  uint8_t superseded; /* was `last`, then another keypair was: the peer has moved on from it */
   replay_window replay;
 };
 
-/* A role names one of a slot's three keypairs: 1 + its index, or NONE. NONE is 0 so that the
- * zero-filled table needs no initialising write: a slot never used is never touched, and its
- * pages are never made resident. */
+/* A role names one of a slot's PT_SEAL_KEYPAIRS keypairs: 1 + its index, or NONE. NONE is 0 so
+ * that the zero-filled table needs no initialising write: a slot never used is never touched,
+ * and its pages are never made resident. */
 #define NONE 0
 #define KP(sl, role) (&(sl)->kp[(role) - 1])
 
 typedef struct {
-  pt_keypair kp[3];
-  uint8_t cur, prev, next;
+  pt_keypair kp[PT_SEAL_KEYPAIRS];
+  uint8_t cur, prev, next, kept; /* the roles (seal.h); a keypair has one role or is wiped */
+  uint8_t last;                  /* the keypair the newest opened message used: the peer's sender */
   uint8_t received;
   int64_t last_recv_ms;
 } seal_slot;
@@ -125,7 +127,7 @@ void pt_seal_count_open(pt_seal_counters *c, pt_open_result r) {
 static int is_keyed(const pt_seal *s, uint32_t slot) { return (s->keyed[slot / 64] >> (slot % 64)) & 1; }
 
 pt_seal *pt_seal_new(void) {
-  /* ~13 MiB of address space, mapped anonymous: a page stays unbacked until a slot on it is
+  /* ~17 MiB of address space, mapped anonymous: a page stays unbacked until a slot on it is
    * written, so only slots in use cost memory. (calloc may serve this much from the heap when
    * glibc's mmap threshold has grown, and then zeroes, so touches, all of it.) */
   void *p = mmap(NULL, sizeof(pt_seal), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -146,7 +148,7 @@ void pt_seal_free(pt_seal *s) {
   if (!s) return;
   for (uint32_t i = 0; i < PT_SEAL_SLOTS; i++) {
     if (!is_keyed(s, i)) continue;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < PT_SEAL_KEYPAIRS; k++) {
       pt_keypair *kp = &s->slots[i].kp[k];
       EVP_CIPHER_CTX_free(kp->seal_ctx); /* resets (cleanses) first */
       EVP_CIPHER_CTX_free(kp->open_ctx);
@@ -158,14 +160,43 @@ void pt_seal_free(pt_seal *s) {
 
 static void drop_role(seal_slot *sl, uint8_t *role) {
   if (*role == NONE) return;
+  if (*role == sl->last) sl->last = NONE;
   drop(KP(sl, *role));
   *role = NONE;
 }
 
-/* A role no keypair of the slot plays (there are three keypairs and at most two roles taken). */
+static int64_t age_of(const pt_keypair *kp, uint64_t now_ms) { return (int64_t)now_ms - kp->created_ms; }
+
+/*
+ * The two steps of every rekey (an install, or the promotion of a next), which together are the
+ * rule of seal.h: a keypair the peer may still seal with is never wiped by a rekey.
+ *
+ * First, a kept keypair is wiped once a message opened with another keypair since (the peer
+ * moved on: it seals with that one now, and its own keypairs only ever get newer) or once it
+ * expired. So `kept`, when there is one, is `last`.
+ */
+static void drop_stale_kept(seal_slot *sl, uint64_t now_ms) {
+  if (sl->kept != NONE && (sl->kept != sl->last || age_of(KP(sl, sl->kept), now_ms) >= PT_REJECT_AFTER_MS))
+    drop_role(sl, &sl->kept);
+}
+
+/* Then, a keypair leaving current / previous / next becomes `kept` when it is `last` (and has not
+ * expired), else it is wiped. `last` is one keypair, so at most one is kept. */
+static void retire(seal_slot *sl, uint8_t *role, uint64_t now_ms) {
+  if (*role == NONE) return;
+  if (*role != sl->last || age_of(KP(sl, *role), now_ms) >= PT_REJECT_AFTER_MS) {
+    drop_role(sl, role);
+    return;
+  }
+  drop_role(sl, &sl->kept); /* none after drop_stale_kept: `kept` would be `last` too */
+  sl->kept = *role;
+  *role = NONE;
+}
+
+/* A keypair no role holds. */
 static uint8_t free_role(const seal_slot *sl) {
-  for (uint8_t r = 1; r <= 3; r++)
-    if (r != sl->cur && r != sl->prev && r != sl->next) return r;
+  for (uint8_t r = 1; r <= PT_SEAL_KEYPAIRS; r++)
+    if (r != sl->cur && r != sl->prev && r != sl->next && r != sl->kept) return r;
   return NONE;
 }
 
@@ -179,9 +210,12 @@ int pt_seal_install(pt_seal *s, uint32_t slot, uint32_t local_index, uint32_t re
                     const uint8_t *recv_key, int cipher, int initiator, uint64_t now_ms) {
   seal_slot *sl = &s->slots[slot];
   s->keyed[slot / 64] |= UINT64_C(1) << (slot % 64);
-  /* The keypair this one replaces in any case gives its storage; else one is free. */
-  drop_role(sl, initiator ? &sl->prev : &sl->next);
+  /* The keypair this one replaces in any case leaves its role first: then at most three roles
+   * are taken (current, next, kept or current, previous, kept), so one of the four is free. */
+  drop_stale_kept(sl, now_ms);
+  retire(sl, initiator ? &sl->prev : &sl->next, now_ms);
   uint8_t k = free_role(sl);
+  if (k == NONE) return 0; /* cannot happen (see above) */
   pt_keypair *kp = KP(sl, k);
   const EVP_CIPHER *c = cipher == PT_CIPHER_AES_256_GCM ? EVP_aes_256_gcm() : EVP_chacha20_poly1305();
   if (!c || !key_ctx(&kp->seal_ctx, c, send_key, 1) || !key_ctx(&kp->open_ctx, c, recv_key, 0)) {
@@ -196,8 +230,8 @@ int pt_seal_install(pt_seal *s, uint32_t slot, uint32_t local_index, uint32_t re
     sl->next = k;
     return 1;
   }
-  if (sl->next != NONE) { /* a pending next is newer than current: it is the one to keep */
-    drop_role(sl, &sl->cur);
+  if (sl->next != NONE) { /* a pending next is newer than current: it is the previous to keep */
+    retire(sl, &sl->cur, now_ms);
     sl->prev = sl->next;
     sl->next = NONE;
   } else {
@@ -209,7 +243,7 @@ int pt_seal_install(pt_seal *s, uint32_t slot, uint32_t local_index, uint32_t re
 
 int pt_seal_index_in_use(const pt_seal *s, uint32_t slot, uint32_t local_index) {
   const seal_slot *sl = &s->slots[slot];
-  for (int k = 0; k < 3; k++)
+  for (int k = 0; k < PT_SEAL_KEYPAIRS; k++)
     if (sl->kp[k].live && sl->kp[k].local_index == local_index) return 1;
   return 0;
 }
@@ -219,6 +253,8 @@ void pt_seal_clear(pt_seal *s, uint32_t slot) {
   drop_role(sl, &sl->cur);
   drop_role(sl, &sl->prev);
   drop_role(sl, &sl->next);
+  drop_role(sl, &sl->kept);
+  sl->last = NONE;
   sl->received = 0;
   sl->last_recv_ms = 0;
 }
@@ -227,8 +263,6 @@ void pt_seal_wipe(pt_seal *s) {
   for (uint32_t i = 0; i < PT_SEAL_SLOTS; i++)
     if (is_keyed(s, i)) pt_seal_clear(s, i);
 }
-
-static int64_t age_of(const pt_keypair *kp, uint64_t now_ms) { return (int64_t)now_ms - kp->created_ms; }
 
 static int may_seal(const pt_keypair *kp, uint64_t now_ms) {
   return age_of(kp, now_ms) < PT_REJECT_AFTER_MS && kp->send_counter < PT_REJECT_AFTER_MESSAGES;
@@ -243,6 +277,8 @@ void pt_seal_info_of(const pt_seal *s, uint32_t slot, uint64_t now_ms, pt_seal_i
   info->has_next = sl->next != NONE;
   info->last_receive_age_ms = sl->received ? (int64_t)now_ms - sl->last_recv_ms : -1;
   info->confirmed = cur && cur->confirmed;
+  info->keypairs = 0;
+  for (int k = 0; k < PT_SEAL_KEYPAIRS; k++) info->keypairs += sl->kp[k].live;
 }
 
 pt_keypair *pt_seal_sender(pt_seal *s, uint32_t slot, uint64_t now_ms) {
@@ -306,9 +342,9 @@ pt_open_result pt_seal_open(pt_seal *s, uint8_t *d, uint32_t len, uint64_t now_m
   if (len < PT_SEAL_OVERHEAD || len - PT_SEAL_OVERHEAD > PT_SEAL_MAX_PLAINTEXT) return PT_OPEN_AUTH_FAILED;
   uint32_t index = rd_be32(d + PT_SEAL_OFFSET_RECEIVER);
   seal_slot *sl = &s->slots[index & PT_SEAL_SLOT_MASK];
-  const uint8_t roles[3] = {sl->cur, sl->next, sl->prev};
+  const uint8_t roles[PT_SEAL_KEYPAIRS] = {sl->cur, sl->next, sl->prev, sl->kept};
   uint8_t k = NONE;
-  for (int r = 0; r < 3 && k == NONE; r++)
+  for (int r = 0; r < PT_SEAL_KEYPAIRS && k == NONE; r++)
     if (roles[r] != NONE && KP(sl, roles[r])->local_index == index) k = roles[r];
   if (k == NONE) return PT_OPEN_UNKNOWN_INDEX;
   pt_keypair *kp = KP(sl, k);
@@ -320,11 +356,19 @@ pt_open_result pt_seal_open(pt_seal *s, uint8_t *d, uint32_t len, uint64_t now_m
   kp->confirmed = 1;
   if (k == sl->next) {
     /* The initiator sealed with it: it holds the keypair, so it is safe to seal with now. The
-     * dropped previous frees its cipher state: once per rekey, not per packet. */
-    drop_role(sl, &sl->prev);
+     * retired previous is kept (it was `last`) or frees its cipher state: once per rekey, not
+     * per packet. */
+    drop_stale_kept(sl, now_ms);
+    retire(sl, &sl->prev, now_ms);
     sl->prev = sl->cur;
     sl->cur = k;
     sl->next = NONE;
+  }
+  /* The peer's sending keypair only ever changes to a newer one: a message under one it moved on
+   * from was reordered behind the switch, and does not make it `last` again. */
+  if (k != sl->last && !kp->superseded) {
+    if (sl->last != NONE) KP(sl, sl->last)->superseded = 1;
+    sl->last = k;
   }
   sl->received = 1;
   sl->last_recv_ms = (int64_t)now_ms;
@@ -334,7 +378,7 @@ pt_open_result pt_seal_open(pt_seal *s, uint8_t *d, uint32_t len, uint64_t now_m
 
 void pt_seal_age_for_test(pt_seal *s, uint32_t slot, uint64_t ms) {
   seal_slot *sl = &s->slots[slot];
-  for (int k = 0; k < 3; k++)
+  for (int k = 0; k < PT_SEAL_KEYPAIRS; k++)
     if (sl->kp[k].live) sl->kp[k].created_ms -= (int64_t)ms;
 }
 

@@ -6,11 +6,35 @@
  *
  * nonce = 4 zero bytes || counter (LE), additional data = the 16-byte header.
  *
- * Keypairs of a slot (WireGuard's current / previous / next):
+ * Keypairs of a slot (WireGuard's current / previous / next, and one more, kept):
  * - current seals and opens; previous only opens (packets sealed before a rekey still arrive);
  * - next is a responder's keypair the initiator has not used yet: it only opens, and the first
  *   message that opens with it makes it current (the old current becomes previous), so a
- *   responder never seals with a keypair its peer may not hold.
+ *   responder never seals with a keypair its peer may not hold;
+ * - kept only opens: `last` after a rekey took it out of the three roles above.
+ * `last` is the keypair the newest opened message used: the one the peer seals with. (A peer's
+ * sending keypair only ever changes to a newer one, so a message under a keypair `last` moved on
+ * from is one reordered behind the switch: it opens, and does not make that keypair `last`.)
+ *
+ * The rule: a rekey (an install, or the promotion of a next) never wipes `last`, unless it has
+ * expired. A keypair leaving current / previous / next becomes kept if it is `last`, else is
+ * wiped; at the next rekey a kept keypair is wiped once it is no longer `last` (the peer moved
+ * on) or has expired. So at most PT_SEAL_KEYPAIRS keypairs: a rekey retires one role before it
+ * takes one.
+ *
+ * Why: WireGuard (add_new_keypair) wipes the previous keypair at an initiator's install. After
+ * crossed initiations (both nodes initiated at once, as nodes started together do: each seals
+ * with the keypair it initiated and holds the other's as previous) that previous is the one the
+ * peer seals with until the new keypair reaches it: its messages of that round trip would die.
+ * With the rule, over in-order links, no valid message is refused at:
+ * - a rekey: the initiator's old current (the peer's sender) becomes previous, as in WireGuard;
+ * - a rekey after crossed initiations, by either side: the initiator's previous, the peer's
+ *   sender, is kept; the responder promotes the new keypair as usual;
+ * - both sides rekeying at once: a node installing its own keypair while the peer's is pending
+ *   as next keeps that next as previous and its old current, when the peer's sender, as kept
+ *   (WireGuard wipes it too); then they are crossed, as above.
+ * This holds while a node starts a rekey at most once per round trip (the handshake engine's
+ * intervals are far longer); native/rekey.test.ts runs these cases and random schedules.
  *
  * Two users hold a table: a sealed NativeUdp (one message per datagram) and a NativeSealer (one
  * message per WebSocket message, of any size up to PT_SEAL_MAX_PLAINTEXT). Both count what
@@ -38,6 +62,9 @@
 #define PT_SEAL_KEY_LEN 32
 /* Largest plaintext of one message: EVP takes lengths as int; 1 GiB keeps every sum far from it. */
 #define PT_SEAL_MAX_PLAINTEXT (1u << 30)
+
+/* Keypairs of a slot: current, previous, next, kept. */
+#define PT_SEAL_KEYPAIRS 4
 
 #define PT_SEAL_SLOT_BITS 12
 #define PT_SEAL_SLOTS (1u << PT_SEAL_SLOT_BITS)
@@ -88,10 +115,11 @@ uint64_t pt_seal_now_ms(void);
 /*
  * Installs a keypair in `slot` (keys are only read; the contexts keep the expanded keys).
  * initiator: it becomes current at once; the old current (or, when a next was pending, that
- * next, the newer of the two) becomes previous, the rest is wiped.
+ * next, the newer of the two) becomes previous; the old previous (and the old current when a
+ * next was pending) is retired: kept if `last`, else wiped.
  * responder: it becomes next, replacing (wiping) an earlier next.
- * Returns 1, or 0 when the cipher could not be keyed: the keypair it would have replaced is gone,
- * the others are as they were.
+ * Returns 1, or 0 when the cipher could not be keyed: the keypair it would have replaced is
+ * retired (and a stale kept one wiped), the others are as they were.
  */
 int pt_seal_install(pt_seal *s, uint32_t slot, uint32_t local_index, uint32_t remote_index, const uint8_t *send_key,
                     const uint8_t *recv_key, int cipher, int initiator, uint64_t now_ms);
@@ -112,6 +140,7 @@ typedef struct {
   int has_next;
   int64_t last_receive_age_ms; /* since the last message that opened in this slot; -1: never */
   int confirmed;            /* a message opened with the current keypair: the peer holds it */
+  int keypairs;             /* keypairs the slot holds, 0 to PT_SEAL_KEYPAIRS (expired ones too) */
 } pt_seal_info;
 
 void pt_seal_info_of(const pt_seal *s, uint32_t slot, uint64_t now_ms, pt_seal_info *info);
@@ -132,7 +161,8 @@ int pt_seal_message(pt_keypair *kp, const struct iovec *pieces, uint32_t npieces
  * Opens a data message in place (`d`, `len` bytes, pt_seal_is_data already checked): finds the
  * keypair by receiver index, verifies the tag, writes the plaintext over the ciphertext at
  * d + PT_SEAL_HEADER_LEN, then checks and updates the replay window. On PT_OPENED: `*slot` is
- * the sender's slot, a next keypair has become current, and the slot's receive time is `now_ms`.
+ * the sender's slot, a next keypair has become current, the keypair is `last`, and the slot's
+ * receive time is `now_ms`.
  * A message that did not open changes no state (its bytes may be overwritten). A message longer
  * than PT_SEAL_MAX_PLAINTEXT + PT_SEAL_OVERHEAD cannot have been sealed: PT_OPEN_AUTH_FAILED.
  */

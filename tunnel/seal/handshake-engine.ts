@@ -101,8 +101,8 @@ export const SLOW_RETRY_MS = 30_000;
 const RETRY_JITTER_MS = 333;
 /** The side that did not initiate the current session rekeys this long after the one that did. */
 export const RESPONDER_REKEY_DELAY_MS = 3 * REKEY_TIMEOUT_MS;
-/** Local indexes of a peer's keypairs the addon may still hold (current, previous, next) and one spare. */
-const RECENT_INDEXES = 4;
+/** Local indexes of a peer's keypairs the addon may still hold (current, previous, next, kept) and one spare. */
+const RECENT_INDEXES = 5;
 
 /** Why a handshake message was not processed; counted as `refused.<reason>`. */
 export type HandshakeRefusal = 'mac1' | 'decrypt' | 'key_unknown' | 'replayed' | 'rate_limited' | 'malformed' | 'unexpected_response';

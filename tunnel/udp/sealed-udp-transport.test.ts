@@ -31,6 +31,7 @@ import { skipUnlessMet } from '../../test/requirement.js';
 import { generateX25519 } from '../seal/x25519.js';
 import { SealedUdpTransport } from './sealed-udp-transport.js';
 import { STAGE_PACKETS } from './session-staging.js';
+import { UdpTransport } from './udp-transport.js';
 
 const nativeMissing = skipUnlessMet('tunnel/udp/sealed-udp-transport.test.ts',
   existsSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'podtun.node')) ? undefined : 'the native addon is not built (npm ci builds it)');
@@ -289,5 +290,32 @@ describe.skipIf(nativeMissing)('SealedUdpTransport: packets sent before the sess
     expect(atB.missing()[0]).toBe(STAGE_PACKETS);
     expect(atB.duplicates()).toBe(0);
     expect(a.stats()['packetsStaged']).toBe(STAGE_PACKETS);
+  });
+});
+
+describe.skipIf(nativeMissing)('SealedUdpTransport: a peer with encryption: none', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it('is refused, its datagrams counted as unsealed, and status says why', async () => {
+    const keyA = generateX25519();
+    const a = new SealedUdpTransport({ listen: '127.0.0.1:0', localNode: 'node-a', clusterSecret: SECRET, log: quietLogger, nodeKey: keyA, cpuHasAesHw: true, probeIntervalMs: 50, deadAfterMs: 300 });
+    const b = new UdpTransport({ listen: '127.0.0.1:0', localNode: 'node-b', clusterSecret: SECRET, log: quietLogger, probeIntervalMs: 50, deadAfterMs: 300 });
+    cleanups.push(() => a.close(), () => b.close());
+    const atA = seqCounter(1);
+    await a.start(atA.sink);
+    await b.start(() => undefined);
+    a.setPeer(SLOT_OF_B, { node: 'node-b', endpoints: { udp: `127.0.0.1:${b.port}` }, transports: ['udp'], publicKey: publicKeyText(generateX25519().publicKey) });
+    b.setPeer(SLOT_OF_A, { node: 'node-a', endpoints: { udp: `127.0.0.1:${a.port}` }, transports: ['udp'] });
+    await waitFor('b\'s unsealed probes refused at a', () => (a.drops()['unsealed'] ?? 0) >= 3, 3_000);
+    await waitFor('a says why b is down', () => {
+      const seen = a.peerStatus().find((p) => p.slot === SLOT_OF_B);
+      return seen?.state === 'down' && seen.downReason !== undefined;
+    }, 3_000);
+    expect(a.peerStatus().find((p) => p.slot === SLOT_OF_B)).toMatchObject({ state: 'down', sealed: true, downReason: 'unsealed: it sends encryption: none traffic' });
+    expect(b.peerStatus().find((p) => p.slot === SLOT_OF_A)?.state).not.toBe('up');
+    expect(atA.received()).toBe(0);
   });
 });

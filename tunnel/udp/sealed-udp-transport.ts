@@ -38,8 +38,11 @@ import {
 import { addDrops, addPrefixed } from '../transport-stats.js';
 import { RECV_MAX_DATAGRAMS, UdpTransport } from './udp-transport.js';
 import type { UdpPeer, UdpTransportOptions } from './udp-transport.js';
-import { HEADER_VERSION } from './udp-header.js';
+import { HEADER_VERSION, checkHeader, readSenderId } from './udp-header.js';
 import { STAGE_MAX_AGE_MS, StagedPackets } from './session-staging.js';
+
+/** How long an unsealed datagram from a peer names why it is down. */
+const UNSEALED_REASON_MS = 10_000;
 
 /** A sealed control message: type (1), sequence (4), sender timestamp (8, double ms). */
 const CONTROL_LEN = 13;
@@ -81,6 +84,8 @@ export class SealedUdpTransport extends UdpTransport {
   private controlIn = 0;
   private keepalivesIn = 0;
   private packetsStaged = 0;
+  /** When each peer last sent an unsealed datagram (its config says encryption: none). */
+  private readonly unsealedAtMs = new Map<number, number>();
   /** Per peer, packets waiting for its session (only peers that ever waited have one). */
   private readonly staged = new Map<number, StagedPackets>();
   /**
@@ -161,6 +166,7 @@ export class SealedUdpTransport extends UdpTransport {
     this.keyless.delete(peer.slot);
     if (this.keys.delete(peer.slot)) this.udp?.clearKeypairs(peer.slot);
     this.staged.delete(peer.slot);
+    this.unsealedAtMs.delete(peer.slot);
     super.forget(peer);
   }
 
@@ -242,7 +248,9 @@ export class SealedUdpTransport extends UdpTransport {
       const session = this.engine.peerState(status.slot);
       if (session?.lastHandshakeAgeMs !== undefined) status.lastHandshakeAgeMs = session.lastHandshakeAgeMs;
       if (status.state === 'up') continue;
+      const unsealedAtMs = this.unsealedAtMs.get(status.slot);
       if (this.keyless.has(status.slot)) status.downReason = 'key unknown: its lease names no public key';
+      else if (unsealedAtMs !== undefined && this.nowMs() - unsealedAtMs < UNSEALED_REASON_MS) status.downReason = 'unsealed: it sends encryption: none traffic';
       else if (session?.reason !== undefined && session.reason !== 'up') status.downReason = DOWN_REASON_WORDS[session.reason];
       const address = this.udp?.peerAddressOf(status.slot);
       if (status.endpoint === undefined && address !== undefined) status.endpoint = formatEndpoint(address.host, address.port);
@@ -307,7 +315,7 @@ export class SealedUdpTransport extends UdpTransport {
       }
       const first = len > 0 ? (buf[off] ?? 0) : 0;
       if (first === SEALED_VERSION) this.handshake(i, off, len);
-      else if (first === HEADER_VERSION) drops[DropReason.Unsealed] = (drops[DropReason.Unsealed] ?? 0) + 1;
+      else if (first === HEADER_VERSION) this.unsealed(off, len, nowMs);
       else drops[DropReason.BadHeader] = (drops[DropReason.BadHeader] ?? 0) + 1;
     }
     // A responder's session starts with the peer's first message: what waited for it goes now.
@@ -316,6 +324,18 @@ export class SealedUdpTransport extends UdpTransport {
     this.packetsIn += n;
     inbound.count = n;
     this.sink(inbound);
+  }
+
+  /**
+   * An unsealed (version 1) datagram: dropped. When it names a peer's node id, that peer most
+   * likely runs `encryption: none`, which status says while the peer is down (a forger can make
+   * it say so too, but cannot bring the peer up or down).
+   */
+  private unsealed(off: number, len: number, nowMs: number): void {
+    this.dropCounters[DropReason.Unsealed] = (this.dropCounters[DropReason.Unsealed] ?? 0) + 1;
+    if (checkHeader(this.recvBuf, off, len) < 0) return;
+    const peer = this.bySenderId.get(readSenderId(this.recvBuf, off));
+    if (peer !== undefined) this.unsealedAtMs.set(peer.slot, nowMs);
   }
 
   /** A handshake message: the engine checks it (cheap MAC first) and answers at its source. */

@@ -137,7 +137,7 @@ export class UdpTransport implements Transport {
   private boundPort = -1;
 
   protected readonly peers = new PeerSlots<UdpPeer>('ERR_PODTUN_UDP_SLOT');
-  private readonly bySenderId = new Map<number, UdpPeer>();
+  protected readonly bySenderId = new Map<number, UdpPeer>();
   /** The sender of the previous datagram: a receive batch mostly comes from one or two peers. */
   private lastSender: UdpPeer | undefined;
 

@@ -33,8 +33,8 @@ import type { Server, Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { emit, int, parseFlags, str } from './agent-flags.js';
-import type { Flags } from './agent-flags.js';
+import { emit, int, runAgent, str } from './agent-cli.js';
+import type { AgentMode, Flags } from './agent-cli.js';
 
 const CHUNK_BYTES = 256 * 1024;
 
@@ -398,7 +398,7 @@ async function unixForward(flags: Flags): Promise<object> {
   return { connections };
 }
 
-const MODES: Record<string, (flags: Flags) => Promise<object>> = {
+const MODES: Readonly<Record<string, AgentMode>> = {
   'unix-forward': unixForward,
   'tcp-sink': tcpSink,
   'tcp-send': tcpSend,
@@ -409,25 +409,4 @@ const MODES: Record<string, (flags: Flags) => Promise<object>> = {
   'udp-flood': udpFlood,
 };
 
-async function main(argv: readonly string[]): Promise<void> {
-  const [mode, ...rest] = argv;
-  const handler = mode === undefined ? undefined : MODES[mode];
-  if (handler === undefined) {
-    throw new Error(`usage: probe-agent ${Object.keys(MODES).join('|')} [--flag value]...`);
-  }
-  const flags = parseFlags(rest);
-  const timeoutMs = int(flags, 'timeout-ms', 30_000);
-  const timer = setTimeout(() => {
-    emit({ error: `${mode} timed out after ${timeoutMs} ms` });
-    process.exit(2);
-  }, timeoutMs);
-  const result = await handler(flags);
-  clearTimeout(timer);
-  emit(result);
-  process.exit(0);
-}
-
-main(process.argv.slice(2)).catch((error: unknown) => {
-  emit({ error: error instanceof Error ? error.message : String(error) });
-  process.exit(1);
-});
+runAgent('probe-agent', MODES, 30_000, process.argv.slice(2));

@@ -30,8 +30,8 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { checkServerProof, clientHello } from '../tunnel/ws/ws-handshake.js';
 import { WS_SUBPROTOCOL } from '../tunnel/ws/ws-framing.js';
-import { emit, int, parseFlags, str } from './agent-flags.js';
-import type { Flags } from './agent-flags.js';
+import { emit, int, runAgent, str } from './agent-cli.js';
+import type { AgentMode, Flags } from './agent-cli.js';
 
 const RECORD_BYTES = 64 * 1024;
 const PROGRESS_INTERVAL_MS = 1000;
@@ -345,25 +345,6 @@ function headersOf(head: string): IncomingHttpHeaders {
   return out;
 }
 
-const MODES: Readonly<Record<string, (flags: Flags) => Promise<object>>> = { flood, relay, replay, client };
+const MODES: Readonly<Record<string, AgentMode>> = { flood, relay, replay, client };
 
-async function main(argv: readonly string[]): Promise<void> {
-  const [mode, ...rest] = argv;
-  const run = mode === undefined ? undefined : MODES[mode];
-  if (run === undefined) throw new Error(`usage: ws-attack-agent ${Object.keys(MODES).join('|')} [--flag value]...`);
-  const flags = parseFlags(rest);
-  const timeoutMs = int(flags, 'timeout-ms', 60_000);
-  const timer = setTimeout(() => {
-    emit({ error: `${mode} timed out after ${timeoutMs} ms` });
-    process.exit(2);
-  }, timeoutMs);
-  const result = await run(flags);
-  clearTimeout(timer);
-  emit(result);
-  process.exit(0);
-}
-
-main(process.argv.slice(2)).catch((error: unknown) => {
-  emit({ error: error instanceof Error ? error.message : String(error) });
-  process.exit(1);
-});
+runAgent('ws-attack-agent', MODES, 60_000, process.argv.slice(2));

@@ -18,16 +18,6 @@ export function parsePublicKeyText(text: string): Buffer {
   return bytes;
 }
 
-/** Whether `text` is a public key as podtun writes them. */
-export function isPublicKeyText(text: string): boolean {
-  try {
-    parsePublicKeyText(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function publicKeyText(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64');
 }

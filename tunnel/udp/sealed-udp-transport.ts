@@ -3,7 +3,7 @@
  * tunnel/seal/sealed-format.ts instead of udp-header.ts's. What differs from the unsealed
  * transport it extends:
  *
- * - Sessions: tunnel/seal/handshake-engine.ts runs a Noise_IKpsk2 handshake with each peer whose
+ * - Sessions: tunnel/seal/peer-sessions.ts runs a Noise_IKpsk2 handshake with each peer whose
  *   lease names a public key, and hands the session keys to the addon, which seals and opens
  *   every data datagram in C (nothing per packet in JS).
  * Inside (router -> peer):
@@ -23,12 +23,10 @@
  */
 import type { PacketBatch } from '../../core/packet-batch.js';
 import { DropReason, dropCountersToObject } from '../../core/drop-reason.js';
-import { parsePublicKeyText } from '../../core/public-key.js';
 import type { PeerSpec, PeerStatus } from '../../core/transport.js';
 import type { NativeUdp } from '../../native/addon.js';
 import { formatEndpoint } from '../../core/endpoint.js';
-import { HandshakeEngine } from '../seal/handshake-engine.js';
-import type { PeerSealReason } from '../seal/handshake-engine.js';
+import { PeerSessions } from '../seal/peer-sessions.js';
 import type { NodeKeyPair } from '../seal/node-key.js';
 import {
   CONTROL_PROBE,
@@ -41,8 +39,9 @@ import type { UdpPeer, UdpTransportOptions } from './udp-transport.js';
 import { HEADER_VERSION, checkHeader, readSenderId } from './udp-header.js';
 import { STAGE_MAX_AGE_MS, StagedPackets } from './session-staging.js';
 
-/** How long an unsealed datagram from a peer names why it is down. */
+/** How long an unsealed datagram from a peer names why it is down, and the words. */
 const UNSEALED_REASON_MS = 10_000;
+const UNSEALED_REASON = 'unsealed: it sends encryption: none traffic';
 
 /** A sealed control message: type (1), sequence (4), sender timestamp (8, double ms). */
 const CONTROL_LEN = 13;
@@ -57,13 +56,6 @@ const NATIVE_DROPS: readonly (readonly [string, DropReason])[] = [
   ['sealExpired', DropReason.Expired],
 ];
 
-/** The engine's reasons in the words status, the dashboard and doctor show. */
-const DOWN_REASON_WORDS: Readonly<Record<Exclude<PeerSealReason, 'up'>, string>> = {
-  authentication_failed: 'authentication failed',
-  no_handshake_answer: 'no handshake answer',
-  key_unknown: 'key unknown',
-};
-
 export interface SealedUdpTransportOptions extends UdpTransportOptions {
   /** This node's static key pair (tunnel/seal/node-key.ts). */
   nodeKey: NodeKeyPair;
@@ -74,19 +66,15 @@ export interface SealedUdpTransportOptions extends UdpTransportOptions {
 }
 
 export class SealedUdpTransport extends UdpTransport {
-  private readonly engine: HandshakeEngine;
+  private readonly sessions: PeerSessions;
   /** Per received datagram: the slot whose session opened it, or -1 (allocated once). */
   private readonly recvSlots = new Int32Array(RECV_MAX_DATAGRAMS);
-  /** The public key each peer's sessions belong to (its lease's text). */
-  private readonly keys = new Map<number, string>();
-  /** Slots whose lease names no usable public key: never reachable, said so in status. */
-  private readonly keyless = new Set<number>();
   private controlIn = 0;
   private keepalivesIn = 0;
   private packetsStaged = 0;
   /** When each peer last sent an unsealed datagram (its config says encryption: none). */
   private readonly unsealedAtMs = new Map<number, number>();
-  /** Per peer, packets waiting for its session (only peers that ever waited have one). */
+  /** Per peer waiting for its session, the packets held for it (none: nobody waits). */
   private readonly staged = new Map<number, StagedPackets>();
   /**
    * Each addressed peer's address ("192.168.77.2:8285") -> its slot, and back: a handshake
@@ -98,28 +86,23 @@ export class SealedUdpTransport extends UdpTransport {
 
   constructor(options: SealedUdpTransportOptions) {
     super(options);
-    this.engine = new HandshakeEngine({
-      localKey: options.nodeKey,
+    this.sessions = new PeerSessions({
+      nodeKey: options.nodeKey,
       clusterSecret: options.clusterSecret,
       cpuHasAesHw: options.cpuHasAesHw ?? false,
       nowMs: this.nowMs,
       log: this.log,
       ...(options.rekeyAfterMessages === undefined ? {} : { rekeyAfterMessages: options.rekeyAfterMessages }),
-      io: {
-        sendHandshake: (slot, message) => {
-          if (this.udp?.sendTo(slot, message, message.length) !== true) this.controlSendFailures++;
-        },
-        installKeypair: (slot, k) => {
-          const udp = this.udp;
-          if (udp === undefined) return;
-          udp.installKeypair(slot, k.localIndex, k.remoteIndex, k.sendKey, k.recvKey, k.cipher, k.initiator);
-          if (!k.initiator) return;
-          // The responder holds this keypair as `next` until a message opens with it: confirm at
-          // once, then send what waited for the session.
-          if (!udp.sealTo(slot, this.controlBuf, 0)) this.controlSendFailures++;
-          if (this.staged.size > 0) this.flushStaged(udp, this.nowMs());
-        },
-        keypairInfo: (slot) => this.udp?.keypairInfo(slot),
+      keypairs: () => this.udp,
+      sendHandshake: (slot, message) => {
+        if (this.udp?.sendTo(slot, message, message.length) !== true) this.controlSendFailures++;
+      },
+      initiated: (slot) => {
+        const udp = this.udp;
+        if (udp === undefined) return;
+        // Confirm the keypair at once (a keepalive), then send what waited for the session.
+        if (!udp.sealTo(slot, this.controlBuf, 0)) this.controlSendFailures++;
+        if (this.staged.size > 0) this.flushStaged(udp, this.nowMs());
       },
     });
   }
@@ -141,30 +124,12 @@ export class SealedUdpTransport extends UdpTransport {
     super.setPeer(slot, spec);
     const peer = this.peers.at(slot);
     if (peer === undefined) return;
-    const keyText = spec.publicKey;
-    if (keyText === this.keys.get(slot) && (keyText !== undefined || this.keyless.has(slot))) return;
-    if (this.keys.has(slot)) this.udp?.clearKeypairs(slot);
-    this.keys.delete(slot);
-    try {
-      if (keyText === undefined) throw new Error('its lease names no public key');
-      this.engine.setPeer(slot, spec.node, parsePublicKeyText(keyText));
-    } catch (err: unknown) {
-      this.log.warn({ peer: spec.node, err }, 'peer cannot be sealed to');
-      this.engine.removePeer(slot);
-      this.keyless.add(slot);
-      return;
-    }
-    this.keyless.delete(slot);
-    this.keys.set(slot, keyText);
-    this.engine.wantSession(slot);
-    this.tick();
+    if (this.sessions.setPeer(slot, spec.node, spec.publicKey)) this.tick();
   }
 
   protected override forget(peer: UdpPeer): void {
     this.unmapAddress(peer.slot);
-    this.engine.removePeer(peer.slot);
-    this.keyless.delete(peer.slot);
-    if (this.keys.delete(peer.slot)) this.udp?.clearKeypairs(peer.slot);
+    this.sessions.removePeer(peer.slot);
     this.staged.delete(peer.slot);
     this.unsealedAtMs.delete(peer.slot);
     super.forget(peer);
@@ -204,7 +169,7 @@ export class SealedUdpTransport extends UdpTransport {
     this.packetsOut += sent;
     const dropped = count - sent;
     if (dropped === 0) return 0;
-    if (sent === 0 && !this.hasSession(slot)) return this.stage(slot, batch, idx, count);
+    if (sent === 0 && !this.sessions.hasSession(slot)) return this.stage(slot, batch, idx, count);
     this.dropCounters[DropReason.Congested] = (this.dropCounters[DropReason.Congested] ?? 0) + dropped;
     return dropped;
   }
@@ -219,16 +184,15 @@ export class SealedUdpTransport extends UdpTransport {
     const refused = staged.add(batch, idx, count, this.nowMs());
     this.packetsStaged += count - refused;
     if (refused > 0) this.dropCounters[DropReason.NoSession] = (this.dropCounters[DropReason.NoSession] ?? 0) + refused;
-    this.engine.wantSession(slot);
+    this.sessions.wantSession(slot);
     return refused;
   }
 
   /** Sends what waited for a session that now exists; gives up what waited too long. */
   private flushStaged(udp: NativeUdp, nowMs: number): void {
     for (const [slot, staged] of this.staged) {
-      if (staged.count === 0) continue;
       const peer = this.peers.at(slot);
-      if (peer !== undefined && peer.addressed && this.hasSession(slot)) {
+      if (peer !== undefined && peer.addressed && this.sessions.hasSession(slot)) {
         const sent = udp.sendPackets(slot, peer.header, 0, staged.buf, staged.offs, staged.idx, staged.count, 0);
         this.packetsOut += sent;
         this.dropCounters[DropReason.Congested] = (this.dropCounters[DropReason.Congested] ?? 0) + staged.count - sent;
@@ -237,7 +201,7 @@ export class SealedUdpTransport extends UdpTransport {
       } else {
         this.dropCounters[DropReason.NoSession] = (this.dropCounters[DropReason.NoSession] ?? 0) + staged.count;
       }
-      staged.clear();
+      this.staged.delete(slot);
     }
   }
 
@@ -245,13 +209,13 @@ export class SealedUdpTransport extends UdpTransport {
     const out = super.peerStatus();
     for (const status of out) {
       status.sealed = true;
-      const session = this.engine.peerState(status.slot);
-      if (session?.lastHandshakeAgeMs !== undefined) status.lastHandshakeAgeMs = session.lastHandshakeAgeMs;
+      const ageMs = this.sessions.lastHandshakeAgeMs(status.slot);
+      if (ageMs !== undefined) status.lastHandshakeAgeMs = ageMs;
       if (status.state === 'up') continue;
       const unsealedAtMs = this.unsealedAtMs.get(status.slot);
-      if (this.keyless.has(status.slot)) status.downReason = 'key unknown: its lease names no public key';
-      else if (unsealedAtMs !== undefined && this.nowMs() - unsealedAtMs < UNSEALED_REASON_MS) status.downReason = 'unsealed: it sends encryption: none traffic';
-      else if (session?.reason !== undefined && session.reason !== 'up') status.downReason = DOWN_REASON_WORDS[session.reason];
+      const unsealed = unsealedAtMs !== undefined && this.nowMs() - unsealedAtMs < UNSEALED_REASON_MS ? UNSEALED_REASON : undefined;
+      const reason = this.sessions.downReason(status.slot, unsealed);
+      if (reason !== undefined) status.downReason = reason;
       const address = this.udp?.peerAddressOf(status.slot);
       if (status.endpoint === undefined && address !== undefined) status.endpoint = formatEndpoint(address.host, address.port);
     }
@@ -268,12 +232,12 @@ export class SealedUdpTransport extends UdpTransport {
     out['keepalivesIn'] = this.keepalivesIn;
     out['packetsStaged'] = this.packetsStaged;
     addDrops(out, this.withNativeDrops());
-    addPrefixed(out, 'handshake', this.engine.stats());
+    addPrefixed(out, 'handshake', this.sessions.stats());
     return out;
   }
 
   override async close(): Promise<void> {
-    this.engine.close();
+    this.sessions.close();
     await super.close();
   }
 
@@ -345,7 +309,7 @@ export class SealedUdpTransport extends UdpTransport {
     const source = udp.sourceOf(i);
     const message = Buffer.from(this.recvBuf.subarray(off, off + len));
     const sourceText = formatEndpoint(source.host, source.port);
-    const result = this.engine.consume(message, {
+    const result = this.sessions.consume(message, {
       slot: this.slotByAddress.get(sourceText),
       sourceText,
       reply: (answer: Buffer) => {
@@ -413,24 +377,19 @@ export class SealedUdpTransport extends UdpTransport {
     const udp = this.udp;
     if (udp === undefined) return;
     this.followRoaming(udp);
-    this.engine.tick();
+    this.sessions.tick();
     const nowMs = this.nowMs();
     if (this.staged.size > 0) this.flushStaged(udp, nowMs);
     const probe = this.controlBuf;
     for (const peer of this.peers.values()) {
       const seq = peer.liveness.tick(nowMs);
-      if (seq < 0 || !peer.addressed || !this.hasSession(peer.slot)) continue;
+      if (seq < 0 || !peer.addressed || !this.sessions.hasSession(peer.slot)) continue;
       probe[0] = CONTROL_PROBE;
       probe.writeUInt32BE(seq, CONTROL_OFFSET_SEQ);
       probe.writeDoubleBE(nowMs, CONTROL_OFFSET_TIMESTAMP);
       if (udp.sealTo(peer.slot, probe, CONTROL_LEN)) this.probesOut++;
       else this.controlSendFailures++;
     }
-  }
-
-  /** A keypair that may seal now (the addon's view). */
-  private hasSession(slot: number): boolean {
-    return this.udp?.keypairInfo(slot).hasCurrent === true;
   }
 
   /** The transport's drop counters plus the addon's refusals of sealed datagrams. */

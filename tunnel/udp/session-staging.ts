@@ -5,8 +5,8 @@
  *
  * Bounded per peer (STAGE_PACKETS packets, STAGE_BYTES bytes: more are dropped and counted by the
  * caller) and in time (STAGE_MAX_AGE_MS after the first one, the rest are given up: a handshake
- * that slow is not coming soon). Memory is taken when a peer first stages and kept while it
- * exists: at most STAGE_BYTES per peer that ever waited for a session.
+ * that slow is not coming soon). A queue exists only while its peer waits: STAGE_BYTES per peer
+ * waiting for a session, none otherwise.
  */
 import type { PacketBatch } from '../../core/packet-batch.js';
 
@@ -47,10 +47,5 @@ export class StagedPackets implements PacketBatch {
       this.used += len;
     }
     return refused;
-  }
-
-  clear(): void {
-    this.count = 0;
-    this.used = 0;
   }
 }

@@ -2,7 +2,7 @@
  * Sealing on the WebSocket tunnel (`encryption: sealed`): the same messages as sealed UDP
  * (tunnel/seal/sealed-format.ts), so a proxy that terminates TLS, or a network that reads ws://,
  * sees only ciphertext. Each framed batch (ws-framing.ts) is sealed whole as one transport-data
- * message by the addon's sealer; handshake messages (Noise_IKpsk2, tunnel/seal/handshake-engine.ts)
+ * message by the addon's sealer; handshake messages (Noise_IKpsk2, tunnel/seal/peer-sessions.ts)
  * ride the peer's connection as binary messages of their own. Sessions are this transport's: a
  * peer carried over WebSocket has a session here whether or not UDP has one.
  *
@@ -14,12 +14,9 @@
  */
 import type { Logger } from '../../core/logger.js';
 import { DropReason } from '../../core/drop-reason.js';
-import { parsePublicKeyText } from '../../core/public-key.js';
 import type { NativeSealer } from '../../native/addon.js';
-import { HandshakeEngine } from '../seal/handshake-engine.js';
-import type { PeerSealReason } from '../seal/handshake-engine.js';
 import type { NodeKeyPair } from '../seal/node-key.js';
-import { addPrefixed } from '../transport-stats.js';
+import { PeerSessions } from '../seal/peer-sessions.js';
 import {
   SEALED_DATA_HEADER_LEN,
   SEALED_DATA_OVERHEAD,
@@ -27,6 +24,7 @@ import {
   SEALED_TYPE_DATA,
   SEALED_VERSION,
 } from '../seal/sealed-format.js';
+import { addPrefixed } from '../transport-stats.js';
 
 /** The addon's open() failures, as drop reasons (native/addon.ts SEAL_OPEN_*). */
 const OPEN_FAILURES: Readonly<Record<number, DropReason>> = {
@@ -35,12 +33,6 @@ const OPEN_FAILURES: Readonly<Record<number, DropReason>> = {
   [-3]: DropReason.Replayed,
   [-4]: DropReason.Expired,
   [-5]: DropReason.Malformed,
-};
-
-const DOWN_REASON_WORDS: Readonly<Record<Exclude<PeerSealReason, 'up'>, string>> = {
-  authentication_failed: 'authentication failed',
-  no_handshake_answer: 'no handshake answer',
-  key_unknown: 'key unknown',
 };
 
 const EMPTY = Buffer.alloc(SEALED_DATA_OVERHEAD);
@@ -59,68 +51,42 @@ export interface WsSealingOptions {
 }
 
 export class WsSealing {
-  private readonly engine: HandshakeEngine;
+  private readonly sessions: PeerSessions;
   private readonly sealer: NativeSealer;
   private readonly drops: Float64Array;
   private readonly sendOn: (slot: number, message: Buffer) => boolean;
-  private readonly log: Logger;
-  /** The key each peer's sessions belong to; slots without a usable key are `keyless`. */
-  private readonly keys = new Map<number, string>();
-  private readonly keyless = new Set<number>();
 
   constructor(options: WsSealingOptions) {
     this.sealer = options.sealer;
     this.drops = options.drops;
     this.sendOn = options.sendOn;
-    this.log = options.log;
-    this.engine = new HandshakeEngine({
-      localKey: options.nodeKey,
+    this.sessions = new PeerSessions({
+      nodeKey: options.nodeKey,
       clusterSecret: options.clusterSecret,
       cpuHasAesHw: options.cpuHasAesHw,
       nowMs: options.nowMs,
       log: options.log,
       ...(options.rekeyAfterMessages === undefined ? {} : { rekeyAfterMessages: options.rekeyAfterMessages }),
-      io: {
-        sendHandshake: (slot, message) => {
-          this.sendOn(slot, message);
-        },
-        installKeypair: (slot, k) => {
-          this.sealer.installKeypair(slot, k.localIndex, k.remoteIndex, k.sendKey, k.recvKey, k.cipher, k.initiator);
-          // The responder holds this keypair as `next` until a message opens with it: confirm at once.
-          if (k.initiator) this.sendKeepalive(slot);
-        },
-        keypairInfo: (slot) => this.sealer.keypairInfo(slot),
+      keypairs: () => this.sealer,
+      sendHandshake: (slot, message) => {
+        this.sendOn(slot, message);
       },
+      initiated: (slot) => this.sendKeepalive(slot),
     });
   }
 
   /** The peer in `slot` and its key (from its lease); a new key drops the sessions of the old one. */
   setPeer(slot: number, node: string, publicKey: string | undefined): void {
-    if (publicKey === this.keys.get(slot) && (publicKey !== undefined || this.keyless.has(slot))) return;
-    if (this.keys.delete(slot)) this.sealer.clearKeypairs(slot);
-    try {
-      if (publicKey === undefined) throw new Error('its lease names no public key');
-      this.engine.setPeer(slot, node, parsePublicKeyText(publicKey));
-    } catch (err: unknown) {
-      this.log.warn({ peer: node, err }, 'peer cannot be sealed to');
-      this.engine.removePeer(slot);
-      this.keyless.add(slot);
-      return;
-    }
-    this.keyless.delete(slot);
-    this.keys.set(slot, publicKey);
-    this.engine.wantSession(slot);
+    this.sessions.setPeer(slot, node, publicKey);
   }
 
   removePeer(slot: number): void {
-    this.engine.removePeer(slot);
-    this.keyless.delete(slot);
-    if (this.keys.delete(slot)) this.sealer.clearKeypairs(slot);
+    this.sessions.removePeer(slot);
   }
 
   /** A connection with the peer opened: handshake now rather than at the next retry. */
   connected(slot: number): void {
-    this.engine.wantSession(slot);
+    this.sessions.wantSession(slot);
   }
 
   /**
@@ -129,11 +95,11 @@ export class WsSealing {
    * the next connection handshakes first and the peer is up only then.
    */
   disconnected(slot: number): void {
-    if (this.keys.has(slot)) this.sealer.clearKeypairs(slot);
+    this.sessions.clearSessions(slot);
   }
 
   hasSession(slot: number): boolean {
-    return this.keys.has(slot) && this.sealer.keypairInfo(slot).hasCurrent;
+    return this.sessions.hasSession(slot);
   }
 
   /**
@@ -142,7 +108,7 @@ export class WsSealing {
    */
   seal(slot: number, message: Buffer, len: number): boolean {
     if (this.sealer.seal(slot, message, SEALED_DATA_HEADER_LEN, len, message, 0) >= 0) return true;
-    this.engine.wantSession(slot);
+    this.sessions.wantSession(slot);
     return false;
   }
 
@@ -158,7 +124,7 @@ export class WsSealing {
       return undefined;
     }
     if (data[SEALED_OFFSET_TYPE] !== SEALED_TYPE_DATA) {
-      const outcome = this.engine.consume(Buffer.from(data), { slot, sourceText: source.remote, reply: source.reply });
+      const outcome = this.sessions.consume(Buffer.from(data), { slot, sourceText: source.remote, reply: source.reply });
       if (!outcome.accepted) drops[DropReason.HandshakeRefused] = (drops[DropReason.HandshakeRefused] ?? 0) + 1;
       return undefined;
     }
@@ -178,29 +144,27 @@ export class WsSealing {
   }
 
   tick(): void {
-    this.engine.tick();
+    this.sessions.tick();
   }
 
   /** Why the peer has no session, in status words; undefined when it has one or no cause is known. */
   downReason(slot: number): string | undefined {
-    if (this.keyless.has(slot)) return 'key unknown: its lease names no public key';
-    const reason = this.engine.peerState(slot)?.reason;
-    return reason === undefined || reason === 'up' ? undefined : DOWN_REASON_WORDS[reason];
+    return this.sessions.downReason(slot);
   }
 
   lastHandshakeAgeMs(slot: number): number | undefined {
-    return this.engine.peerState(slot)?.lastHandshakeAgeMs;
+    return this.sessions.lastHandshakeAgeMs(slot);
   }
 
   stats(): Record<string, number> {
     const out: Record<string, number> = {};
-    addPrefixed(out, 'handshake', this.engine.stats());
+    addPrefixed(out, 'handshake', this.sessions.stats());
     addPrefixed(out, 'sealer', this.sealer.stats());
     return out;
   }
 
   close(): void {
-    this.engine.close();
+    this.sessions.close();
     this.sealer.close();
   }
 

@@ -45,14 +45,18 @@ export interface PeerReport {
   /** Packets from this peer whose source it does not own. */
   readonly spoofed: number;
   readonly state: PeerState;
-  /** Smoothed probe round trip; absent before the first reply. */
+  /** Smoothed probe round trip; only while up (absent before the first reply and while down). */
   readonly rttMs?: number | undefined;
+  /** ms since anything was last heard from it; absent when nothing ever was. */
+  readonly lastHeardAgeMs?: number | undefined;
   /** The transport carrying the peer now; absent before a transport knows it. */
   readonly transport?: TransportKind | undefined;
   /** The last change of transport, if any. */
   readonly lastSwitch?: TransportSwitch | undefined;
   /** Why it is not up ("authentication failed", "no handshake answer", "key unknown", ...). */
   readonly downReason?: string | undefined;
+  /** What the reason came from: a dial's error, a refusal, unanswered probes. */
+  readonly downDetail?: string | undefined;
   /** ms since the last completed handshake (sealed transports). */
   readonly lastHandshakeAgeMs?: number | undefined;
   /** Its traffic is authenticated and encrypted on the carrying transport. */
@@ -118,9 +122,11 @@ function readPeer(value: unknown, field: string): PeerReport {
     spoofed: count(p['spoofed'], `${field}.spoofed`),
     state: oneOf(p['state'], `${field}.state`, PEER_STATES),
     rttMs: optional(p['rttMs'], `${field}.rttMs`, finite),
+    lastHeardAgeMs: optional(p['lastHeardAgeMs'], `${field}.lastHeardAgeMs`, finite),
     transport: optional(p['transport'], `${field}.transport`, text),
     lastSwitch: optional(p['lastSwitch'], `${field}.lastSwitch`, readSwitch),
     downReason: optional(p['downReason'], `${field}.downReason`, text),
+    downDetail: optional(p['downDetail'], `${field}.downDetail`, text),
     lastHandshakeAgeMs: optional(p['lastHandshakeAgeMs'], `${field}.lastHandshakeAgeMs`, finite),
     sealed: optional(p['sealed'], `${field}.sealed`, flag),
   };

@@ -28,9 +28,15 @@ export const enum DropReason {
   Unsealed = 16,
   /** Sealed: a handshake message refused (bad mac, wrong key or secret, replayed, rate-limited). */
   HandshakeRefused = 17,
+  /**
+   * Leaving through the TUN to a link-local or multicast address (fe80::/10, ff00::/8,
+   * 169.254.0.0/16, 224.0.0.0/4, broadcast): the host's own link chatter, which no peer routes.
+   * Not an error, and no ICMP error is sent for it.
+   */
+  LinkLocal = 18,
 }
 
-export const DROP_REASON_COUNT = 18;
+export const DROP_REASON_COUNT = 19;
 
 export const DROP_REASON_NAMES: readonly string[] = [
   'malformed',
@@ -51,6 +57,7 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'expired',
   'unsealed',
   'handshake_refused',
+  'link_local',
 ];
 
 /** A counter per drop reason; indexed by DropReason. */

@@ -16,6 +16,8 @@ export interface LogFields {
   subnets?: readonly string[] | undefined;
   /** An endpoint as text: "host:port", "ws://host:port". */
   endpoint?: string | undefined;
+  /** The address a host-name endpoint resolved to (or last did): "192.168.77.2". */
+  address?: string | undefined;
   /** A node's endpoints by transport kind. */
   endpoints?: Readonly<Record<string, string>> | undefined;
   /** A transport kind ('udp', 'ws', 'selector'). */
@@ -82,7 +84,7 @@ export interface LogFields {
   publicKey?: string | undefined;
   /** Sealed session: the cipher in use. */
   cipher?: string | undefined;
-  /** A packet's addresses (rate-limited debug drop lines). */
+  /** A packet's addresses (rate-limited debug drop lines: the last one dropped for the reason). */
   src?: string | undefined;
   dst?: string | undefined;
 }

@@ -47,6 +47,8 @@ export interface PeerStatus {
   lastSeenMs: number | undefined;
   /** Why it is not up, in words an operator acts on ("authentication failed", "no handshake answer", "key unknown"). */
   downReason?: string;
+  /** What the reason came from (a dial's error, a refusal), for status and doctor. */
+  downDetail?: string;
   /** Sealed transports: ms since the last completed handshake with it. */
   lastHandshakeAgeMs?: number;
   /** Its traffic is sealed (authenticated and encrypted) on this transport. */

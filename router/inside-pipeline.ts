@@ -2,7 +2,8 @@
  * Inside: TUN -> tunnel, packets leaving this node.
  *
  *  1. Per packet of the TUN batch: skip the virtio header, parse the IP header (malformed: drop).
- *  2. Look the destination up. No node owns it: ICMP net unreachable back into the device.
+ *  2. Look the destination up. No node owns it: ICMP net unreachable back into the device,
+ *     unless it is link-local or multicast (the host's own link chatter: dropped as LinkLocal).
  *     One of this node's own subnets: drop NotLocal (the kernel should have delivered it).
  *  3. TTL / hop limit <= 1: ICMP time exceeded.
  *  4. Larger than the peer's tunnel MTU (a GSO super-packet: one segment larger): ICMP
@@ -16,6 +17,7 @@
  * and only there.
  */
 import { DropReason } from '../core/drop-reason.js';
+import type { DropSamples } from './drop-samples.js';
 import { IcmpErrorKind } from './icmp-error.js';
 import type { IcmpErrorWriter } from './icmp-error.js';
 import { parseIpPacket } from './ip-parse.js';
@@ -30,6 +32,17 @@ import type { PeerTable } from './peer-table.js';
 import type { RouteTable } from './route-table.js';
 import type { Transport } from '../core/transport.js';
 
+/** 169.254.0.0/16, 224.0.0.0/4 (multicast) and 255.255.255.255 (dst4: unsigned). */
+function isLinkScope4(dst4: number): boolean {
+  return dst4 >>> 16 === 0xa9fe || dst4 >>> 28 === 0xe || dst4 === 0xffffffff;
+}
+
+/** fe80::/10 and ff00::/8; `off` is the destination address's offset in `buf`. */
+function isLinkScope6(buf: Buffer, off: number): boolean {
+  const first = buf[off]!;
+  return first === 0xff || (first === 0xfe && (buf[off + 1]! & 0xc0) === 0x80);
+}
+
 /** virtio_net_hdr gso_type: the ECN bit rides on top of the type. */
 const VNET_GSO_TYPE_MASK = 0x7f;
 
@@ -41,6 +54,8 @@ export interface InsidePipelineDeps {
   icmp: IcmpErrorWriter;
   /** Drop counters by DropReason, shared with the outside pipeline. */
   drops: Float64Array;
+  /** The last dropped packet's addresses per reason, shared with the outside pipeline. */
+  samples: DropSamples;
 }
 
 export class InsidePipeline {
@@ -53,7 +68,7 @@ export class InsidePipeline {
    * in place (TTL) and handed to the transport, which has finished with them when send returns.
    */
   process(batch: PacketBatch): void {
-    const { routes, peers, icmp, drops } = this.deps;
+    const { routes, peers, icmp, drops, samples } = this.deps;
     const view = this.view;
     const buf = batch.buf;
     const offs = batch.offs;
@@ -82,16 +97,20 @@ export class InsidePipeline {
       const isV4 = view.version === 4;
       const route = isV4 ? routes.lookup4(view.dst4) : routes.lookup6(buf, view.dstOff);
       if (route === undefined || route === CLUSTER_ROUTE) {
-        drops[DropReason.NoRoute]!++;
-        icmp.add(buf, view, IcmpErrorKind.NoRoute, 0);
+        const reason = (isV4 ? isLinkScope4(view.dst4) : isLinkScope6(buf, view.dstOff)) ? DropReason.LinkLocal : DropReason.NoRoute;
+        drops[reason]!++;
+        samples.record(reason, buf, view);
+        if (reason === DropReason.NoRoute) icmp.add(buf, view, IcmpErrorKind.NoRoute, 0);
         continue;
       }
       if (route === LOCAL_ROUTE) {
         drops[DropReason.NotLocal]!++;
+        samples.record(DropReason.NotLocal, buf, view);
         continue;
       }
       if (view.ttl <= 1) {
         drops[DropReason.TtlExceeded]!++;
+        samples.record(DropReason.TtlExceeded, buf, view);
         icmp.add(buf, view, IcmpErrorKind.TimeExceeded, 0);
         continue;
       }
@@ -103,6 +122,7 @@ export class InsidePipeline {
           : view.l4Off - ipOff + view.l4HeaderLen + buf.readUInt16LE(off + VNET_OFFSET_GSO_SIZE);
       if (wireLen > mtu) {
         drops[DropReason.TooBig]!++;
+        samples.record(DropReason.TooBig, buf, view);
         icmp.add(buf, view, IcmpErrorKind.TooBig, mtu);
         continue;
       }

@@ -18,6 +18,7 @@ import { VNET_HDR_LEN } from '../core/packet-batch.js';
 import type { InboundBatch } from '../core/packet-batch.js';
 import type { PacketDevice } from '../core/packet-device.js';
 import { PARSE_OK, PacketView } from './packet-view.js';
+import type { DropSamples } from './drop-samples.js';
 import type { LocalSubnets } from './local-subnets.js';
 import type { PeerTable } from './peer-table.js';
 import type { RouteTable } from './route-table.js';
@@ -30,6 +31,8 @@ export interface OutsidePipelineDeps {
   device: PacketDevice;
   /** Drop counters by DropReason, shared with the inside pipeline. */
   drops: Float64Array;
+  /** The last dropped packet's addresses per reason, shared with the inside pipeline. */
+  samples: DropSamples;
 }
 
 const INITIAL_BATCH_CAPACITY = 256;
@@ -45,7 +48,7 @@ export class OutsidePipeline {
    * the device has finished with it when write returns.
    */
   process(batch: InboundBatch): void {
-    const { routes, peers, local, device, drops } = this.deps;
+    const { routes, peers, local, device, drops, samples } = this.deps;
     const view = this.view;
     const buf = batch.buf;
     const offs = batch.offs;
@@ -79,11 +82,13 @@ export class OutsidePipeline {
       const srcOwner = isV4 ? routes.lookup4(view.src4) : routes.lookup6(buf, view.srcOff);
       if (srcOwner !== slot) {
         drops[DropReason.Spoofed]!++;
+        samples.record(DropReason.Spoofed, buf, view);
         peers.spoofed[slot]!++;
         continue;
       }
       if (!(isV4 ? local.contains4(view.dst4) : local.contains6(buf, view.dstOff))) {
         drops[DropReason.NotLocal]!++;
+        samples.record(DropReason.NotLocal, buf, view);
         continue;
       }
       peers.rxPackets[slot]!++;

@@ -201,6 +201,7 @@ describe('inside: ICMP errors written back into the device', () => {
     expect(internetChecksum(e, 20, e.length - 20)).toBe(0);
     expect(e.subarray(28)).toEqual(packet);
     expect(a.router.stats().drops).toEqual({ no_route: 1 });
+    expect(a.router.lastDropped('no_route')).toEqual({ src: '10.244.1.5', dst: '10.244.7.9' });
     expect(b.device.take()).toHaveLength(1);
   });
 
@@ -210,6 +211,24 @@ describe('inside: ICMP errors written back into the device', () => {
     const e = a.device.take()[0]!.ip;
     expect([e[6], e[40], e[41]]).toEqual([58, 1, 0]);
     expect(icmpv6Checksum(e, 40, e.length - 40)).toBe(0);
+  });
+
+  it("the host's link-local and multicast chatter is dropped as link_local: no ICMP error, not no_route", async () => {
+    const { a, b } = await cluster();
+    a.device.inject([
+      withVnetHdr(ipv6({ src: 'fe80::1', dst: 'ff02::2' })),
+      withVnetHdr(ipv6({ src: '::', dst: 'ff02::16' })),
+      withVnetHdr(ipv6({ src: 'fd00:10:244:1::5', dst: 'fe80::9' })),
+      withVnetHdr(ipv4({ src: '10.244.1.5', dst: '224.0.0.22' })),
+      withVnetHdr(ipv4({ src: '10.244.1.5', dst: '169.254.1.1' })),
+      withVnetHdr(ipv4({ src: '10.244.1.5', dst: '255.255.255.255' })),
+    ]);
+    expect(a.device.take()).toEqual([]);
+    expect(b.device.take()).toEqual([]);
+    expect(a.router.stats().drops).toEqual({ link_local: 6 });
+    // The drop log's sample: the last one of the reason.
+    expect(a.router.lastDropped('link_local')).toEqual({ src: '10.244.1.5', dst: '255.255.255.255' });
+    expect(a.router.lastDropped('no_route')).toBeUndefined();
   });
 
   it('TTL 1: time exceeded, nothing sent', async () => {

@@ -5,6 +5,8 @@
  *   device (TUN) --batch--> InsidePipeline  --send per peer--> transport
  *   transport    --batch--> OutsidePipeline --one write------> device (TUN)
  */
+import { DropSamples } from './drop-samples.js';
+import type { DropSample } from './drop-samples.js';
 import { ipv4ToNumber, parseAddress, parseCidr } from '../core/cidr.js';
 import type { Cidr, IpFamily } from '../core/cidr.js';
 import { dropCountersToObject, newDropCounters } from '../core/drop-reason.js';
@@ -58,13 +60,18 @@ export interface PeerStats {
   rxBytes: number;
   spoofed: number;
   state: PeerState;
+  /** Smoothed probe round trip, only while up: a down peer's last one is not its RTT now. */
   rttMs: number | undefined;
+  /** ms since anything was last heard from it; absent when nothing ever was. */
+  lastHeardAgeMs?: number;
   /** The transport carrying the peer now (per peer with transport selection). */
   transport: TransportKind | undefined;
   /** The last change of transport for this peer, if any. */
   lastSwitch?: TransportSwitch;
   /** Why it is not up (the carrying transport's words). */
   downReason?: string;
+  /** What that reason came from (a dial's error, a refusal). */
+  downDetail?: string;
   lastHandshakeAgeMs?: number;
   sealed?: boolean;
 }
@@ -107,6 +114,7 @@ export class Router {
   private readonly routes: RouteTable<number> = new TrieRouteTable<number>();
   private readonly peers = new PeerTable();
   private readonly drops = newDropCounters();
+  private readonly dropSamples = new DropSamples();
   private readonly local = new LocalSubnets();
   private readonly icmp: IcmpErrorWriter;
   private readonly inside: InsidePipeline;
@@ -162,7 +170,7 @@ export class Router {
     }
     this.deriveIcmpSources();
 
-    const deps = { routes: this.routes, peers: this.peers, device: this.device, drops: this.drops };
+    const deps = { routes: this.routes, peers: this.peers, device: this.device, drops: this.drops, samples: this.dropSamples };
     this.inside = new InsidePipeline({ ...deps, transport: this.transport, icmp: this.icmp });
     this.outside = new OutsidePipeline({ ...deps, local: this.local });
   }
@@ -191,6 +199,8 @@ export class Router {
   stats(): RouterStats {
     const status = new Map<number, PeerStatus>();
     for (const s of this.transport.peerStatus()) status.set(s.slot, s);
+    // The transports' clock: lastSeenMs is in it.
+    const nowMs = performance.timeOrigin + performance.now();
     const peers = this.peers;
     return {
       node: this.localNode,
@@ -211,11 +221,13 @@ export class Router {
           rxBytes: peers.rxBytes[record.slot] ?? 0,
           spoofed: peers.spoofed[record.slot] ?? 0,
           state: s?.state ?? 'unknown',
-          rttMs: s?.rttMs,
+          rttMs: s?.state === 'up' ? s.rttMs : undefined,
           transport: s?.transport,
         };
+        if (s?.lastSeenMs !== undefined) peer.lastHeardAgeMs = Math.max(0, Math.round(nowMs - s.lastSeenMs));
         if (s?.lastSwitch !== undefined) peer.lastSwitch = s.lastSwitch;
         if (s?.downReason !== undefined) peer.downReason = s.downReason;
+        if (s?.downDetail !== undefined) peer.downDetail = s.downDetail;
         if (s?.lastHandshakeAgeMs !== undefined) peer.lastHandshakeAgeMs = s.lastHandshakeAgeMs;
         if (s?.sealed !== undefined) peer.sealed = s.sealed;
         return peer;
@@ -230,6 +242,11 @@ export class Router {
    */
   dropCounts(): Record<string, number> {
     return { ...dropCountersToObject(this.drops), ...this.transport.drops() };
+  }
+
+  /** The addresses of the last packet the router dropped for reason `name`, if it knows them. */
+  lastDropped(name: string): DropSample | undefined {
+    return this.dropSamples.last(name);
   }
 
   /** Closes the transport, then the device. Safe to call twice (the second call waits for the first). */

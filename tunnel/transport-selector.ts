@@ -149,8 +149,11 @@ export class TransportSelector implements Transport {
       };
       if (state.lastSwitch !== undefined) status.lastSwitch = state.lastSwitch;
       // Not up: the carrying transport's reason, else the most preferred one that has a reason.
-      const downReason = s?.downReason ?? views.map((v) => v.get(slot)?.downReason).find((r) => r !== undefined);
-      if (status.state !== 'up' && downReason !== undefined) status.downReason = downReason;
+      const explained = s?.downReason !== undefined ? s : views.map((v) => v.get(slot)).find((v) => v?.downReason !== undefined);
+      if (status.state !== 'up' && explained?.downReason !== undefined) {
+        status.downReason = explained.downReason;
+        if (explained.downDetail !== undefined) status.downDetail = explained.downDetail;
+      }
       if (s?.lastHandshakeAgeMs !== undefined) status.lastHandshakeAgeMs = s.lastHandshakeAgeMs;
       if (s?.sealed !== undefined) status.sealed = s.sealed;
       out.push(status);

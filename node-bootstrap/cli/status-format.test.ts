@@ -39,11 +39,12 @@ describe('views (not a TTY: plain text)', () => {
       'node   n1',
       'lease  10.244.1.0/24',
       '',
-      'PEER  TRANSPORT  STATE  ENDPOINT           RTT     MTU   RX       TX       LAST SWITCH',
-      'n2    udp        up     192.168.77.2:8285  0.50ms  1460  1.5 KiB  8.5 MiB  -',
-      'n3    ws         down   -                  -       1400  0 B      100 B    1m ago (udp->ws: udp silent 3s)',
+      'PEER  TRANSPORT  STATE                   ENDPOINT           RTT     LAST HEARD  MTU   RX       TX       LAST SWITCH',
+      'n2    udp        up                      192.168.77.2:8285  0.50ms  just now    1460  1.5 KiB  8.5 MiB  -',
+      'n3    ws         down (no answer on ws)  -                  -       1m ago      1400  0 B      100 B    1m ago (udp->ws: udp silent 3s)',
+      '  n3: no answer on ws: opening handshake timed out after 5000 ms',
       '',
-      'drops: no_route 7, spoofed 3',
+      'drops: no_route 7, unauthenticated 4, spoofed 3, bad_header 2',
     ]],
     ['routes', formatRoutes(report), [
       'SUBNET         NODE  TRANSPORT  STATE',
@@ -53,10 +54,14 @@ describe('views (not a TTY: plain text)', () => {
     ]],
     ['peers, none', formatPeers({ ...report, peers: [] }, NOW_MS), ['no peers']],
     ['peers, one down for a reason', formatPeers({ ...report, peers: report.peers.slice(1).map((p) => ({ ...p, downReason: 'authentication failed' })) }, NOW_MS), [
-      'PEER  TRANSPORT  STATE                         ENDPOINT  RTT  MTU   RX   TX     LAST SWITCH',
-      'n3    ws         down (authentication failed)  -         -    1400  0 B  100 B  1m ago (udp->ws: udp silent 3s)',
+      'PEER  TRANSPORT  STATE                         ENDPOINT  RTT  LAST HEARD  MTU   RX   TX     LAST SWITCH',
+      'n3    ws         down (authentication failed)  -         -    1m ago      1400  0 B  100 B  1m ago (udp->ws: udp silent 3s)',
     ]],
-    ['drops, none', formatDrops({}), ['drops: none']],
+    ['peers, one never heard from', formatPeers({ ...report, peers: report.peers.slice(1).map(({ lastHeardAgeMs: _, ...p }) => p) }, NOW_MS), [
+      'PEER  TRANSPORT  STATE                   ENDPOINT  RTT  LAST HEARD  MTU   RX   TX     LAST SWITCH',
+      'n3    ws         down (no answer on ws)  -         -    never       1400  0 B  100 B  1m ago (udp->ws: udp silent 3s)',
+    ]],
+    ['drops, none', formatDrops({}, { 'udp.drop.congested': 0, 'udp.packetsIn': 5 }), ['drops: none']],
   ])('%s', (_name, text, lines) => {
     expect(text).toBe(`${lines.join('\n')}\n`);
     // eslint-disable-next-line no-control-regex

@@ -3,7 +3,8 @@
  * `peers`: aligned columns, no ANSI, the same on a terminal and in a pipe. Pure: the clock is a
  * parameter.
  */
-import type { DropCounts, PeerReport, StatusReport } from '../../api/status-schema.js';
+import type { DropCounts, PeerReport, StatusReport, TransportCounters } from '../../api/status-schema.js';
+import { dropTotals } from '../../api/drop-totals.js';
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 
@@ -40,7 +41,7 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
-const PEER_HEADERS = ['PEER', 'TRANSPORT', 'STATE', 'ENDPOINT', 'RTT', 'MTU', 'RX', 'TX', 'LAST SWITCH'] as const;
+const PEER_HEADERS = ['PEER', 'TRANSPORT', 'STATE', 'ENDPOINT', 'RTT', 'LAST HEARD', 'MTU', 'RX', 'TX', 'LAST SWITCH'] as const;
 
 function lastSwitchText(peer: PeerReport, nowMs: number): string {
   const s = peer.lastSwitch;
@@ -57,6 +58,7 @@ export function formatPeers(report: StatusReport, nowMs: number): string {
     p.state === 'up' || p.downReason === undefined ? p.state : `${p.state} (${p.downReason})`,
     p.endpoint ?? '-',
     formatRtt(p.rttMs),
+    p.lastHeardAgeMs === undefined ? 'never' : formatAgo(p.lastHeardAgeMs),
     String(p.mtu),
     humanBytes(p.rxBytes),
     humanBytes(p.txBytes),
@@ -65,16 +67,24 @@ export function formatPeers(report: StatusReport, nowMs: number): string {
   return formatTable(PEER_HEADERS, rows);
 }
 
-/** "drops: spoofed 3, no_route 1" (largest first), or "drops: none". */
-export function formatDrops(drops: DropCounts): string {
-  const entries = Object.entries(drops).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+/** Under the table, one line per peer that is not up and whose reason has a detail: where it came from. */
+function formatDownPeers(report: StatusReport): string {
+  const lines = report.peers
+    .filter((p) => p.state !== 'up' && p.downReason !== undefined && p.downDetail !== undefined)
+    .map((p) => `  ${p.node}: ${p.downReason ?? ''}: ${p.downDetail ?? ''}\n`);
+  return lines.join('');
+}
+
+/** "drops: spoofed 3, unauthenticated 2, no_route 1" (router and transports, largest first), or "drops: none". */
+export function formatDrops(drops: DropCounts, transport: TransportCounters): string {
+  const entries = [...dropTotals(drops, transport)].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   return `drops: ${entries.length === 0 ? 'none' : entries.map(([reason, n]) => `${reason} ${n}`).join(', ')}\n`;
 }
 
 /** `podtun status`: who this node is, its lease, its peers, its drops. */
 export function formatStatus(report: StatusReport, nowMs: number): string {
   const head = formatTable(['node', report.node], [['lease', report.lease.join(', ') || '-']]);
-  return `${head}\n${formatPeers(report, nowMs)}\n${formatDrops(report.drops)}`;
+  return `${head}\n${formatPeers(report, nowMs)}${formatDownPeers(report)}\n${formatDrops(report.drops, report.transport)}`;
 }
 
 /** `podtun routes`: subnet -> node -> transport -> state. */

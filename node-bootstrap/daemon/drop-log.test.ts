@@ -25,4 +25,20 @@ describe('startDropLog', () => {
       ['debug', 'packets dropped', { reason: 'spoofed', count: 4 }],
     ]);
   });
+
+  it("names the last dropped packet's source and destination when the router kept them", () => {
+    const lines: LogLine[] = [];
+    const dropLog = startDropLog({
+      drops: () => ({ no_route: 3, congested: 1 }),
+      lastDropped: (reason) => (reason === 'no_route' ? { src: '10.244.1.5', dst: '10.244.7.9' } : undefined),
+      log: recordingLogger(lines),
+      intervalMs: 60_000,
+    });
+    dropLog.tick();
+    dropLog.close();
+    expect(lines.map((l) => l.obj)).toEqual([
+      { reason: 'no_route', count: 3, src: '10.244.1.5', dst: '10.244.7.9' },
+      { reason: 'congested', count: 1 },
+    ]);
+  });
 });

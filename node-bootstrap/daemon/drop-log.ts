@@ -1,7 +1,8 @@
 /**
  * Drops at debug, rate-limited: once a second, one line per reason whose counter moved, with
- * how many since the last line (`{ reason, count }`, 'packets dropped'). The data path only
- * counts; this reads the counters from the side, so nothing is logged per packet.
+ * how many since the last line and, where the router kept it, the last dropped packet's
+ * addresses (`{ reason, count, src, dst }`, 'packets dropped'). The data path only counts;
+ * this reads the counters from the side, so nothing is logged per packet.
  */
 import type { Logger } from '../../core/logger.js';
 
@@ -10,6 +11,8 @@ export const DROP_LOG_INTERVAL_MS = 1000;
 export interface DropLogOptions {
   /** Drop counters by reason now (running totals). */
   drops: () => Readonly<Record<string, number>> | undefined;
+  /** The last dropped packet's inner addresses for a reason, when known. */
+  lastDropped?: (reason: string) => { readonly src: string; readonly dst: string } | undefined;
   log: Logger;
   /** Default DROP_LOG_INTERVAL_MS. */
   intervalMs?: number;
@@ -31,7 +34,9 @@ export function startDropLog(options: DropLogOptions): DropLog {
     for (const [reason, total] of Object.entries(now)) {
       const since = total - (last.get(reason) ?? 0);
       last.set(reason, total);
-      if (since > 0 && debug) options.log.debug({ reason, count: since }, 'packets dropped');
+      if (since <= 0 || !debug) continue;
+      const sample = options.lastDropped?.(reason);
+      options.log.debug({ reason, count: since, src: sample?.src, dst: sample?.dst }, 'packets dropped');
     }
   };
   const timer = setInterval(tick, options.intervalMs ?? DROP_LOG_INTERVAL_MS);

@@ -406,6 +406,7 @@ describe('runNode (process wiring)', () => {
         applyLeaseEvents: (events) => router.applyLeaseEvents(events),
         stats: () => router.stats(),
         dropCounts: () => router.dropCounts(),
+        lastDropped: (reason) => router.lastDropped(reason),
         close: () => (closeHangs ? new Promise<void>(() => undefined) : router.close()),
       };
     },

@@ -63,6 +63,7 @@ export interface NodeRouter {
   applyLeaseEvents(events: LeaseEvent[]): void;
   stats(): RouterStats;
   dropCounts(): Record<string, number>;
+  lastDropped(reason: string): { readonly src: string; readonly dst: string } | undefined;
   close(): Promise<void>;
 }
 
@@ -234,7 +235,11 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
     undo.push(() => created.close());
     await created.start();
     readiness.checks.transports = true;
-    const dropLog = startDropLog({ drops: () => router?.dropCounts(), log: componentLogger(log, 'router') });
+    const dropLog = startDropLog({
+      drops: () => router?.dropCounts(),
+      lastDropped: (reason) => router?.lastDropped(reason),
+      log: componentLogger(log, 'router'),
+    });
     undo.push(() => dropLog.close());
 
     const watchAbort = new AbortController();

@@ -26,9 +26,10 @@ export async function peerChecks(probes: DoctorProbes, config: NodeConfig, peer:
   } else if (seen.state === 'up') {
     out.push(pass(layer, 'state', `up${seen.rttMs === undefined ? '' : `, rtt ${seen.rttMs.toFixed(1)} ms`}`));
   } else if (seen.downReason !== undefined) {
-    out.push(fail(layer, 'state', `${seen.state}: ${seen.downReason}`, downReasonHint(seen.downReason, peer.name, reach)));
+    const detail = seen.downDetail === undefined ? '' : ` (${seen.downDetail})`;
+    out.push(fail(layer, 'state', `${seen.state}: ${seen.downReason}${detail}${heardText(seen)}`, downReasonHint(seen.downReason, peer.name, reach)));
   } else {
-    out.push(fail(layer, 'state', `${seen.state}: answers on no transport`, `is podtun running on ${peer.name}? can this node reach it (${reach})?`));
+    out.push(fail(layer, 'state', `${seen.state}: answers on no transport${heardText(seen)}`, `is podtun running on ${peer.name}? can this node reach it (${reach})?`));
   }
   if (seen !== undefined) out.push(transportCheck(layer, peer, seen));
   out.push(udpCheck(layer, config, peer, seen));
@@ -110,14 +111,24 @@ function describeReach(peer: NodeSpec): string {
   return known.length === 0 ? 'no endpoint: it dials us' : known.join(', ');
 }
 
+/** ", last heard 42 s ago" / ", never heard from". */
+function heardText(seen: PeerReport): string {
+  return seen.lastHeardAgeMs === undefined ? ', never heard from' : `, last heard ${ago(Date.now() - seen.lastHeardAgeMs)}`;
+}
+
 function ago(atMs: number): string {
   const s = Math.max(0, (Date.now() - atMs) / 1000);
   return `${s.toFixed(s < 10 ? 1 : 0)} s ago`;
 }
 
-/** What to do about a sealed transport's reason (tunnel/seal/handshake-engine.ts words). */
+/** What to do about a transport's reason (tunnel/seal/peer-sessions.ts, tunnel/udp/udp-transport.ts, tunnel/ws/ws-down-reason.ts words). */
 function downReasonHint(reason: string, name: string, reach: string): string {
   if (reason.startsWith('authentication failed')) return `${name} and this node do not share the cluster secret, or its key differs from the one its lease names: compare clusterSecretFile on both`;
+  if (reason.startsWith('proxy')) return `the proxy refuses the WebSocket dial to ${name} (${reach}): does it allow CONNECT to that port?`;
+  if (reason.startsWith('connection refused') || reason.startsWith('no answer on')) return `is podtun running on ${name}, listening there? can this node reach it (${reach}): firewall?`;
+  if (reason.startsWith('waiting for it to dial in')) return `${name} has no ws endpoint in its lease: it must dial this node; is podtun running on ${name} with this node's endpoint?`;
+  if (reason.startsWith('TLS failed')) return `check caFile here and the certificate ${name} serves`;
+  if (reason.startsWith('host name not resolved')) return `the endpoint's host name does not resolve from this node: check DNS`;
   if (reason.startsWith('key unknown')) return `this node has no public key for ${name} (its lease or nodes[].publicKey), or ${name} does not know this node's: run \`podtun key public\` on each and compare`;
   if (reason.startsWith('no handshake answer')) return `is podtun running on ${name} with encryption: sealed? can this node reach it (${reach})?`;
   if (reason.startsWith('unsealed')) return `${name} runs with encryption: none; both ends must have the same encryption setting`;

@@ -67,6 +67,7 @@ const SYSCTLS = [
   'net/ipv4/conf/pt0/accept_local',
   'net/ipv4/conf/pt0/rp_filter',
   'net/ipv6/conf/pt0/disable_ipv6',
+  'net/ipv6/conf/pt0/addr_gen_mode',
 ];
 
 describe.skipIf(skip)('setupHostNetwork in a network namespace', () => {
@@ -140,14 +141,17 @@ describe.skipIf(skip)('setupHostNetwork in a network namespace', () => {
     expect(await ops.readSysctl(['net', 'ipv6', 'conf', 'all', 'forwarding'])).toBe('1');
     expect(await ops.readSysctl(['net', 'ipv4', 'conf', 'pt0', 'accept_local'])).toBe('1');
     expect(await ops.readSysctl(['net', 'ipv4', 'conf', 'pt0', 'rp_filter'])).toBe('0');
+    // No link-local address: the kernel has nothing to announce into the TUN.
+    expect(info.addr_info.map((a) => a.local).filter((a) => a.startsWith('fe80:'))).toEqual([]);
 
     expect(network.changes.map((c) => c.kind)).toEqual([
-      'sysctl', 'sysctl', 'sysctl', 'mtu', 'link-up', 'address', 'address', 'route', 'route',
+      'sysctl', 'sysctl', 'sysctl', 'sysctl', 'mtu', 'link-up', 'address', 'address', 'route', 'route',
     ]);
     expect(network.changes.filter((c) => c.kind === 'sysctl').map((c) => c.key)).toEqual([
       'net.ipv4.ip_forward',
       'net.ipv6.conf.all.forwarding',
       'net.ipv4.conf.pt0.accept_local',
+      'net.ipv6.conf.pt0.addr_gen_mode',
     ]);
     expect(network.changes.find((c) => c.kind === 'route' && c.cidr === 'fd00:10:244::/48')).toMatchObject({
       previous: { dev: 'ul0', metric: 1024 },
@@ -157,6 +161,15 @@ describe.skipIf(skip)('setupHostNetwork in a network namespace', () => {
     await network.undo();
     expect(await snapshot()).toEqual(before);
     expect(await run('ip', ['-n', ns, '-6', 'route', 'show', 'exact', 'fd00:10:244::/48'])).toMatch(/dev ul0/);
+  });
+
+  it('turns IPv6 off on the TUN of an IPv4-only cluster, and back on undo', async () => {
+    const before = await snapshot();
+    const network = await setupHostNetwork({ ...options, localSubnets: ['10.244.1.0/24'], clusterCidrs: ['10.244.0.0/16'] });
+    expect(await ops.readSysctl(['net', 'ipv6', 'conf', 'pt0', 'disable_ipv6'])).toBe('1');
+    expect((await link()).addr_info.map((a) => a.local)).toEqual(['10.244.1.0']);
+    await network.undo();
+    expect(await snapshot()).toEqual(before);
   });
 
   it('leaves what was already right alone on a second setup (a restart on a persistent TUN)', async () => {

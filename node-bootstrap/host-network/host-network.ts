@@ -2,7 +2,11 @@
  * The host side of the TUN, set once it is open, and put back exactly on shutdown. Flow:
  *
  *  1. sysctls: forwarding on (IPv4; IPv6 when the cluster has it); on the TUN accept_local=1 and
- *     rp_filter=0, because ICMP errors podtun writes are sourced from the TUN's own address.
+ *     rp_filter=0, because ICMP errors podtun writes are sourced from the TUN's own address;
+ *     IPv6 off on the TUN for an IPv4-only cluster, else addr_gen_mode=1 (no link-local
+ *     address), set before the link goes up: the kernel sends no DAD or router solicitation
+ *     into the TUN (what is left, MLD reports for the all-routers group, the router drops as
+ *     link_local).
  *  2. MTU = underlay MTU - tunnel overhead (the caller computes it).
  *  3. link up (before the addresses: taking a link down flushes its IPv6 addresses, so undo
  *     must remove them while it is still up).
@@ -88,7 +92,15 @@ export async function setupHostNetwork(options: HostNetworkOptions): Promise<Hos
     if (hasV6) await setSysctl(ops, changes, log, ['net', 'ipv6', 'conf', 'all', 'forwarding'], '1', false);
     await setSysctl(ops, changes, log, ['net', 'ipv4', 'conf', dev, 'accept_local'], '1', true);
     await setSysctl(ops, changes, log, ['net', 'ipv4', 'conf', dev, 'rp_filter'], '0', true);
-    if (hasV6) await setSysctl(ops, changes, log, ['net', 'ipv6', 'conf', dev, 'disable_ipv6'], '0', true);
+    // IPv6 on the TUN only for a cluster that has it; either way none of the kernel's own link
+    // chatter. The keys are absent when the kernel has no IPv6 at all (no chatter either).
+    const ipv6Conf = ['net', 'ipv6', 'conf', dev];
+    if (await ops.readSysctl([...ipv6Conf, 'disable_ipv6']) !== undefined) {
+      await setSysctl(ops, changes, log, [...ipv6Conf, 'disable_ipv6'], hasV6 ? '0' : '1', true);
+    }
+    if (hasV6 && await ops.readSysctl([...ipv6Conf, 'addr_gen_mode']) !== undefined) {
+      await setSysctl(ops, changes, log, [...ipv6Conf, 'addr_gen_mode'], '1', true);
+    }
     // The kernel uses max(all, device) for rp_filter: a strict `all` overrides ours.
     const allRp = await ops.readSysctl(['net', 'ipv4', 'conf', 'all', 'rp_filter']);
     if (allRp !== undefined && allRp !== '0') {
@@ -187,7 +199,15 @@ async function undoAll(changes: readonly HostChange[], ops: HostOps, log: Logger
           if (await exists(change.dev)) await ops.ip(['link', 'set', 'dev', change.dev, 'mtu', String(change.old)]);
           break;
         case 'sysctl':
-          if (!change.perDevice || (await ops.readSysctl(change.path)) !== undefined) await ops.writeSysctl(change.path, change.old);
+          if (!change.perDevice || (await ops.readSysctl(change.path)) !== undefined) {
+            await ops.writeSysctl(change.path, change.old);
+            // Writing addr_gen_mode makes the kernel add a link-local address at once, even on
+            // a link undo has just taken down (where it had none): remove it again there.
+            const dev = change.path.at(-2) ?? '';
+            if (change.perDevice && change.path.at(-1) === 'addr_gen_mode' && (await linkInfo(ops, dev))?.up === false) {
+              await ops.ip(['-6', 'addr', 'flush', 'dev', dev, 'scope', 'link']);
+            }
+          }
           break;
       }
     } catch (err: unknown) {

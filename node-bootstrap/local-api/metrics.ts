@@ -8,6 +8,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { DROP_REASON_NAMES } from '../../core/drop-reason.js';
+import { dropTotals } from '../../api/drop-totals.js';
 import type { RouterStats } from '../../router/router.js';
 
 export interface PodtunMetrics {
@@ -38,7 +39,6 @@ const WS_REFUSALS: ReadonlyArray<readonly [key: string, reason: string]> = [
 ];
 
 /** Drop counters in the transports' stats: `udp.drop.bad_header`, `ws.drop.malformed`. */
-const TRANSPORT_DROP_RE = /^(?:[a-z]+\.)?drop\.([a-z_]+)$/;
 
 export function createMetrics(options: MetricsOptions): PodtunMetrics {
   const registry = new Registry();
@@ -78,13 +78,25 @@ export function createMetrics(options: MetricsOptions): PodtunMetrics {
   });
   const rtt: Gauge<'peer' | 'transport'> = new Gauge({
     name: 'podtun_peer_rtt_seconds',
-    help: 'Smoothed probe round-trip time to the peer (absent until the first reply).',
+    help: 'Smoothed probe round-trip time to the peer, while it is up (absent before the first reply and while down).',
     labelNames: peerLabels,
     registers,
     collect() {
       rtt.reset();
       for (const p of snapshot?.peers ?? []) {
         if (p.rttMs !== undefined) rtt.set({ peer: p.node, transport: p.transport ?? 'none' }, p.rttMs / 1000);
+      }
+    },
+  });
+  const lastHeard: Gauge<'peer' | 'transport'> = new Gauge({
+    name: 'podtun_peer_last_heard_seconds',
+    help: 'Since anything was last heard from the peer (absent when nothing ever was).',
+    labelNames: peerLabels,
+    registers,
+    collect() {
+      lastHeard.reset();
+      for (const p of snapshot?.peers ?? []) {
+        if (p.lastHeardAgeMs !== undefined) lastHeard.set({ peer: p.node, transport: p.transport ?? 'none' }, p.lastHeardAgeMs / 1000);
       }
     },
   });
@@ -102,7 +114,7 @@ export function createMetrics(options: MetricsOptions): PodtunMetrics {
   });
   const downReason: Gauge<'peer' | 'reason'> = new Gauge({
     name: 'podtun_peer_down_reason',
-    help: '1 for a peer that is not up, labelled with why ("authentication failed", "no handshake answer", "key unknown").',
+    help: '1 for a peer that is not up, labelled with why ("authentication failed", "no answer on udp", "connection refused on ws", "proxy refused (HTTP 403)", "no handshake answer", "key unknown", ...).',
     labelNames: ['peer', 'reason'] as const,
     registers,
     collect() {
@@ -164,11 +176,7 @@ export function createMetrics(options: MetricsOptions): PodtunMetrics {
 
 /** Every router drop reason (zeros included, so the series exist), plus the transports' drop counters. */
 export function dropsByReason(stats: RouterStats): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const name of DROP_REASON_NAMES) out.set(name, stats.drops[name] ?? 0);
-  for (const [key, n] of Object.entries(stats.transport)) {
-    const reason = TRANSPORT_DROP_RE.exec(key)?.[1];
-    if (reason !== undefined) out.set(reason, (out.get(reason) ?? 0) + n);
-  }
+  const out = new Map<string, number>(DROP_REASON_NAMES.map((name) => [name, 0]));
+  for (const [reason, n] of dropTotals(stats.drops, stats.transport)) out.set(reason, n);
   return out;
 }

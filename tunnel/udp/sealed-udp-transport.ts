@@ -214,8 +214,12 @@ export class SealedUdpTransport extends UdpTransport {
       if (status.state === 'up') continue;
       const unsealedAtMs = this.unsealedAtMs.get(status.slot);
       const unsealed = unsealedAtMs !== undefined && this.nowMs() - unsealedAtMs < UNSEALED_REASON_MS ? UNSEALED_REASON : undefined;
+      // The session's reason is the nearer cause; the probes' stands when it has none.
       const reason = this.sessions.downReason(status.slot, unsealed);
-      if (reason !== undefined) status.downReason = reason;
+      if (reason !== undefined) {
+        status.downReason = reason;
+        delete status.downDetail;
+      }
       const address = this.udp?.peerAddressOf(status.slot);
       if (status.endpoint === undefined && address !== undefined) status.endpoint = formatEndpoint(address.host, address.port);
     }

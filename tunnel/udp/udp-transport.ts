@@ -106,6 +106,8 @@ export interface UdpPeer {
   newestProbeMs: number;
   /** Data from it is accepted until then: refreshed by each authenticated probe or reply. */
   authenticUntilMs: number;
+  /** When a probe or reply under its id last failed the tag check (a reason it is down). */
+  probeRefusedAtMs: number;
   /** The addon's slot holds an address: sends can go out. */
   addressed: boolean;
   /** Data header prebuilt for this peer (room for per-peer authentication later). */
@@ -114,6 +116,8 @@ export interface UdpPeer {
 }
 
 const defaultNowMs = (): number => performance.timeOrigin + performance.now();
+/** A refused probe from a peer counts towards its reason this long. */
+const REFUSAL_REASON_MS = 30_000;
 
 export class UdpTransport implements Transport {
   readonly kind = 'udp';
@@ -292,6 +296,7 @@ export class UdpTransport implements Transport {
       learnedPort: 0,
       newestProbeMs: Number.NEGATIVE_INFINITY,
       authenticUntilMs: Number.NEGATIVE_INFINITY,
+      probeRefusedAtMs: Number.NEGATIVE_INFINITY,
       addressed: false,
       header,
       liveness,
@@ -331,8 +336,9 @@ export class UdpTransport implements Transport {
 
   peerStatus(): PeerStatus[] {
     const out: PeerStatus[] = [];
+    const nowMs = this.nowMs();
     for (const peer of this.peers.values()) {
-      out.push({
+      const status: PeerStatus = {
         slot: peer.slot,
         node: peer.node,
         transport: 'udp',
@@ -340,9 +346,26 @@ export class UdpTransport implements Transport {
         state: peer.liveness.state,
         rttMs: peer.liveness.rttMs,
         lastSeenMs: peer.liveness.lastSeenMs,
-      });
+      };
+      if (status.state !== 'up') {
+        const cause = this.downCause(peer, nowMs);
+        status.downReason = cause.reason;
+        status.downDetail = cause.detail;
+      }
+      out.push(status);
     }
     return out;
+  }
+
+  /** Why a peer that is not up is not, from what this transport saw of it. */
+  private downCause(peer: UdpPeer, nowMs: number): { reason: string; detail: string } {
+    if (nowMs - peer.probeRefusedAtMs < REFUSAL_REASON_MS) {
+      return { reason: 'authentication failed', detail: 'its probes fail the cluster secret check (another cluster secret?)' };
+    }
+    if (!peer.addressed) return { reason: 'no endpoint', detail: 'its lease names no usable udp endpoint, and it has not probed us' };
+    const lastSeenMs = peer.liveness.lastSeenMs;
+    const heard = lastSeenMs === undefined ? 'never answered' : `nothing heard for ${Math.round((nowMs - lastSeenMs) / 1000)} s`;
+    return { reason: 'no answer on udp', detail: `probes to ${this.endpointOf(peer) ?? '?'}: ${heard} (UDP blocked, or the node down?)` };
   }
 
   drops(): Record<string, number> {
@@ -424,6 +447,7 @@ export class UdpTransport implements Transport {
         peer.liveness.onInbound(nowMs);
       } else if (!probeTagValid(this.secret, type === MSG_PROBE ? PROBE_TAG_PURPOSE : REPLY_TAG_PURPOSE, buf, off, len)) {
         drops[DropReason.Unauthenticated] = (drops[DropReason.Unauthenticated] ?? 0) + 1;
+        peer.probeRefusedAtMs = nowMs;
       } else if (type === MSG_PROBE) {
         this.answerProbe(peer, i, off, nowMs);
       } else if (peer.liveness.onProbeReply(readSeq(buf, off), readProbeTimestamp(buf, off), nowMs)) {

@@ -210,6 +210,7 @@ export class WsListener {
       refused: (conn, proof) => {
         const reason = proof ? 'proof did not verify (replayed or forged handshake?)' : 'message before the proof';
         if (proof) this.owner.counters.proofFailures++;
+        conn.peer.inboundRefusal = { atMs: this.owner.nowMs(), reason };
         this.logRefusal({ peer: conn.peer.node, remote: conn.remote, reason });
         conn.end(reason);
       },
@@ -221,6 +222,10 @@ export class WsListener {
   ): void {
     this.owner.counters.authRejected++;
     this.logRefusal({ peer: node, remote, reason });
+    // Why that peer stays down, as status tells it. A stranger may claim a peer's name too; it
+    // can only change the words shown for a peer that is down anyway.
+    const peer = status === 401 && node !== undefined ? this.host.peerOf(node) : undefined;
+    if (peer !== undefined) peer.inboundRefusal = { atMs: this.owner.nowMs(), reason };
     const text = `${body}\n`;
     socket.once('finish', () => socket.destroy());
     socket.end(

@@ -24,6 +24,8 @@ export interface WsPeer {
   redialTimer: NodeJS.Timeout | undefined;
   /** The last dial failure logged at warn (repeats go to debug). */
   lastFailure: string | undefined;
+  /** Its last connection to us refused for authentication (a reason it is down). */
+  inboundRefusal: { atMs: number; reason: string } | undefined;
   state: PeerState;
   sinceMs: number;
   rttMs: number | undefined;
@@ -43,6 +45,7 @@ export function newWsPeer(slot: number, node: string, wsEndpoint: string | undef
     attempt: 0,
     redialTimer: undefined,
     lastFailure: undefined,
+    inboundRefusal: undefined,
     state: 'unknown',
     sinceMs: nowMs,
     rttMs: undefined,

@@ -51,6 +51,7 @@ import type { WsConfig, WsTransportOptions } from './ws-options.js';
 import { newWsPeer, sendingConn } from './ws-peer.js';
 import type { WsPeer } from './ws-peer.js';
 import { unmapped } from './ws-admission.js';
+import { AWAITING_DIAL_IN, wsDownCause } from './ws-down-reason.js';
 
 // The netns tests size an oversized message from it, imported from here.
 export { DEFAULT_MAX_PAYLOAD_BYTES } from './ws-options.js';
@@ -236,12 +237,35 @@ export class WsTransport implements Transport {
         status.sealed = true;
         const ageMs = sealing.lastHandshakeAgeMs(peer.slot);
         if (ageMs !== undefined) status.lastHandshakeAgeMs = ageMs;
-        const reason = peer.state === 'up' ? undefined : sealing.downReason(peer.slot);
-        if (reason !== undefined) status.downReason = reason;
       }
+      if (peer.state !== 'up') this.explainDown(peer, status);
       out.push(status);
     }
     return out;
+  }
+
+  /**
+   * With a connection open, what keeps the sealed session from starting; without one, why the
+   * connection fails (nothing seals before it opens), else the session's reason, else (a peer
+   * that only dials us) that it has not dialed.
+   */
+  private explainDown(peer: WsPeer, status: PeerStatus): void {
+    const sealed = this.sealing?.downReason(peer.slot);
+    const url = peer.url;
+    const failed = sealed !== undefined && sendingConn(peer) !== undefined ? undefined : wsDownCause({
+      lastFailure: peer.lastFailure,
+      target: peer.wsEndpoint,
+      proxied: url !== undefined && (this.config.proxyFor(url.href) ?? '') !== '',
+      inboundRefusal: peer.inboundRefusal,
+      nowMs: this.nowMs(),
+    });
+    if (failed !== undefined || (sealed === undefined && url === undefined)) {
+      const cause = failed ?? AWAITING_DIAL_IN;
+      status.downReason = cause.reason;
+      status.downDetail = cause.detail;
+    } else if (sealed !== undefined) {
+      status.downReason = sealed;
+    }
   }
 
   drops(): Record<string, number> {

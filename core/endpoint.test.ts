@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EndpointError, formatEndpoint, parseEndpoint } from './endpoint.js';
+import { EndpointError, formatEndpoint, parseEndpoint, parseEndpointOrName } from './endpoint.js';
 
 describe('parseEndpoint', () => {
   it.each([
@@ -61,5 +61,33 @@ describe('parseEndpoint', () => {
   it('formats with brackets for IPv6', () => {
     expect(formatEndpoint('10.0.0.1', 8285)).toBe('10.0.0.1:8285');
     expect(formatEndpoint('fd00::1', 8285)).toBe('[fd00::1]:8285');
+  });
+});
+
+describe('parseEndpointOrName', () => {
+  it.each([
+    { text: '192.168.77.1:8285', want: { host: '192.168.77.1', port: 8285, family: 4 } },
+    { text: '[fd00::1]:8285', want: { host: 'fd00::1', port: 8285, family: 6 } },
+    { text: 'node-b.example.net:8285', want: { name: 'node-b.example.net', port: 8285 } },
+    { text: 'Node-B.Example.NET.:53', want: { name: 'node-b.example.net', port: 53 } },
+    { text: 'nodeb:1', want: { name: 'nodeb', port: 1 } },
+    { text: '3com.example:80', want: { name: '3com.example', port: 80 } },
+  ])('reads $text', ({ text, want }) => {
+    expect(parseEndpointOrName(text)).toEqual(want);
+  });
+
+  it.each([
+    { text: 'node-b.example.net', why: /no port/ },
+    { text: 'node-b.example.net:0', why: /from 1 to 65535/ },
+    { text: '-node.example:8285', why: /neither an IP address nor a host name/ },
+    { text: 'node_b.example:8285', why: /neither an IP address nor a host name/ },
+    { text: 'node..example:8285', why: /neither an IP address nor a host name/ },
+    { text: '10.0.0.300:8285', why: /neither an IP address nor a host name/ },
+    { text: `${'a'.repeat(64)}.example:8285`, why: /neither an IP address nor a host name/ },
+    { text: '[node-b.example]:8285', why: /is not an IP address/ },
+    { text: 'fd00::1:8285', why: /needs brackets/ },
+  ])('refuses "$text"', ({ text, why }) => {
+    expect(() => parseEndpointOrName(text)).toThrow(EndpointError);
+    expect(() => parseEndpointOrName(text)).toThrow(why);
   });
 });

@@ -10,6 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { NETNS_ETC_DIR } from './netns-hosts.js';
 import { pidAlive, runSyncQuiet } from './shell.js';
 
 const STATE_SUFFIX = '.state.json';
@@ -82,6 +83,9 @@ export function removeNamespaceSync(ns: string): boolean {
     }
   }
   runSyncQuiet(['ip', 'netns', 'del', ns]);
+  // What `ip netns exec` mounts into it (netns-hosts.ts); `ip netns del` leaves it. A plain name
+  // only: never /etc/netns itself.
+  if (/^[A-Za-z0-9_-]+$/.test(ns)) rmSync(join(NETNS_ETC_DIR, ns), { recursive: true, force: true });
   return !listNamespaces().includes(ns);
 }
 

@@ -175,7 +175,11 @@ export interface EtcdInfo {
 
 export type TransportChoice = 'udp' | 'ws' | 'auto';
 
-export type ProxyKind = 'squid' | 'tinyproxy';
+/**
+ * squid and tinyproxy: HTTP proxies (CONNECT); squid-https: squid serving TLS on its port, an
+ * https:// proxy (its certificate made per run: ProxyInfo.caFile); microsocks: a SOCKS5 proxy.
+ */
+export type ProxyKind = 'squid' | 'tinyproxy' | 'squid-https' | 'microsocks';
 
 export interface ProxyOptions {
   /** Basic credentials the proxy requires (both or neither). */
@@ -190,8 +194,10 @@ export interface ProxyInfo {
   ns: string;
   ip: string;
   port: number;
-  /** `http://[user:pass@]192.168.77.200:3128`, for a node's `proxy:` key. */
+  /** `http://[user:pass@]192.168.77.200:3128` (`https://`, `socks5://` by kind), for a node's `proxy:` key. */
   url: string;
+  /** squid-https: the proxy's self-signed certificate, for NODE_EXTRA_CA_CERTS of the nodes using it. */
+  caFile: string | undefined;
   /** Where the proxy logs requests (squid's access log; tinyproxy's log). */
   accessLog: string;
   /** The proxy's log so far ('' if none). */
@@ -299,7 +305,7 @@ export interface Cluster {
    */
   blockInbound(i: number, ports: readonly number[], blocked?: boolean): Promise<void>;
   /**
-   * Starts a forward proxy (squid or tinyproxy) in a namespace of its own on the underlay at
+   * Starts a forward proxy (ProxyKind) in a namespace of its own on the underlay at
    * PROXY_IP:PROXY_PORT; config and logs in the run's dir; ended at destroy(), and by itself
    * after 15 minutes. One per cluster.
    */
@@ -1113,7 +1119,7 @@ class ClusterImpl implements Cluster {
     await this.ip(this.underlayNs, ['link', 'set', 'px', 'master', 'ul0', 'up']);
     await this.ip(ns, ['addr', 'add', `${PROXY_IP}/24`, 'dev', 'eth0']);
     await this.ip(ns, ['link', 'set', 'eth0', 'up']);
-    const { argv, accessLog } = await writeProxyConfig(kind, dir, options);
+    const { argv, accessLog, caFile } = await writeProxyConfig(kind, dir, options);
     const outFd = openSync(join(dir, `${kind}.out`), 'a');
     let child: ChildProcess;
     try {
@@ -1144,12 +1150,14 @@ class ClusterImpl implements Cluster {
       100,
     );
     const creds = options.user === undefined ? '' : `${options.user}:${options.pass ?? ''}@`;
+    const scheme = kind === 'squid-https' ? 'https' : kind === 'microsocks' ? 'socks5' : 'http';
     const info: ProxyInfo = {
       kind,
       ns,
       ip: PROXY_IP,
       port: PROXY_PORT,
-      url: `http://${creds}${PROXY_IP}:${PROXY_PORT}`,
+      url: `${scheme}://${creds}${PROXY_IP}:${PROXY_PORT}`,
+      caFile,
       accessLog,
       pid: child.pid ?? -1,
       readLog: () => {
@@ -1241,14 +1249,19 @@ class ClusterImpl implements Cluster {
   }
 }
 
-/** Writes the proxy's config into `dir`; returns how to run it (foreground) and its request log. */
+/** Writes the proxy's config into `dir`; returns how to run it (foreground), its request log, its certificate. */
 async function writeProxyConfig(
   kind: ProxyKind,
   dir: string,
   options: ProxyOptions,
-): Promise<{ argv: string[]; accessLog: string }> {
+): Promise<{ argv: string[]; accessLog: string; caFile?: string }> {
   const ports = options.connectPorts ?? [WS_PORT];
   const subnet = `${UNDERLAY_V4_PREFIX}0/24`;
+  if (kind === 'microsocks') {
+    // No CONNECT port list: the node it serves has a route to nothing but the proxy anyway.
+    const auth = options.user === undefined ? [] : ['-u', options.user, '-P', options.pass ?? ''];
+    return { argv: ['microsocks', '-i', PROXY_IP, '-p', String(PROXY_PORT), ...auth], accessLog: join(dir, 'microsocks.out') };
+  }
   if (kind === 'tinyproxy') {
     const conf = join(dir, 'tinyproxy.conf');
     const accessLog = join(dir, 'tinyproxy.log');
@@ -1285,8 +1298,19 @@ async function writeProxyConfig(
       'acl authed proxy_auth REQUIRED',
     );
   }
+  let listen = `http_port ${PROXY_IP}:${PROXY_PORT}`;
+  let caFile: string | undefined;
+  if (kind === 'squid-https') {
+    caFile = join(dir, 'proxy-cert.pem');
+    const keyFile = join(dir, 'proxy-key.pem');
+    await runIn(null, ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', keyFile, '-out', caFile, '-days', '1', '-subj', '/CN=podtun test proxy', '-addext', `subjectAltName=IP:${PROXY_IP}`]);
+    // squid reads it as its own user ('proxy'); a throwaway key in the run's dir.
+    chmodSync(keyFile, 0o644);
+    listen = `https_port ${PROXY_IP}:${PROXY_PORT} tls-cert=${caFile} tls-key=${keyFile}`;
+  }
   const lines = [
-    `http_port ${PROXY_IP}:${PROXY_PORT}`,
+    listen,
     ...auth,
     `acl nodes src ${subnet}`,
     `acl tunnel_ports port ${ports.join(' ')}`,
@@ -1308,7 +1332,7 @@ async function writeProxyConfig(
   ];
   writeFileSync(conf, `${lines.join('\n')}\n`);
   await runIn(null, ['squid', '-k', 'parse', '-f', conf]);
-  return { argv: ['squid', '-N', '-f', conf], accessLog };
+  return { argv: ['squid', '-N', '-f', conf], accessLog, ...(caFile === undefined ? {} : { caFile }) };
 }
 
 function readSize(path: string): number {

@@ -22,8 +22,10 @@ export interface TransportContext {
   readonly clusterSecret: Uint8Array;
   /** This node's static key pair when tunnels are sealed (`encryption: sealed`); undefined: unsealed. */
   readonly nodeKey: NodeKeyPair | undefined;
-  /** The HTTP proxy an outgoing connection to `url` goes through, or undefined (the daemon reads the environment). */
+  /** The proxy an outgoing connection to `url` goes through, or undefined (the daemon reads the environment). */
   readonly proxyFor: (url: string) => string | undefined;
+  /** How often peers' endpoints that name a host are looked up again (`resolveSeconds`). */
+  readonly resolveIntervalMs: number;
   readonly log: Logger;
 }
 

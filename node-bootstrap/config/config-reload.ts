@@ -25,6 +25,7 @@ export function checkReloadable(running: NodeConfig, next: NodeConfig): void {
   compare('underlayMtu', running.underlayMtu, next.underlayMtu);
   compare('encryption', running.encryption, next.encryption);
   compare('nodeKeyFile', running.nodeKeyFile, next.nodeKeyFile);
+  compare('resolveSeconds', running.resolveSeconds, next.resolveSeconds);
   compare('api', running.api, next.api);
   compare('dashboard', running.dashboard, next.dashboard);
   compare('subnetManager', { type: running.subnetManager.type, ...asObject(running.subnetManager.settings) },

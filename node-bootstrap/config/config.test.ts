@@ -133,7 +133,11 @@ describe('validateConfig', () => {
     ['endpoint port 0', (r) => { nodeAt(r, 1)['endpoint'] = '192.168.77.2:0'; }, 'nodes[1].endpoint', /port "0"/],
     ['endpoint port too big', (r) => { nodeAt(r, 1)['endpoint'] = '192.168.77.2:65536'; }, 'nodes[1].endpoint', /port "65536"/],
     ['endpoint v6 without brackets', (r) => { nodeAt(r, 1)['endpoint'] = 'fd00::2:8285'; }, 'nodes[1].endpoint', /needs brackets/],
-    ['endpoint hostname', (r) => { nodeAt(r, 1)['endpoint'] = 'node-b.example:8285'; }, 'nodes[1].endpoint', /not an IP address/],
+    ['endpoint bad host name', (r) => { nodeAt(r, 1)['endpoint'] = 'node_b.example:8285'; }, 'nodes[1].endpoint', /host "node_b.example" is neither an IP address nor a host name/],
+    ['endpoint name without port', (r) => { nodeAt(r, 1)['endpoint'] = 'node-b.example'; }, 'nodes[1].endpoint', /no port/],
+    ['duplicate named endpoint', (r) => { nodeAt(r, 0)['endpoint'] = 'Node-B.example:8285'; nodeAt(r, 1)['endpoint'] = 'node-b.example:8285'; }, 'nodes[1].endpoint', /already used by nodes\[0\]\.endpoint/],
+    ['resolveSeconds zero', (r) => { r['resolveSeconds'] = 0; }, 'resolveSeconds', /0 is out of range \(1-86400\)/],
+    ['resolveSeconds a string', (r) => { r['resolveSeconds'] = '60s'; }, 'resolveSeconds', /expected an integer, got string "60s"/],
     ['endpoint parsed as a YAML list', (r) => { nodeAt(r, 1)['endpoint'] = ['fd00::2']; }, 'nodes[1].endpoint', /quote IPv6 endpoints/],
     ['duplicate endpoint', (r) => { nodeAt(r, 1)['endpoint'] = '192.168.77.1:8285'; }, 'nodes[1].endpoint', /already used by nodes\[0\]\.endpoint/],
     ['node mtu too small', (r) => { nodeAt(r, 1)['mtu'] = 500; }, 'nodes[1].mtu', /500 is out of range \(576-65535\)/],
@@ -164,9 +168,14 @@ describe('validateConfig', () => {
     ['ws.listen hostname', (r) => { r['ws'] = { listen: 'localhost:8443' }; }, 'ws.listen', /not an IP address/],
     ['ws.tls without key', (r) => { r['ws'] = { listen: '0.0.0.0:8443', tls: { certFile: 'c.pem' } }; }, 'ws.tls.keyFile', /required/],
     ['ws.tls without listen', (r) => { r['ws'] = { tls: { certFile: 'c.pem', keyFile: 'k.pem' } }; }, 'ws.tls', /only used by the listener/],
-    ['proxy https', (r) => { r['proxy'] = 'https://10.0.0.1:3128'; }, 'proxy', /scheme "https:" not supported; expected "http:\/\/\[user:pass@\]host:port"/],
-    ['proxy not a URL', (r) => { r['proxy'] = '10.0.0.1:3128'; }, 'proxy', /expected "http:\/\/\[user:pass@\]host:port"/],
+    ['proxy socks4', (r) => { r['proxy'] = 'socks4://10.0.0.1:1080'; }, 'proxy',
+      /scheme "socks4:" not supported; expected "http:\/\/", "https:\/\/", "socks5:\/\/" or "socks5h:\/\/" followed by "\[user:pass@\]host:port"/],
+    ['proxy ftp', (r) => { r['proxy'] = 'ftp://10.0.0.1:21'; }, 'proxy', /scheme "ftp:" not supported/],
+    ['proxy not a URL', (r) => { r['proxy'] = '10.0.0.1:3128'; }, 'proxy', /not a URL; expected "http:\/\/", "https:\/\/", "socks5:\/\/"/],
     ['proxy with a path', (r) => { r['proxy'] = 'http://10.0.0.1:3128/x'; }, 'proxy', /no path/],
+    ['socks5 proxy with a query', (r) => { r['proxy'] = 'socks5://10.0.0.1:1080?x=1'; }, 'proxy', /no path/],
+    ['socks5 proxy without a host', (r) => { r['proxy'] = 'socks5://'; }, 'proxy', /a host and port/],
+    ['proxy not a string', (r) => { r['proxy'] = 3128; }, 'proxy', /got number 3128/],
     // api
     ['api not a mapping', (r) => { r['api'] = '127.0.0.1:9402'; }, 'api', /expected a mapping \(listen\), got string/],
     ['api unknown key', (r) => { r['api'] = { port: 9402 }; }, 'api.port', /unknown setting \(known: listen\)/],
@@ -217,6 +226,34 @@ describe('validateConfig', () => {
       [{ ws: 'ws://192.168.77.2:8443' }, ['ws']],
     ]);
     expect(Object.isFrozen(settingsOf(config, 'ws'))).toBe(true);
+  });
+
+  it.each([
+    'http://10.0.0.1:3128',
+    'https://user:pass@proxy.example:443',
+    'socks5://10.0.0.1:1080',
+    'socks5h://user:pass@proxy.example:1080',
+  ])('takes proxy %s', (proxy) => {
+    const raw = good();
+    raw['proxy'] = `  ${proxy} `;
+    expect(validateConfig(raw, 'node.yaml').proxy).toBe(proxy);
+  });
+
+  it('takes endpoints that name a host, and how often they are looked up again', () => {
+    const raw = good();
+    nodeAt(raw, 1)['endpoint'] = 'Node-B.Example.NET.:8285';
+    expect(validateConfig(raw, 'node.yaml').resolveSeconds).toBe(60);
+    raw['resolveSeconds'] = 300;
+    const config = validateConfig(raw, 'node.yaml');
+    expect(config.nodes[1]?.endpoints).toEqual({ udp: 'node-b.example.net:8285' });
+    expect(config.resolveSeconds).toBe(300);
+    // A name says nothing of the underlay's family: the MTU stays sized for IPv4.
+    expect(config.underlayFamily).toBe(4);
+    // The transports are made with the interval once: a new one needs a restart; a peer's new name does not.
+    expect(() => checkReloadable(validateConfig(good(), 'node.yaml'), config))
+      .toThrow(/resolveSeconds: changed from 60 to 300; restart podtun to apply/);
+    delete raw['resolveSeconds'];
+    expect(() => checkReloadable(validateConfig(good(), 'node.yaml'), validateConfig(raw, 'node.yaml'))).not.toThrow();
   });
 
   it.each<[string, unknown, string[]]>([

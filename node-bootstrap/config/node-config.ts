@@ -20,6 +20,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const DEFAULT_TUN_NAME = 'podtun0';
 export const DEFAULT_UNDERLAY_MTU = 1500;
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+/** Peers' host-name endpoints are looked up again this often (and every few seconds while a peer is down). */
+export const DEFAULT_RESOLVE_SECONDS = 60;
+export const MAX_RESOLVE_SECONDS = 86_400;
 
 export interface NodeSpec {
   readonly name: string;
@@ -89,8 +92,10 @@ export interface NodeConfig {
   readonly nodeKeyFile: string;
   /** Every registered transport with its validated settings, in registry order. */
   readonly transports: readonly TransportChoice[];
-  /** HTTP proxy for outgoing WebSocket dials ("http://[user:pass@]host:port"); undefined: from the environment. */
+  /** Proxy for outgoing WebSocket dials (http, https, socks5, socks5h URL; fields/proxy.ts); undefined: from the environment. */
   readonly proxy: string | undefined;
+  /** How often peers' endpoints that name a host are looked up again, seconds. */
+  readonly resolveSeconds: number;
   /** The local API over TCP too (e.g. Prometheus scrapes); it is always on the Unix socket. */
   readonly api: ListenSettings;
   /** The live dashboard; off unless `dashboard.listen` is set. */

@@ -10,7 +10,7 @@
  */
 import { dirname } from 'node:path';
 import type { IpFamily } from '../../core/cidr.js';
-import { checkKnownKeys, describe, isAbsent, isRecord, show } from '../../core/config-check.js';
+import { checkKnownKeys, describe, intAt, isAbsent, isRecord, show } from '../../core/config-check.js';
 import type { ConfigIssue, IssueFn } from '../../core/config-check.js';
 import type { SubnetManagerBlockContext, SubnetManagerChoice } from '../../core/subnet-manager.js';
 import { DEFAULT_SUBNET_MANAGER, SUBNET_MANAGERS, subnetManagerOf } from '../../ipam/subnet-managers.js';
@@ -26,12 +26,15 @@ import { checkTunnelMtu, mtuAt } from './fields/mtu.js';
 import { nodeNameAt, tunNameAt } from './fields/names.js';
 import { nodesAt } from './fields/nodes.js';
 import { proxyAt } from './fields/proxy.js';
-import { ConfigError, DEFAULT_LOG_LEVEL, DEFAULT_UNDERLAY_MTU, LOG_LEVELS, isLogLevel } from './node-config.js';
+import {
+  ConfigError, DEFAULT_LOG_LEVEL, DEFAULT_RESOLVE_SECONDS, DEFAULT_UNDERLAY_MTU, LOG_LEVELS, MAX_RESOLVE_SECONDS, isLogLevel,
+} from './node-config.js';
 import type { AdvertiseSettings, ConfigOverrides, LogLevel, NodeConfig, NodeSpec } from './node-config.js';
 
 const OWN_KEYS = [
   'nodeName', 'clusterCidrs', 'tunName', 'underlayMtu', 'logLevel', 'clusterSecret', 'clusterSecretFile',
   'proxy', 'api', 'dashboard', 'subnetManager', 'advertise', 'cni', 'nodes', 'encryption', 'nodeKeyFile',
+  'resolveSeconds',
 ] as const;
 const TOP_LEVEL_KEYS: readonly string[] = [...OWN_KEYS, ...TRANSPORTS.map((t) => t.settingsKey)];
 
@@ -57,6 +60,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   const encryption = encryptionAt(raw['encryption'], issue);
   const nodeKeyFile = nodeKeyFileAt(raw['nodeKeyFile'], baseDir, issue);
   const proxy = proxyAt(raw['proxy'], issue);
+  const resolveSeconds = intAt(raw['resolveSeconds'], 'resolveSeconds', DEFAULT_RESOLVE_SECONDS, 1, MAX_RESOLVE_SECONDS, issue);
   const api = listenBlockAt(raw['api'], 'api', issue);
   const dashboard = listenBlockAt(raw['dashboard'], 'dashboard', issue);
   const cni = isAbsent(raw['cni']) ? undefined : cniAt(raw['cni'], baseDir, issue);
@@ -88,7 +92,8 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   if (issues.length > 0) throw new ConfigError(source, issues);
   const complete = transports.filter((t): t is TransportChoice => t !== undefined);
   if (nodeName === undefined || tunName === undefined || underlayMtu === undefined || clusterSecret === undefined ||
-    api === undefined || dashboard === undefined || subnetManager === undefined || complete.length !== transports.length) {
+    api === undefined || dashboard === undefined || subnetManager === undefined || resolveSeconds === undefined ||
+    complete.length !== transports.length) {
     throw new ConfigError(source, [{ path: '', reason: 'internal: missing field without an issue' }]);
   }
   return deepFreeze({
@@ -104,6 +109,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     nodeKeyFile,
     transports: complete,
     proxy,
+    resolveSeconds,
     api,
     dashboard,
     subnetManager,

@@ -193,6 +193,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
         clusterSecret: config.clusterSecret.bytes(),
         nodeKey,
         proxyFor,
+        resolveIntervalMs: config.resolveSeconds * 1000,
         log: componentLogger(log, 'transport', { transport: choice.kind }),
       });
       owned.push(made);

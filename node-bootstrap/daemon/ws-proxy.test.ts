@@ -33,6 +33,16 @@ describe('proxyResolver', () => {
     expect(proxyFor('wss://node-c.internal:8443')).toBeUndefined();
   });
 
+  it('passes https:// and SOCKS5 proxies from the environment on as they are', () => {
+    clearProxyEnv();
+    vi.stubEnv('HTTPS_PROXY', 'https://user:pass@proxy.example:443');
+    vi.stubEnv('ALL_PROXY', 'socks5h://10.0.0.9:1080');
+    const proxyFor = proxyResolver(undefined);
+    expect(proxyFor('wss://node-b.example:443')).toBe('https://user:pass@proxy.example:443');
+    expect(proxyFor('ws://192.168.77.2:8080')).toBe('socks5h://10.0.0.9:1080');
+    expect(proxyResolver('socks5://10.0.0.9:1080')('wss://node-b.example:443')).toBe('socks5://10.0.0.9:1080');
+  });
+
   it('lower-case variables and ALL_PROXY count too; nothing set means direct', () => {
     clearProxyEnv();
     const proxyFor = proxyResolver(undefined);

@@ -1,8 +1,10 @@
 /**
- * Which HTTP proxy a WebSocket dial goes through: the `proxy` config field for every peer when
- * set, else the environment (HTTPS_PROXY for wss://, HTTP_PROXY for ws://, ALL_PROXY, NO_PROXY;
- * either case), as curl and most tools read it. The only importer of `proxy-from-env`, which
- * reads process.env when asked (node-bootstrap is where the environment is read).
+ * Which proxy a WebSocket dial goes through: the `proxy` config field for every peer when set,
+ * else the environment (HTTPS_PROXY for wss://, HTTP_PROXY for ws://, ALL_PROXY, NO_PROXY;
+ * either case), as curl and most tools read it. Any scheme tunnel/ws/proxy-url.ts takes (http,
+ * https, socks5, socks5h) may come from either; the dialer refuses, and logs, any other. The only
+ * importer of `proxy-from-env`, which reads process.env when asked (node-bootstrap is where the
+ * environment is read).
  */
 import { getProxyForUrl } from 'proxy-from-env';
 

@@ -1,9 +1,10 @@
 /**
- * podtun through an HTTP forward proxy: n1's underlay keeps only a /32 route to the proxy, so
- * n1 reaches its peers only by WebSocket through the proxy (`proxy:` in its config), and no
- * peer can reach n1 directly. Pods on n1 and on n2/n3 talk both ways over n1's outbound
- * connections. Once with squid (no credentials), once with tinyproxy requiring Basic
- * credentials (`proxy: http://user:pass@...`, CONNECT).
+ * podtun through a forward proxy: n1's underlay keeps only a /32 route to the proxy, so n1
+ * reaches its peers only by WebSocket through the proxy (`proxy:` in its config), and no peer can
+ * reach n1 directly. Pods on n1 and on n2/n3 talk both ways over n1's outbound connections. Once
+ * per kind of proxy: squid (http://, no credentials), tinyproxy (http:// with Basic credentials,
+ * CONNECT), squid serving TLS on its port (https://user:pass@..., its per-run certificate
+ * trusted through NODE_EXTRA_CA_CERTS), microsocks (socks5://user:pass@...).
  *
  * ```
  *                 underlay ns (bridge ul0, 192.168.77.0/24)
@@ -25,34 +26,41 @@ import { expectBothWays, netnsSkipReason, parsePing, podtunSkipReason, printSkip
 const baseSkip = netnsSkipReason(['ping']) ?? podtunSkipReason();
 printSkip('podtun-proxy.test.ts', baseSkip);
 
-const CASES: Array<{ kind: ProxyKind; proxy: ProxyOptions }> = [
-  { kind: 'squid', proxy: {} },
-  { kind: 'tinyproxy', proxy: { user: 'podtun', pass: 'k8s-proxy-pass' } },
+const CASES: Array<{ kind: ProxyKind; scheme: string; tools: string[]; proxy: ProxyOptions }> = [
+  { kind: 'squid', scheme: 'http', tools: ['squid'], proxy: {} },
+  { kind: 'tinyproxy', scheme: 'http', tools: ['tinyproxy'], proxy: { user: 'podtun', pass: 'k8s-proxy-pass' } },
+  { kind: 'squid-https', scheme: 'https', tools: ['squid', 'openssl'], proxy: { user: 'podtun', pass: 'k8s-tls-pass' } },
+  { kind: 'microsocks', scheme: 'socks5', tools: ['microsocks'], proxy: { user: 'podtun', pass: 'k8s-socks-pass' } },
 ];
 
-function proxyUrl(options: ProxyOptions): string {
+function proxyUrl(scheme: string, options: ProxyOptions): string {
   const creds = options.user === undefined ? '' : `${options.user}:${options.pass ?? ''}@`;
-  return `http://${creds}${PROXY_IP}:${PROXY_PORT}`;
+  return `${scheme}://${creds}${PROXY_IP}:${PROXY_PORT}`;
 }
 
 for (const tc of CASES) {
-  const skip = baseSkip ?? missingCommand([tc.kind]);
+  const skip = baseSkip ?? missingCommand(tc.tools);
   if (baseSkip === undefined) printSkip(`podtun-proxy.test.ts (${tc.kind})`, skip);
 
   describe.skipIf(skip !== undefined)(`podtun: n1 reaches its peers only through ${tc.kind}`, () => {
+    let proxy: ProxyInfo | undefined;
     const cluster = useCluster({
       nodes: 3,
       podsPerNode: 1,
       ipv6: false,
       mode: 'podtun',
       startNodes: false,
-      podtun: { nodeOverrides: (i) => (i === 1 ? { proxy: proxyUrl(tc.proxy) } : {}) },
+      podtun: {
+        nodeOverrides: (i) => (i === 1 ? { proxy: proxyUrl(tc.scheme, tc.proxy) } : {}),
+        // Read when a node starts, after the proxy made its certificate.
+        envFor: (i): Record<string, string> => (i === 1 && proxy?.caFile !== undefined ? { NODE_EXTRA_CA_CERTS: proxy.caFile } : {}),
+      },
     });
-    let proxy: ProxyInfo | undefined;
 
     beforeAll(async () => {
       const c = cluster();
       proxy = await c.startProxy(tc.kind, tc.proxy);
+      expect(proxy.url).toBe(proxyUrl(tc.scheme, tc.proxy));
       await c.isolateBehindProxy(1);
       await Promise.all(c.nodes().map((n) => c.startNode(n.index)));
     });
@@ -89,7 +97,7 @@ for (const tc of CASES) {
       await c.stopNode(1);
       const targets = [c.node(2), c.node(3)].map((peer) => `${peer.underlayIp}:8443`);
       const seen = (log: string, target: string): boolean =>
-        log.includes(`CONNECT ${target}`) || log.includes(`GET http://${target}`);
+        log.includes(`CONNECT ${target}`) || log.includes(`GET http://${target}`) || log.includes(`connected to ${target}`);
       let log = '';
       await pollUntil(
         `${tc.kind} log entries for n1's tunnels`,
@@ -104,6 +112,9 @@ for (const tc of CASES) {
         expect(seen(log, target), `${tc.kind} log mentions ${target}:\n${log.slice(-2000)}`).toBe(true);
       }
       if (tc.kind === 'squid') expect(log).toMatch(/TCP_TUNNEL\/200|101 /);
+      // Authenticated over TLS: the user shows in the access log.
+      else if (tc.kind === 'squid-https') expect(log).toMatch(/TCP_TUNNEL\/200 .*CONNECT 192\.168\.77\.[23]:8443 podtun /);
+      else if (tc.kind === 'microsocks') expect(log).toMatch(/client\[\d+\] 192\.168\.77\.1: connected to 192\.168\.77\.[23]:8443/);
       else expect(log).toMatch(/Established connection to host "192\.168\.77\.[23]"/);
     });
   });

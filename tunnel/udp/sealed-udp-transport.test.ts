@@ -319,3 +319,71 @@ describe.skipIf(nativeMissing)('SealedUdpTransport: a peer with encryption: none
     expect(atA.received()).toBe(0);
   });
 });
+
+/**
+ * a reaches b through its name, "node-b.test:R", which first resolves to a relay at 127.0.0.1:R
+ * and then (b "moved") to one at 127.0.0.2:R; both relay a <-> b. b reaches a directly.
+ *
+ *   a 127.0.0.1:pA --> 127.0.0.1:R (relay 1, closed at the move) --> b 127.0.0.1:pB
+ *                  \-> 127.0.0.2:R (relay 2) ----------------------/
+ */
+describe.skipIf(nativeMissing)('SealedUdpTransport: a peer named by host name moves', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  /** A socket at host:port passing datagrams between a and b (whichever sent, to the other). */
+  async function relay(host: string, port: number, aPort: number, bPort: number): Promise<{ port: number; close(): void }> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(port, host, resolve));
+    socket.on('message', (msg, from) => socket.send(msg, from.port === aPort ? bPort : aPort, '127.0.0.1'));
+    let open = true;
+    const close = (): void => {
+      if (open) socket.close();
+      open = false;
+    };
+    cleanups.push(close);
+    return { port: socket.address().port, close };
+  }
+
+  it('is followed to its new address with the same session: no new handshake', async () => {
+    const keyA = generateX25519();
+    const keyB = generateX25519();
+    let answer = '127.0.0.1';
+    const make = (node: string, nodeKey: ReturnType<typeof generateX25519>): SealedUdpTransport => {
+      const t = new SealedUdpTransport({
+        listen: '127.0.0.1:0', localNode: node, clusterSecret: SECRET, log: quietLogger, nodeKey, cpuHasAesHw: true,
+        probeIntervalMs: 50, deadAfterMs: 300, lookupHost: () => Promise.resolve(answer),
+      });
+      cleanups.push(() => t.close());
+      return t;
+    };
+    const a = make('node-a', keyA);
+    const b = make('node-b', keyB);
+    const atB = seqCounter(2 * BATCH);
+    await a.start(() => undefined);
+    await b.start(atB.sink);
+    const first = await relay('127.0.0.1', 0, a.port, b.port);
+    a.setPeer(SLOT_OF_B, { node: 'node-b', endpoints: { udp: `node-b.test:${first.port}` }, transports: ['udp'], publicKey: publicKeyText(keyB.publicKey) });
+    b.setPeer(SLOT_OF_A, { node: 'node-a', endpoints: { udp: `127.0.0.1:${a.port}` }, transports: ['udp'], publicKey: publicKeyText(keyA.publicKey) });
+    const seen = (): { state: string; endpoint: string | undefined } | undefined => a.peerStatus().find((p) => p.slot === SLOT_OF_B);
+    await waitFor('b up at a through relay 1', () => seen()?.state === 'up', 5_000);
+    expect(seen()?.endpoint).toBe(`127.0.0.1:${first.port}`);
+    const numbered = numberedBatch('10.244.1.2', '10.244.2.2');
+    const before = numbered(0, BATCH);
+    expect(a.send(SLOT_OF_B, before.batch, before.idx, BATCH)).toBe(0);
+    await waitFor('the first batch at b', () => atB.received() === BATCH, 3_000);
+    const handshakes = a.stats()['handshake.initsSent'];
+
+    await relay('127.0.0.2', first.port, a.port, b.port);
+    first.close();
+    answer = '127.0.0.2';
+    await waitFor('b up at a at 127.0.0.2', () => seen()?.state === 'up' && seen()?.endpoint === `127.0.0.2:${first.port}`, 3_000);
+    const after = numbered(BATCH, BATCH);
+    expect(a.send(SLOT_OF_B, after.batch, after.idx, BATCH)).toBe(0);
+    await waitFor('the second batch at b', () => atB.received() === 2 * BATCH, 3_000);
+    expect(a.stats()['handshake.initsSent']).toBe(handshakes);
+    expect(handshakes).toBeGreaterThan(0);
+  });
+});

@@ -18,8 +18,10 @@
  *     datagram -> Unsealed (one end has `encryption: none`); anything else -> BadHeader.
  * Liveness: probes and replies are sealed control messages, so a peer is up only while
  *   authenticated replies come back; forged traffic cannot keep it up or take it down.
- * Roaming: a peer without a configured endpoint is addressed by its first valid handshake, then
- *   follows its authenticated data (the addon re-addresses on a datagram that opened).
+ * Roaming: a peer without a configured endpoint (or whose configured host name has not resolved
+ *   yet) is addressed by its first valid handshake, then follows its authenticated data (the
+ *   addon re-addresses on a datagram that opened). A configured name that resolves elsewhere
+ *   re-addresses the peer; its sessions go on, and a stalled handshake is retried there soon.
  */
 import type { PacketBatch } from '../../core/packet-batch.js';
 import { DropReason, dropCountersToObject } from '../../core/drop-reason.js';
@@ -138,12 +140,16 @@ export class SealedUdpTransport extends UdpTransport {
   protected override address(peer: UdpPeer): void {
     super.address(peer);
     this.udp?.allowRoam(peer.slot, peer.endpoint === undefined);
+    const before = this.addressBySlot.get(peer.slot);
     this.unmapAddress(peer.slot);
     const host = peer.endpoint?.host ?? peer.learnedHost;
     if (!peer.addressed || host === undefined) return;
     const text = formatEndpoint(host, peer.endpoint?.port ?? peer.learnedPort);
     this.slotByAddress.set(text, peer.slot);
     this.addressBySlot.set(peer.slot, text);
+    // Moved (its name resolved elsewhere, a new endpoint): the session goes on where it is, and
+    // a handshake retrying slowly at the old address is retried soon at the new one.
+    if (before !== undefined && before !== text) this.sessions.wantSession(peer.slot);
   }
 
   private unmapAddress(slot: number): void {

@@ -451,6 +451,68 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect(statusOf(a, 7).endpoint).toBe('[fd00::7]:8285');
     });
 
+    // The fake socket delivers by port whatever the host: moving between hosts needs the kernel.
+    it.skipIf(!native)('follows a peer named by host name to its new address once it goes silent', async () => {
+      open = await opener();
+      let bHost = '127.0.0.1';
+      const lookups: string[] = [];
+      const a = transport('node-a', {
+        lookupHost: async (name, family) => {
+          lookups.push(`${name} v${family ?? 'any'}`);
+          return bHost;
+        },
+      });
+      const b = transport('node-b');
+      await a.start(() => {});
+      await b.start(() => {});
+      const port = b.port;
+      a.setPeer(SLOT_B, { node: 'node-b', endpoints: { udp: `node-b.test:${port}` }, transports: ['udp'] });
+      b.setPeer(SLOT_A, { node: 'node-a', endpoints: { udp: `127.0.0.1:${a.port}` }, transports: ['udp'] });
+      await until('b up at a through its name', () => statusOf(a, SLOT_B).state === 'up');
+      expect(statusOf(a, SLOT_B).endpoint).toBe(`127.0.0.1:${port}`);
+      expect(lookups).toEqual(['node-b.test v4']);
+
+      // node-b comes back at another address, same port; its name now says so.
+      await b.close();
+      bHost = '127.0.0.2';
+      const b2 = transport('node-b', { listen: `127.0.0.2:${port}` });
+      const atB2 = collector();
+      await b2.start(atB2.sink);
+      b2.setPeer(SLOT_A, { node: 'node-a', endpoints: { udp: `127.0.0.1:${a.port}` }, transports: ['udp'] });
+      const movedAt = Date.now();
+      await until('b up at a at its new address',
+        () => statusOf(a, SLOT_B).state === 'up' && statusOf(a, SLOT_B).endpoint === `127.0.0.2:${port}`, 2_000);
+      // Silent for deadAfterMs, looked up again at once, then one probe round trip.
+      expect(Date.now() - movedAt).toBeLessThan(DEAD_AFTER_MS + 4 * PROBE_INTERVAL_MS + 200);
+      expect(lookups).toHaveLength(2);
+      expect(lines.find((l) => l.msg === 'peer endpoint moved')?.obj).toMatchObject({ peer: 'node-b', address: '127.0.0.2' });
+      const { batch, idx } = batchOf([testPacket('to the new address')]);
+      expect(a.send(SLOT_B, batch, idx, 1)).toBe(0);
+      await until('data at b2', () => atB2.got.length >= 1);
+    });
+
+    it('keeps a peer whose name does not resolve unaddressed, warns, and looks again', async () => {
+      open = await opener();
+      let asked = 0;
+      const a = transport('node-a', {
+        lookupHost: () => {
+          asked++;
+          return Promise.reject(new Error('getaddrinfo ENOTFOUND nowhere.test'));
+        },
+      });
+      await a.start(() => {});
+      a.setPeer(SLOT_B, { node: 'node-b', endpoints: { udp: 'nowhere.test:8285' }, transports: ['udp'] });
+      await until('warned', () => lines.some((l) => l.level === 'warn' && l.msg.startsWith('cannot resolve peer endpoint')));
+      expect(lines.find((l) => l.msg.startsWith('cannot resolve'))?.obj).toMatchObject({ peer: 'node-b', endpoint: 'nowhere.test:8285' });
+      const { batch, idx } = batchOf([testPacket('x')]);
+      expect(a.send(SLOT_B, batch, idx, 1)).toBe(1);
+      expect(a.stats()['drop.peer_down']).toBe(1);
+      expect(statusOf(a, SLOT_B).endpoint).toBeUndefined();
+      // Down after deadAfterMs: looked up again without waiting for the interval.
+      await until('asked again', () => asked >= 2, 4 * DEAD_AFTER_MS);
+      a.removePeer(SLOT_B);
+    });
+
     it.skipIf(native)('counts packets the socket refuses as congested', async () => {
       const { a } = await pair();
       const socket = net?.sockets.get(a.port);

@@ -20,6 +20,10 @@
  *               only by a probe newer than any seen from it, so a replayed one cannot)
  *      probe reply -> liveness and RTT
  *   4. the sink is called once with everything that arrived.
+ * Endpoints that name a host ("node-b.example.net:8285") are kept resolved by an
+ * EndpointResolver (looked up again periodically, and often while the peer is down); a new
+ * answer re-addresses the peer. Until the first answer such a peer is reached like one without
+ * an endpoint (at the address its authenticated probes come from).
  */
 import type { InboundBatch, PacketBatch } from '../../core/packet-batch.js';
 import { DropReason, dropCountersToObject, newDropCounters } from '../../core/drop-reason.js';
@@ -28,8 +32,10 @@ import type { Logger } from '../../core/logger.js';
 import type { NativeUdp, UdpOpenOptions } from '../../native/addon.js';
 import { MIN_SECRET_BYTES } from '../cluster-auth.js';
 import { nodeIdOf } from './node-id.js';
-import { parseEndpoint, formatEndpoint } from '../../core/endpoint.js';
-import type { Endpoint } from '../../core/endpoint.js';
+import { formatEndpoint, isNamedEndpoint, parseEndpoint, parseEndpointOrName } from '../../core/endpoint.js';
+import type { Endpoint, NamedEndpoint } from '../../core/endpoint.js';
+import { DEFAULT_RESOLVE_INTERVAL_MS, EndpointResolver, systemLookup } from '../endpoint-resolver.js';
+import type { HostLookup, ResolvedAddress } from '../endpoint-resolver.js';
 import {
   DEFAULT_DEAD_AFTER_MS,
   DEFAULT_PROBE_INTERVAL_MS,
@@ -89,6 +95,10 @@ export interface UdpTransportOptions {
   openUdp?: UdpOpener;
   /** Clock in ms (default: performance clock as epoch ms). A seam for tests. */
   nowMs?: () => number;
+  /** Looks up endpoints that name a host; default the system's resolver. A seam for tests. */
+  lookupHost?: HostLookup;
+  /** How often such names are looked up again while their peer is up; default 60 s. */
+  resolveIntervalMs?: number;
 }
 
 export interface UdpPeer {
@@ -97,8 +107,13 @@ export interface UdpPeer {
   nodeId: number;
   /** As given in the PeerSpec (for status and logs). */
   endpointText: string | undefined;
-  /** Parsed configured endpoint; undefined when absent or unusable. */
+  /**
+   * Parsed configured endpoint (for a host name: the address it resolved to last, with its
+   * port); undefined when absent, unusable or not resolved yet.
+   */
   endpoint: Endpoint | undefined;
+  /** The configured endpoint's host name and port, when it names a host. */
+  named: NamedEndpoint | undefined;
   /** Address learned from its probes (only used when it has no configured endpoint). */
   learnedHost: string | undefined;
   learnedPort: number;
@@ -133,6 +148,7 @@ export class UdpTransport implements Transport {
   private readonly sendBufferBytes: number;
   private readonly openUdp: UdpOpener | undefined;
   protected readonly nowMs: () => number;
+  private readonly resolver: EndpointResolver;
 
   protected udp: NativeUdp | undefined;
   protected sink: InboundSink | undefined;
@@ -187,6 +203,14 @@ export class UdpTransport implements Transport {
     this.sendBufferBytes = positiveOption(options.sendBufferBytes, DEFAULT_SEND_BUFFER_BYTES, 'sendBufferBytes', 'ERR_PODTUN_UDP_OPTION');
     this.openUdp = options.openUdp;
     this.nowMs = options.nowMs ?? defaultNowMs;
+    this.resolver = new EndpointResolver({
+      lookup: options.lookupHost ?? systemLookup,
+      // A socket bound to IPv4 reaches IPv4 only; one bound to IPv6 takes either (mapped).
+      family: this.listen.family === 4 ? 4 : undefined,
+      intervalMs: positiveOption(options.resolveIntervalMs, DEFAULT_RESOLVE_INTERVAL_MS, 'resolveIntervalMs', 'ERR_PODTUN_UDP_OPTION'),
+      log: this.log,
+      onAddress: (slot, address) => this.resolved(slot, address),
+    });
 
     this.recvBuf = Buffer.allocUnsafe(RECV_AREA_BYTES);
     this.recvOffs = new Int32Array(2 * RECV_MAX_DATAGRAMS);
@@ -248,7 +272,10 @@ export class UdpTransport implements Transport {
     this.sink = sink;
     for (const peer of this.bySenderId.values()) this.address(peer);
     const tickMs = Math.max(1, Math.min(this.probeIntervalMs, Math.floor(this.deadAfterMs / 4)));
-    this.timer = setInterval(() => this.tick(), tickMs);
+    this.timer = setInterval(() => {
+      this.resolver.tick(this.nowMs());
+      this.tick();
+    }, tickMs);
     this.log.info({ listen: formatEndpoint(this.listen.host, udp.port), gso: udp.gso, gro: udp.gro },
       'udp transport listening');
     this.tick();
@@ -268,11 +295,22 @@ export class UdpTransport implements Transport {
     const elsewhere = this.bySenderId.get(nodeId);
     if (elsewhere !== undefined && elsewhere.slot !== slot) this.forget(elsewhere);
 
-    const endpoint = this.usableEndpoint(spec, endpointText);
+    const configured = this.usableEndpoint(spec, endpointText);
+    if (same && endpointText === old.endpointText) return;
+    let endpoint: Endpoint | undefined;
+    let named: NamedEndpoint | undefined;
+    if (configured === undefined || !isNamedEndpoint(configured)) {
+      endpoint = configured;
+      this.resolver.forget(slot);
+    } else {
+      named = configured;
+      const known = this.resolver.watch(slot, { name: named.name, peer: spec.node, endpoint: endpointText ?? named.name }, this.nowMs());
+      if (known !== undefined) endpoint = { ...known, port: named.port };
+    }
     if (same) {
-      if (endpointText === old.endpointText) return;
       old.endpointText = endpointText;
       old.endpoint = endpoint;
+      old.named = named;
       this.address(old);
       return;
     }
@@ -292,6 +330,7 @@ export class UdpTransport implements Transport {
       nodeId,
       endpointText,
       endpoint,
+      named,
       learnedHost: undefined,
       learnedPort: 0,
       newestProbeMs: Number.NEGATIVE_INFINITY,
@@ -393,6 +432,7 @@ export class UdpTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.resolver.close();
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     const udp = this.udp;
@@ -526,12 +566,12 @@ export class UdpTransport implements Transport {
     }
   }
 
-  /** The spec's endpoint if this socket can reach it; else undefined (logged). */
-  private usableEndpoint(spec: PeerSpec, text: string | undefined): Endpoint | undefined {
+  /** The spec's endpoint (an address or a host name) if this socket can reach it; else undefined (logged). */
+  private usableEndpoint(spec: PeerSpec, text: string | undefined): Endpoint | NamedEndpoint | undefined {
     if (text === undefined) return undefined;
     try {
-      const endpoint = parseEndpoint(text);
-      if (endpoint.family === 6 && this.listen.family === 4) {
+      const endpoint = parseEndpointOrName(text);
+      if (!isNamedEndpoint(endpoint) && endpoint.family === 6 && this.listen.family === 4) {
         throw new Error(`an IPv6 endpoint cannot be reached from ${this.listenText}`);
       }
       return endpoint;
@@ -541,7 +581,16 @@ export class UdpTransport implements Transport {
     }
   }
 
+  /** A named endpoint's address is new or changed: the peer is sent to there from now on. */
+  private resolved(slot: number, address: ResolvedAddress): void {
+    const peer = this.peers.at(slot);
+    if (peer?.named === undefined) return;
+    peer.endpoint = { ...address, port: peer.named.port };
+    this.address(peer);
+  }
+
   protected forget(peer: UdpPeer): void {
+    this.resolver.forget(peer.slot);
     this.peers.clear(peer.slot);
     if (this.lastSender === peer) this.lastSender = undefined;
     if (this.bySenderId.get(peer.nodeId) === peer) this.bySenderId.delete(peer.nodeId);
@@ -549,13 +598,17 @@ export class UdpTransport implements Transport {
     peer.addressed = false;
   }
 
+  /** The endpoint in use: as configured, the address a configured name resolved to, else the learned one. */
   private endpointOf(peer: UdpPeer): string | undefined {
-    if (peer.endpointText !== undefined) return peer.endpointText;
+    if (peer.named !== undefined && peer.endpoint !== undefined) return formatEndpoint(peer.endpoint.host, peer.endpoint.port);
+    if (peer.named === undefined && peer.endpointText !== undefined) return peer.endpointText;
     return peer.learnedHost === undefined ? undefined : formatEndpoint(peer.learnedHost, peer.learnedPort);
   }
 
   private onLivenessChange(peer: UdpPeer, change: LivenessChange): void {
     if (this.peers.at(peer.slot) !== peer) return;
+    // A silent peer may have moved: its name (if it has one) is looked up again now and often.
+    this.resolver.setDown(peer.slot, change.state !== 'up', this.nowMs());
     const fields: LogFields = {
       peer: peer.node,
       endpoint: this.endpointOf(peer),

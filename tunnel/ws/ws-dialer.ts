@@ -1,6 +1,7 @@
 /**
  * Our side of each peer's connection: we dial every peer that has a `ws` endpoint and names `ws`
- * among its transports, directly or through the HTTP CONNECT proxy `proxyFor` names, trusting
+ * among its transports, directly or through the proxy `proxyFor` names (http, https, socks5,
+ * socks5h: ws-proxy-agent.ts), trusting
  * the system's CAs or those of `caFile`, and redial after a failure or a close.
  *
  *   1. dial(peer): a client hello (ws-handshake.ts) in the upgrade headers, one connection at a
@@ -13,7 +14,6 @@
  */
 import { checkServerIdentity } from 'node:tls';
 import type { ConnectionOptions } from 'node:tls';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import type { LogFields } from '../../core/log-fields.js';
 import { errorReason } from '../../core/error-reason.js';
 import { dialConnection } from './ws-connection.js';
@@ -21,6 +21,7 @@ import type { ConnectionOwner, WsConnection } from './ws-connection.js';
 import { checkServerProof, clientHello } from './ws-handshake.js';
 import type { WsPeer } from './ws-peer.js';
 import { readPem } from './pem-file.js';
+import { proxyAgent } from './ws-proxy-agent.js';
 
 export class WsDialer {
   private ca: Buffer | undefined;
@@ -81,7 +82,7 @@ export class WsDialer {
       peer.dialed = dialConnection(this.owner, peer, {
         url,
         headers: hello.headers,
-        agent: via === undefined ? undefined : new HttpsProxyAgent(via, { signal: abort.signal }),
+        agent: via === undefined ? undefined : proxyAgent(via, { signal: abort.signal, timeoutMs: config.handshakeTimeoutMs }),
         ca: this.ca,
         tlsIdentity: via !== undefined && url.protocol === 'wss:' ? identityCheckFor(url) : undefined,
         abort,

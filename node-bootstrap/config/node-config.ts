@@ -44,6 +44,16 @@ export interface ListenSettings {
   readonly listen: HostPort | undefined;
 }
 
+/** The `dashboard` block (fields/dashboard-block.ts). */
+export interface DashboardSettings extends ListenSettings {
+  /** Where peers' dashboards answer, at their lease address (the cluster view); undefined: not asked. */
+  readonly peerPort: number | undefined;
+  /** How often the per-peer link history is sampled. */
+  readonly sampleIntervalMs: number;
+}
+
+export const DEFAULT_DASHBOARD_SAMPLE_MS = 2000;
+
 /** How peers reach this node when leases come from a control plane (static mode: its `nodes` entry). */
 export interface AdvertiseSettings {
   /** Per transport kind; empty: this node only dials out. */
@@ -99,7 +109,7 @@ export interface NodeConfig {
   /** The local API over TCP too (e.g. Prometheus scrapes); it is always on the Unix socket. */
   readonly api: ListenSettings;
   /** The live dashboard; off unless `dashboard.listen` is set. */
-  readonly dashboard: ListenSettings;
+  readonly dashboard: DashboardSettings;
   readonly subnetManager: SubnetManagerChoice;
   /** Control-plane managers only: how peers reach this node (static mode reads it from `nodes`). */
   readonly advertise: AdvertiseSettings | undefined;

@@ -20,6 +20,7 @@ import { advertiseAt } from './fields/advertise.js';
 import { clusterCidrsAt } from './fields/cidrs.js';
 import { clusterSecretAt } from './fields/cluster-secret-field.js';
 import { cniAt } from './fields/cni-block.js';
+import { dashboardAt } from './fields/dashboard-block.js';
 import { encryptionAt, nodeKeyFileAt } from './fields/encryption.js';
 import { listenBlockAt } from './fields/listen-block.js';
 import { checkTunnelMtu, mtuAt } from './fields/mtu.js';
@@ -62,7 +63,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   const proxy = proxyAt(raw['proxy'], issue);
   const resolveSeconds = intAt(raw['resolveSeconds'], 'resolveSeconds', DEFAULT_RESOLVE_SECONDS, 1, MAX_RESOLVE_SECONDS, issue);
   const api = listenBlockAt(raw['api'], 'api', issue);
-  const dashboard = listenBlockAt(raw['dashboard'], 'dashboard', issue);
+  const dashboard = dashboardAt(raw['dashboard'], issue);
   const cni = isAbsent(raw['cni']) ? undefined : cniAt(raw['cni'], baseDir, issue);
   const transports = TRANSPORTS.map((t) => t.validate(raw[t.settingsKey], { baseDir, issue }));
 

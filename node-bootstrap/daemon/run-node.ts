@@ -150,6 +150,8 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
         listen: config.dashboard.listen.text,
         getStatus: () => (router === undefined ? emptyStatusReport(config.nodeName) : buildStatusReport(router.stats())),
         log: componentLogger(log, 'dashboard'),
+        sampleIntervalMs: config.dashboard.sampleIntervalMs,
+        peerPort: config.dashboard.peerPort,
       });
       undo.push(() => dashboard.close());
     }

@@ -151,6 +151,8 @@ describe.skipIf(skipReason !== undefined)('podtun dashboard in chromium', () => 
       listen: '127.0.0.1:0',
       getStatus: () => fetchStatusReport(c.node(1).statusSocket),
       log: quietLogger,
+      // The chart draws the history: enough samples within the transfer below.
+      sampleIntervalMs: 500,
     });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });

@@ -1,8 +1,15 @@
 /**
  * The live dashboard: a small node:http server (off by default; config `dashboard: { listen }`)
  * serving one static page, uPlot's files read from node_modules/uplot/dist at start (no build
- * step, no network), `/events` (server-sent events: one JSON snapshot per second) and `/status`
- * (the same snapshot, once). Nothing on it changes state.
+ * step, no network), and read-only JSON. Nothing on it changes state.
+ *
+ *   /events        server-sent events: one snapshot per interval, while someone watches
+ *   /status        the same snapshot, once
+ *   /api/history   the link history (link-history.ts): the last 15 minutes per peer, sampled
+ *                  every sampleIntervalMs from start whether anyone watches or not, and the
+ *                  events (state changes, switches); `?since=ms` for only what is newer
+ *   /api/links     this node's own links now (what its peers' cluster views ask)
+ *   /api/cluster   every node's links, asked of the peers' dashboards (cluster-view.ts)
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync, existsSync } from 'node:fs';
@@ -12,7 +19,9 @@ import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../../../core/config-check.js';
 import type { StatusReport } from '../../../api/status-schema.js';
 import type { Logger } from '../../../core/logger.js';
-import type { TransportSwitch } from '../../../core/transport.js';
+import type { PeerEndpoints, TransportSwitch } from '../../../core/transport.js';
+import { LinkHistory } from '../link-history.js';
+import { LINKS_PATH, createClusterView, linksOf } from './cluster-view.js';
 
 export interface DashboardOptions {
   /** "host:port" ("[::1]:9403" for IPv6); port 0 picks a free one. */
@@ -24,6 +33,12 @@ export interface DashboardOptions {
   intervalMs?: number;
   /** Concurrent `/events` clients; more get 503 (default 8). */
   maxClients?: number;
+  /** Link history sampling period (default DEFAULT_SAMPLE_INTERVAL_MS). */
+  sampleIntervalMs?: number;
+  /** How far back the link history goes (default 15 min). */
+  historyWindowMs?: number;
+  /** Peers' dashboards answer on this port at their lease address; undefined: the cluster view is this node alone. */
+  peerPort?: number | undefined;
 }
 
 export interface Dashboard {
@@ -38,6 +53,8 @@ export interface PeerSnapshot {
   node: string;
   subnets: readonly string[];
   endpoint: string | null;
+  /** Its lease's endpoints by transport kind (a WebSocket-carried peer shows `ws`). */
+  endpoints: PeerEndpoints;
   state: string;
   transport: string | null;
   rttMs: number | null;
@@ -47,8 +64,11 @@ export interface PeerSnapshot {
   rxPackets: number;
   spoofed: number;
   lastSwitch: TransportSwitch | null;
-  /** Why it is not up ("authentication failed", "no handshake answer", ...). */
+  /** Why it is not up ("authentication failed", "no handshake answer", ...), and what that came from. */
   downReason: string | null;
+  downDetail: string | null;
+  /** ms since anything was heard from it; null when nothing ever was. */
+  lastHeardAgeMs: number | null;
   /** Its traffic is sealed on the carrying transport, and since when the session's keys are. */
   sealed: boolean;
   lastHandshakeAgeMs: number | null;
@@ -76,6 +96,7 @@ interface Assets {
 
 const DEFAULT_INTERVAL_MS = 1000;
 const DEFAULT_MAX_CLIENTS = 8;
+const DEFAULT_SAMPLE_INTERVAL_MS = 2000;
 
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
   const { getStatus, log } = options;
@@ -87,6 +108,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   let timer: NodeJS.Timeout | undefined;
   let ticking = false;
   let closed = false;
+  const history = new LinkHistory({
+    intervalMs: options.sampleIntervalMs ?? DEFAULT_SAMPLE_INTERVAL_MS,
+    ...(options.historyWindowMs === undefined ? {} : { windowMs: options.historyWindowMs }),
+  });
+  const rates = history.latest.bind(history);
+  const cluster = createClusterView({ status: async () => getStatus(), rates, peerPort: options.peerPort });
 
   const snapshot = async (): Promise<DashboardSnapshot> => {
     try {
@@ -109,6 +136,22 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       for (const res of clients) send(res, snap);
     } finally {
       ticking = false;
+    }
+  };
+
+  // The history is what a late viewer sees, so it is sampled from start, not only while watched.
+  let sampling = false;
+  const sample = async (): Promise<void> => {
+    if (sampling || closed) return;
+    sampling = true;
+    try {
+      const report = await getStatus();
+      if (!closed) history.add(Date.now(), report.peers);
+    } catch (error: unknown) {
+      // A gap in the chart; /status and /events report the error to whoever looks.
+      log.debug({ err: error }, 'dashboard sample skipped');
+    } finally {
+      sampling = false;
     }
   };
 
@@ -151,7 +194,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   };
 
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = URL.canParse(req.url ?? '/', 'http://dashboard') ? new URL(req.url ?? '/', 'http://dashboard') : undefined;
+    if (url === undefined) return sendJson(res, 400, { error: 'bad request target' });
+    const path = url.pathname;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' });
       res.end('method not allowed\n');
@@ -170,10 +215,27 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       case '/events':
         return handleEvents(req, res);
       case '/status':
-        void snapshot().then((snap) => {
-          res.writeHead(snap.error === undefined ? 200 : 502, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-          res.end(JSON.stringify(snap));
-        });
+        void snapshot().then((snap) => sendJson(res, snap.error === undefined ? 200 : 502, snap));
+        return;
+      case '/api/history': {
+        const since = url.searchParams.get('since');
+        if (since !== null && !Number.isFinite(Number(since))) return sendJson(res, 400, { error: 'since: expected wall-clock ms' });
+        const now = Date.now();
+        return sendJson(res, 200, { t: now, ...history.toJSON(now, since === null ? undefined : Number(since)) });
+      }
+      case LINKS_PATH:
+        void Promise.resolve()
+          .then(getStatus)
+          .then(
+            (report) => sendJson(res, 200, linksOf(report, rates, Date.now())),
+            (error: unknown) => sendJson(res, 502, { error: errorMessage(error) }),
+          );
+        return;
+      case '/api/cluster':
+        void cluster.get().then(
+          (reply) => sendJson(res, 200, reply),
+          (error: unknown) => sendJson(res, 502, { error: errorMessage(error) }),
+        );
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' });
@@ -182,6 +244,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   });
 
   await listen(server, host, port);
+  const sampler = setInterval(() => void sample(), history.intervalMs);
+  sampler.unref();
+  void sample();
   const address = server.address();
   const boundPort = typeof address === 'object' && address !== null ? address.port : port;
   log.info({ listen: `${host.includes(':') ? `[${host}]` : host}:${boundPort}` }, 'dashboard listening');
@@ -192,6 +257,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     close() {
       closing ??= (async () => {
         closed = true;
+        clearInterval(sampler);
+        cluster.close();
         if (timer !== undefined) clearInterval(timer);
         timer = undefined;
         for (const res of clients) res.end();
@@ -202,6 +269,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       return closing;
     },
   };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.destroyed) return;
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
 }
 
 function serveFile(res: ServerResponse, body: Buffer, type: string): void {
@@ -262,6 +335,7 @@ function toSnapshot(report: StatusReport): DashboardSnapshot {
       node: p.node,
       subnets: p.subnets,
       endpoint: p.endpoint ?? null,
+      endpoints: p.endpoints,
       state: p.state,
       transport: p.transport ?? null,
       rttMs: p.rttMs ?? null,
@@ -272,6 +346,8 @@ function toSnapshot(report: StatusReport): DashboardSnapshot {
       spoofed: p.spoofed,
       lastSwitch: p.lastSwitch ?? null,
       downReason: p.downReason ?? null,
+      downDetail: p.downDetail ?? null,
+      lastHeardAgeMs: p.lastHeardAgeMs ?? null,
       sealed: p.sealed === true,
       lastHandshakeAgeMs: p.lastHandshakeAgeMs ?? null,
     })),

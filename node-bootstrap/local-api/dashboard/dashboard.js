@@ -1,16 +1,24 @@
-// podtun dashboard, plain browser JS (no bundler). Reads /events (one snapshot per second),
-// draws the cluster, routes, drops, and per-peer throughput with uPlot (global `uPlot`).
+// podtun dashboard, plain browser JS (no bundler), uPlot as the global `uPlot`. Three feeds, all
+// from the server that served the page:
+//  1. /events: one snapshot per second -> this node's links, the peers table, routes, drops;
+//  2. /api/history: the daemon's per-peer samples (last 15 min) and events, read whole at load
+//     (so a reload or a late viewer sees what happened), then what is newer every interval;
+//  3. /api/cluster: every node's links, asked of the peers by the daemon, every CLUSTER_POLL_MS.
 'use strict';
 (function () {
-  const HISTORY_S = 300;
+  const CLUSTER_POLL_MS = 5000;
+  const EVENTS_SHOWN = 50;
   const COLORS = { udp: '#2e7d32', ws: '#1565c0', down: '#c62828', unknown: '#999' };
   const SERIES_COLORS = ['#e65100', '#6a1b9a', '#00838f', '#ad1457', '#558b2f', '#4527a0', '#f9a825', '#37474f'];
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
-  let prev = null; // last snapshot, for rates
-  const history = { t: [], byPeer: new Map() }; // byPeer: node -> array of Mbit/s (aligned with t)
-  let chart = null;
-  let chartPeers = '';
+  let prev = null; // last snapshot, for the live rates
+  // The daemon's history, merged across fetches: sample time (ms) -> peer -> { mbps, rtt }.
+  const hist = { intervalMs: 2000, windowMs: 15 * 60_000, lastT: 0, samples: new Map(), events: new Map() };
+  // The charts, also for the browser test and the console.
+  const charts = { throughput: null, rtt: null };
+  window.podtunCharts = charts;
+  const chartKeys = { throughput: '', rtt: '' };
 
   function $(id) { return document.getElementById(id); }
   function el(tag, attrs, text) {
@@ -21,6 +29,18 @@
   }
   function linkKind(p) { return p.state === 'down' ? 'down' : (p.transport === 'ws' ? 'ws' : p.transport === 'udp' ? 'udp' : 'unknown'); }
   function fmt(n, d) { return n === null || n === undefined ? '–' : n.toFixed(d); }
+  function clock(ms) { return new Date(ms).toLocaleTimeString(); }
+  function ago(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+  }
+  function mbpsOf(txBps, rxBps) { return txBps === null || rxBps === null ? null : (txBps + rxBps) / 1e6; }
+  function fillTable(id, rows) { $(id).tBodies[0].replaceChildren(...rows); }
+  function row(attrs, cells) {
+    const tr = el('tr', attrs);
+    for (const c of cells) tr.append(c instanceof Node ? c : el('td', {}, c));
+    return tr;
+  }
 
   function rates(snap) {
     const out = new Map();
@@ -69,104 +89,212 @@
     svg.append(links, nodes);
   }
 
-  function fillTable(id, rows) {
-    const body = $(id).tBodies[0];
-    body.replaceChildren(...rows);
-  }
-
   function sealedText(p) {
     if (!p.sealed) return 'no';
     return p.lastHandshakeAgeMs === null ? 'yes' : `yes, keys ${Math.round(p.lastHandshakeAgeMs / 1000)} s old`;
   }
 
-  function drawTables(snap, rate) {
+  // Over WebSocket the endpoint worth showing is the WebSocket one; a peer that dials us has none.
+  function endpointText(p) {
+    if (p.transport === 'ws') return p.endpoints.ws || 'inbound (the peer dials)';
+    return p.endpoint || '–';
+  }
+
+  function drawPeers(snap, rate) {
     fillTable('peers', snap.peers.map((p) => {
       const kind = linkKind(p);
-      const tr = el('tr', { 'data-peer': p.node, 'data-latest-mbps': (rate.get(p.node) || 0).toFixed(3) });
-      tr.append(el('td', {}, p.node), el('td', { class: p.transport || '' }, p.transport || '?'),
-        el('td', { class: kind === 'down' ? 'down' : '' }, p.downReason ? `${p.state} (${p.downReason})` : p.state),
-        el('td', {}, fmt(p.rttMs, 2)), el('td', {}, fmt(rate.get(p.node), 1)), el('td', {}, p.endpoint || '–'),
-        el('td', {}, sealedText(p)));
-      if (p.lastSwitch) tr.title = `last switch ${p.lastSwitch.from} → ${p.lastSwitch.to}: ${p.lastSwitch.reason}`;
-      return tr;
+      const state = el('td', { class: `state ${kind === 'down' ? 'down' : ''}` }, p.state);
+      if (p.downReason) {
+        state.append(' ', el('span', { class: 'reason', title: p.downDetail || '' }, `(${p.downReason})`));
+      }
+      const sw = p.lastSwitch;
+      const lastSwitch = el('td', sw ? { class: 'last-switch', 'data-at': sw.atMs } : { class: 'last-switch' },
+        sw ? `${clock(sw.atMs)} (${sw.from} → ${sw.to}: ${sw.reason})` : '–');
+      // Last heard matters for a link that is not up: how long it has been silent.
+      const heard = p.state !== 'up' && p.lastHeardAgeMs !== null ? ago(p.lastHeardAgeMs) : '–';
+      return row({ 'data-peer': p.node, 'data-latest-mbps': (rate.get(p.node) || 0).toFixed(3) }, [
+        p.node, el('td', { class: `transport ${p.transport || ''}` }, p.transport || '?'), state,
+        fmt(p.rttMs, 2), fmt(rate.get(p.node), 1), el('td', { class: 'endpoint' }, endpointText(p)), lastSwitch,
+        el('td', { class: 'last-heard' }, heard), sealedText(p),
+      ]);
     }));
-    const routes = [];
-    for (const s of snap.localSubnets) {
-      const tr = el('tr', { 'data-subnet': s, 'data-node': snap.node });
-      tr.append(el('td', {}, s), el('td', {}, `${snap.node} (local)`), el('td', {}, '–'), el('td', {}, 'local'));
-      routes.push(tr);
-    }
+  }
+
+  function drawRoutesAndDrops(snap) {
+    const routes = snap.localSubnets.map((s) =>
+      row({ 'data-subnet': s, 'data-node': snap.node }, [s, `${snap.node} (local)`, '–', 'local']));
     for (const p of snap.peers) {
       for (const s of p.subnets) {
-        const tr = el('tr', { 'data-subnet': s, 'data-node': p.node });
-        tr.append(el('td', {}, s), el('td', {}, p.node), el('td', { class: p.transport || '' }, p.transport || '?'),
-          el('td', { class: p.state === 'down' ? 'down' : '' }, p.state));
-        routes.push(tr);
+        routes.push(row({ 'data-subnet': s, 'data-node': p.node }, [s, p.node,
+          el('td', { class: p.transport || '' }, p.transport || '?'), el('td', { class: p.state === 'down' ? 'down' : '' }, p.state)]));
       }
     }
     fillTable('routes', routes);
     const drops = Object.entries(snap.drops).sort((a, b) => b[1] - a[1]);
     fillTable('drops', drops.length === 0
-      ? [el('tr', {}, '')].map((tr) => { tr.append(el('td', { colspan: 2 }, 'none')); return tr; })
-      : drops.map(([reason, count]) => {
-        const tr = el('tr', { 'data-reason': reason });
-        tr.append(el('td', {}, reason), el('td', {}, count));
-        return tr;
-      }));
-  }
-
-  function pushHistory(snap, rate) {
-    const t = snap.t / 1000;
-    history.t.push(t);
-    for (const p of snap.peers) {
-      if (!history.byPeer.has(p.node)) history.byPeer.set(p.node, history.t.slice(0, -1).map(() => null));
-    }
-    for (const [node, arr] of history.byPeer) arr.push(rate.has(node) ? rate.get(node) : null);
-    while (history.t.length > 0 && history.t[0] < t - HISTORY_S) {
-      history.t.shift();
-      for (const arr of history.byPeer.values()) arr.shift();
-    }
-  }
-
-  function drawChart() {
-    const peers = [...history.byPeer.keys()].sort();
-    const data = [history.t, ...peers.map((p) => history.byPeer.get(p))];
-    const box = $('chart');
-    const width = Math.max(300, box.clientWidth || 600);
-    if (chart === null || chartPeers !== peers.join(',')) {
-      if (chart !== null) chart.destroy();
-      chartPeers = peers.join(',');
-      chart = new uPlot({
-        width, height: 260,
-        scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-        axes: [{}, { label: 'Mbit/s', size: 60 }],
-        series: [{}, ...peers.map((p, i) => ({
-          label: p, stroke: SERIES_COLORS[i % SERIES_COLORS.length], width: 2,
-          value: (u, v) => (v === null || v === undefined ? '–' : v.toFixed(1)),
-        }))],
-      }, data, box);
-    } else {
-      chart.setData(data);
-    }
-    box.dataset.points = String(history.t.length);
+      ? [row({}, [el('td', { colspan: 2 }, 'none')])]
+      : drops.map(([reason, count]) => row({ 'data-reason': reason }, [reason, count])));
   }
 
   function onSnapshot(snap) {
     $('node-name').textContent = snap.node;
     const conn = $('conn');
-    conn.textContent = snap.error ? `status error: ${snap.error}` : `live · ${new Date(snap.t).toLocaleTimeString()}`;
+    conn.textContent = snap.error ? `status error: ${snap.error}` : `live · ${clock(snap.t)}`;
     conn.className = snap.error ? 'bad' : '';
     if (snap.error) return;
     const rate = rates(snap);
     drawTopology(snap, rate);
-    drawTables(snap, rate);
-    pushHistory(snap, rate);
-    drawChart();
+    drawPeers(snap, rate);
+    drawRoutesAndDrops(snap);
     prev = snap;
     document.body.dataset.snapshots = String((Number(document.body.dataset.snapshots) || 0) + 1);
+  }
+
+  // --- the daemon's history ---
+
+  function mergeHistory(h) {
+    hist.intervalMs = h.intervalMs;
+    hist.windowMs = h.windowMs;
+    for (const [peer, s] of Object.entries(h.peers)) {
+      s.t.forEach((t, k) => {
+        if (!hist.samples.has(t)) hist.samples.set(t, new Map());
+        hist.samples.get(t).set(peer, { mbps: mbpsOf(s.txBps[k], s.rxBps[k]), rtt: s.rttMs[k] });
+        hist.lastT = Math.max(hist.lastT, t);
+      });
+    }
+    for (const e of h.events) hist.events.set(`${e.t}|${e.peer}|${e.kind}`, e);
+    const oldest = h.t - hist.windowMs;
+    for (const t of hist.samples.keys()) if (t <= oldest) hist.samples.delete(t);
+    for (const [key, e] of hist.events) if (e.t <= oldest) hist.events.delete(key);
+    $('history-note').textContent = `sampled every ${hist.intervalMs / 1000} s by the daemon` +
+      (h.untracked > 0 ? `; ${h.untracked} peers beyond the limit not kept` : '');
+  }
+
+  function drawChart(key, boxId, label, pick) {
+    const times = [...hist.samples.keys()].sort((a, b) => a - b);
+    const peers = [...new Set(times.flatMap((t) => [...hist.samples.get(t).keys()]))].sort();
+    const data = [times.map((t) => t / 1000), ...peers.map((p) => times.map((t) => {
+      const v = hist.samples.get(t).get(p);
+      return v === undefined ? null : pick(v);
+    }))];
+    const box = $(boxId);
+    box.dataset.points = String(times.length);
+    if (charts[key] !== null && chartKeys[key] === peers.join(',')) {
+      charts[key].setData(data);
+      return;
+    }
+    if (charts[key] !== null) charts[key].destroy();
+    chartKeys[key] = peers.join(',');
+    charts[key] = new uPlot({
+      width: Math.max(300, box.clientWidth || 600), height: 200,
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      axes: [{}, { label, size: 60 }],
+      series: [{}, ...peers.map((p, i) => ({
+        label: p, stroke: SERIES_COLORS[i % SERIES_COLORS.length], width: 2,
+        value: (u, v) => (v === null || v === undefined ? '–' : v.toFixed(1)),
+      }))],
+    }, data, box);
+  }
+
+  function eventText(e) {
+    if (e.kind === 'switch') return `switched ${e.from} → ${e.to}: ${e.reason}`;
+    if (e.kind === 'removed') return 'removed from the lease set';
+    return `${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ''}`;
+  }
+
+  function drawEvents() {
+    const events = [...hist.events.values()].sort((a, b) => b.t - a.t).slice(0, EVENTS_SHOWN);
+    fillTable('events', events.length === 0
+      ? [row({}, [el('td', { colspan: 3 }, 'none')])]
+      : events.map((e) => row({ 'data-peer': e.peer, 'data-kind': e.kind, 'data-t': e.t }, [clock(e.t), e.peer, eventText(e)])));
+  }
+
+  async function loadHistory() {
+    // An interval back: a switch is stamped when it happened, a little before the sample that saw it.
+    const since = hist.lastT === 0 ? '' : `?since=${hist.lastT - hist.intervalMs}`;
+    try {
+      const res = await fetch(`/api/history${since}`, { cache: 'no-store' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      mergeHistory(await res.json());
+      drawChart('throughput', 'chart', 'Mbit/s', (v) => v.mbps);
+      drawChart('rtt', 'rtt-chart', 'ms', (v) => v.rtt);
+      drawEvents();
+      document.body.dataset.historyLoads = String((Number(document.body.dataset.historyLoads) || 0) + 1);
+    } catch (error) {
+      $('history-note').textContent = `history unavailable: ${error.message}`;
+    }
+    setTimeout(loadHistory, hist.intervalMs);
+  }
+
+  // --- the cluster view ---
+
+  function drawCluster(c) {
+    const names = [];
+    for (const n of c.nodes) {
+      if (!names.includes(n.node)) names.push(n.node);
+      for (const l of n.links) if (!names.includes(l.peer)) names.push(l.peer);
+    }
+    const cx = 220, cy = 150, r = 115;
+    const pos = new Map(names.map((name, i) => {
+      const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(names.length, 1);
+      return [name, { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) }];
+    }));
+    const svg = $('cluster-map');
+    svg.replaceChildren();
+    const lines = el('svg:g', {});
+    const circles = el('svg:g', {});
+    const rows = [];
+    for (const n of c.nodes) {
+      const from = pos.get(n.node);
+      for (const l of n.links) {
+        const to = pos.get(l.peer);
+        const kind = linkKind(l);
+        const line = el('svg:line', {
+          class: 'clink', 'data-from': n.node, 'data-to': l.peer, 'data-state': l.state, 'data-transport': l.transport || '',
+          x1: from.x, y1: from.y, x2: (from.x + to.x) / 2, y2: (from.y + to.y) / 2, stroke: COLORS[kind], 'stroke-width': 3,
+        });
+        if (l.state === 'down') line.setAttribute('stroke-dasharray', '6 4');
+        lines.append(line);
+        const state = el('td', { class: `state ${kind === 'down' ? 'down' : ''}` }, l.state);
+        if (l.downReason) state.append(' ', el('span', { class: 'reason' }, `(${l.downReason})`));
+        if (l.state !== 'up' && l.lastHeardAgeMs !== null) state.append(`, heard ${ago(l.lastHeardAgeMs)}`);
+        rows.push(row({ 'data-from': n.node, 'data-to': l.peer, 'data-state': l.state }, [n.node, l.peer,
+          el('td', { class: l.transport || '' }, l.transport || '?'), state, fmt(l.rttMs, 2), fmt(mbpsOf(l.txBps, l.rxBps), 1)]));
+      }
+    }
+    const errors = [];
+    for (const name of names) {
+      const n = c.nodes.find((m) => m.node === name);
+      const failed = n === undefined || n.error !== null;
+      const g = el('svg:g', { class: `cnode${failed ? ' unreachable' : ''}`, 'data-node': name });
+      g.append(el('svg:circle', { cx: pos.get(name).x, cy: pos.get(name).y, r: 22, fill: n && n.address === null && n.error === null ? '#263238' : '#fff',
+        stroke: failed ? COLORS.down : '#263238', 'stroke-width': 2, 'stroke-dasharray': failed ? '4 3' : 'none' }));
+      g.append(el('svg:text', { x: pos.get(name).x, y: pos.get(name).y + 4, 'text-anchor': 'middle', 'font-weight': 600,
+        fill: n && n.address === null && n.error === null ? '#fff' : '#222' }, name));
+      circles.append(g);
+      if (n !== undefined && n.error !== null) errors.push(el('li', { 'data-node': name }, `${name}: ${n.error}`));
+    }
+    if (!c.peersAsked) errors.push(el('li', {}, "peers' dashboards are not asked: set dashboard.peerPort on every node"));
+    svg.append(lines, circles);
+    fillTable('cluster-links', rows);
+    $('cluster-nodes').replaceChildren(...errors);
+    document.body.dataset.clusterLoads = String((Number(document.body.dataset.clusterLoads) || 0) + 1);
+  }
+
+  async function loadCluster() {
+    try {
+      const res = await fetch('/api/cluster', { cache: 'no-store' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      drawCluster(await res.json());
+    } catch (error) {
+      $('cluster-nodes').replaceChildren(el('li', { class: 'bad' }, `cluster view unavailable: ${error.message}`));
+    }
+    setTimeout(loadCluster, CLUSTER_POLL_MS);
   }
 
   const events = new EventSource('/events');
   events.onmessage = (ev) => onSnapshot(JSON.parse(ev.data));
   events.onerror = () => { const c = $('conn'); c.textContent = 'disconnected, retrying…'; c.className = 'bad'; };
+  void loadHistory();
+  void loadCluster();
 })();

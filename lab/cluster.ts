@@ -217,6 +217,14 @@ export interface ClusterOptions {
   startNodes?: boolean;
   /** Another checkout whose built bin/podtun.js the nodes run (a benchmark's A/B); default this one. */
   podtunRoot?: string;
+  /**
+   * A fixed run id instead of a random one (1-8 of a-z, 0-9; not 3 hex digits, which random ids
+   * use): the lab's `lab`, so its namespaces `ptlab-*` can be found again by name. Refused while
+   * namespaces of that id exist.
+   */
+  runId?: string;
+  /** The run's folder (configs, keys, logs, sockets); default `<tmp>/podtun-netns/<id>`. */
+  dir?: string;
 }
 
 export interface PodInfo {
@@ -347,6 +355,13 @@ export interface Cluster {
   rotateNodeKey(i: number): void;
   /** Idempotent; also called on exit and signals. */
   destroy(options?: DestroyOptions): Promise<void>;
+  /**
+   * Hands the running cluster over to the caller (the lab keeps it after its CLI exits): it is no
+   * longer destroyed on exit or by a later run's stale-run sweep, its processes no longer keep
+   * this process alive, and destroy() becomes a no-op. The caller stops the processes and removes
+   * the namespaces and `dir` (lab/lab-down.ts).
+   */
+  detach(): void;
 }
 
 /** The project root: the nearest ancestor holding podtun's package.json. */
@@ -416,6 +431,15 @@ function newRunId(): string {
   throw new Error('cannot find an unused run id for namespaces');
 }
 
+function fixedRunId(id: string): string {
+  if (!/^[a-z0-9]{1,8}$/.test(id) || /^[0-9a-f]{3}$/.test(id)) {
+    throw new Error(`createCluster: runId "${id}" must be 1-8 of a-z, 0-9 and not 3 hex digits (random ids)`);
+  }
+  const existing = namespacesOfRun(id);
+  if (existing.length > 0) throw new Error(`createCluster: namespaces of run ${id} exist: ${existing.join(', ')}`);
+  return id;
+}
+
 function vtepMac(i: number): string {
   return `02:77:00:00:${Math.floor(i / 256).toString(16).padStart(2, '0')}:${(i % 256).toString(16).padStart(2, '0')}`;
 }
@@ -451,7 +475,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     throw new Error(`createCluster: podsPerNode must be 0..${MAX_PODS_PER_NODE}`);
   }
   removeStaleRuns();
-  const cluster = new ClusterImpl(options, newRunId(), findRepoRoot());
+  const cluster = new ClusterImpl(options, options.runId === undefined ? newRunId() : fixedRunId(options.runId), findRepoRoot());
   live.add(cluster);
   installHandlers();
   try {
@@ -487,7 +511,7 @@ class ClusterImpl implements Cluster {
   ) {
     const prefix = `pt${id}`;
     this.underlayNs = `${prefix}-u`;
-    this.dir = join(harnessDir(), id);
+    this.dir = options.dir ?? join(harnessDir(), id);
     mkdirSync(this.dir, { recursive: true });
     this.record = {
       runId: id,
@@ -1215,6 +1239,16 @@ class ClusterImpl implements Cluster {
     } else {
       rmSync(this.dir, { recursive: true, force: true });
     }
+    live.delete(this);
+    removeHandlers();
+  }
+
+  detach(): void {
+    if (this.destroying !== undefined) throw new Error('detach: cluster already destroyed');
+    this.destroyed = true;
+    this.destroying = Promise.resolve();
+    for (const child of this.spawned) child.unref();
+    removeRecord(this.id);
     live.delete(this);
     removeHandlers();
   }

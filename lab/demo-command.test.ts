@@ -22,6 +22,17 @@ describe('podtun demo (flags)', () => {
     expect(code).toBe(EXIT_OK);
     expect(err).toBe('');
     expect(out).toBe(DEMO_USAGE);
-    expect(out).toMatch(/^Usage: podtun demo \[--mode podtun\|kernel-routing\]/);
+    expect(out).toMatch(/^Usage: podtun demo \[--mode podtun\|kernel-routing\] \[--keep\]/);
+    expect(out).toMatch(/--keep {18}leave the cluster running as the lab/);
+  });
+
+  it('refuses --keep with --mode kernel-routing (the lab runs podtun), exit 2', async () => {
+    let out = '';
+    let err = '';
+    const io = { out: (t: string) => void (out += t), err: (t: string) => void (err += t) };
+    const code = await main(['demo', '--mode', 'kernel-routing', '--keep'], {}, io, { demo: demoCommand });
+    expect(code).toBe(EXIT_USAGE);
+    expect(err).toMatch(/--keep needs --mode podtun/);
+    expect(out).toBe('');
   });
 });

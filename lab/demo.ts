@@ -1,8 +1,9 @@
 /**
  * `podtun demo`: a throwaway 3-node cluster in network namespaces on this machine, with podtun
  * carrying pod traffic between nodes; n3's underlay drops all UDP, so n3 is reached over
- * WebSocket without any setting (transport auto). Prints each node's peers (transport, state),
- * who reaches whom (TCP round trips) and a transfer rate, then removes everything, also on Ctrl-C.
+ * WebSocket without any setting (transport auto). Prints each node's `podtun status`, who reaches
+ * whom (TCP round trips) and a transfer rate, then removes everything, also on Ctrl-C; with
+ * `keep`, leaves the cluster running as the lab instead (lab-up.ts, `podtun lab down` ends it).
  *
  * ```
  *                  underlay ns (bridge ul0, 192.168.77.0/24)
@@ -12,26 +13,30 @@
  *     p1a   p1b             p2a   p2b             p3a   p3b          (10.244.N.10/.11)
  * ```
  *
- * Flow: 1. check root and `ip`; 2. build the cluster (lab/cluster.ts), block UDP on n3
- * (nftables), start podtun everywhere; 3. wait until n3's peers show transport 'ws' (bounded),
- * print the peer tables; 4. an echo server per pod, then TCP round trips from every pod to every
- * other; 5. one cross-node transfer with its SHA-256 checked at the sink; 6. tear down.
+ * Flow: 1. check root and `ip`; (keep: claim the lab); 2. build the cluster (demo-cluster.ts:
+ * n3's UDP blocked, podtun started everywhere); 3. wait until n3's peers show transport 'ws'
+ * (bounded), print each node's `podtun status`; 4. an echo server per pod, then TCP round trips
+ * from every pod to every other; 5. one cross-node transfer with its SHA-256 checked at the sink;
+ * 6. tear down, or (keep) record the cluster as the lab and print how to use it.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { createCluster, findRepoRoot } from './cluster.js';
 import type { Cluster, PodInfo } from './cluster.js';
+import { findRepoRoot } from './cluster.js';
+import { WS_ONLY_NODE, createDemoCluster, demoHostProblem } from './demo-cluster.js';
+import type { DemoCluster, DemoMode } from './demo-cluster.js';
 import { ensureProbeAgent, probe, startProbe } from './probe.js';
 import type { ProbeServer, RttResult, SendResult, SinkResult } from './probe.js';
-import { missingCommand } from './requirements.js';
-import { readStatus, waitPeers } from './podtun-status.js';
+import { waitPeers } from './podtun-status.js';
+import type { BuildingLab } from './lab-state.js';
+import { LAB_RUN_ID, LAB_STATE_FILE } from './lab-state.js';
+import { claimLab, keepLab } from './lab-up.js';
+import { removeLab } from './lab-down.js';
+import { labGuide, podtunInvocation } from './lab-guide.js';
+import { viewCommand } from '../node-bootstrap/cli/view-command.js';
 
 const ECHO_PORT = 7000;
 const SINK_PORT = 7001;
 const TRANSFER_BYTES = 256 * 1024 * 1024;
 const RTT_COUNT = 10;
-/** The node whose underlay drops UDP. */
-const WS_ONLY_NODE = 3;
 const WS_WAIT_MS = 30_000;
 
 /** Why the demo cannot run; `code` is stable for the CLI. */
@@ -86,51 +91,42 @@ function printMatrix(pods: readonly PodInfo[], cells: ReadonlyMap<string, string
   }
 }
 
-/** Per node: its peers with the transport and state /status reports. */
-async function printPeerTables(cluster: Cluster): Promise<void> {
+/** Per node: what `podtun status` prints for it (the CLI's own command, on the node's socket). */
+async function printNodeStatus(cluster: Cluster): Promise<void> {
+  const io = { out: (text: string) => void process.stdout.write(indent(text)), err: (text: string) => void process.stdout.write(indent(text)) };
   for (const node of cluster.nodes()) {
-    let rows: string[];
-    try {
-      const status = await readStatus(cluster, node.index);
-      rows = status.peers.map(
-        (p) =>
-          `    ${p.node.padEnd(6)}${(p.transport ?? '?').padEnd(11)}${p.state.padEnd(9)}` +
-          (p.lastSwitch === undefined ? '' : `switched ${p.lastSwitch.from} -> ${p.lastSwitch.to}: ${p.lastSwitch.reason}`),
-      );
-    } catch (error: unknown) {
-      rows = [`    (no status: ${error instanceof Error ? error.message : String(error)})`];
-    }
-    out(`  ${node.name}${node.index === WS_ONLY_NODE ? ' (UDP blocked)' : ''}:`);
-    out(`    ${'peer'.padEnd(6)}${'transport'.padEnd(11)}${'state'.padEnd(9)}`);
-    for (const row of rows) out(row);
+    out(`  ${node.name}${node.index === WS_ONLY_NODE ? ' (UDP blocked)' : ''}: podtun status --socket ${node.statusSocket}`);
+    await viewCommand('status', ['--socket', node.statusSocket], {}, io);
   }
+}
+
+function indent(text: string): string {
+  return text.replace(/^(?=.)/gm, '    ');
 }
 
 export interface DemoOptions {
   /** The data path between nodes; 'podtun' unless trying the demo itself against the kernel. */
-  mode?: 'podtun' | 'kernel-routing';
+  mode?: DemoMode;
+  /** Leave the cluster running as the lab (podtun mode only; `podtun lab down` removes it). */
+  keep?: boolean;
 }
 
-/** Runs the demo; throws a DemoError when the machine cannot host it. */
+/** Runs the demo; throws a DemoError when the machine cannot host it (a LabError when keep cannot claim the lab). */
 export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const mode = options.mode ?? 'podtun';
-  if (process.platform !== 'linux') throw new DemoError('podtun demo needs Linux (network namespaces)');
-  if (process.getuid?.() !== 0) {
-    throw new DemoError('podtun demo needs root: it creates network namespaces (try: sudo podtun demo)');
-  }
-  const missing = missingCommand(['ip', 'bridge', 'ss']);
-  if (missing !== undefined) throw new DemoError(`podtun demo: ${missing}`);
-  const root = findRepoRoot();
-  if (mode === 'podtun' && !existsSync(join(root, 'dist', 'node-bootstrap', 'cli', 'cli.js'))) {
-    throw new DemoError('podtun demo: dist/ is missing, run `npm run build` first');
-  }
-  await ensureProbeAgent(root);
+  const keep = options.keep === true;
+  if (keep && mode !== 'podtun') throw new DemoError('podtun demo: --keep needs --mode podtun (the lab runs podtun)');
+  const problem = demoHostProblem('podtun demo', mode);
+  if (problem !== undefined) throw new DemoError(problem);
+  await ensureProbeAgent(findRepoRoot());
+  const building: BuildingLab | undefined = keep ? await claimLab('podtun demo --keep', out) : undefined;
 
   const onInterrupt = (): void => {
     out('\ninterrupted: removing the demo namespaces...');
   };
   process.once('SIGINT', onInterrupt);
-  let cluster: Cluster | undefined;
+  let built: DemoCluster | undefined;
+  let kept = false;
   const servers: ProbeServer<unknown>[] = [];
   try {
     out(
@@ -139,17 +135,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
         : `podtun demo (${mode}, no podtun): 3 nodes x 2 pods in network namespaces`,
     );
     const t0 = Date.now();
-    cluster = await createCluster({ nodes: 3, podsPerNode: 2, ipv6: true, mode, startNodes: false });
-    if (mode === 'podtun') {
-      if (missingCommand(['nft']) === undefined) {
-        await cluster.blockUdp(WS_ONLY_NODE);
-      } else {
-        out(`  (${missingCommand(['nft']) ?? ''}: n3's UDP is not blocked, every peer stays on UDP)`);
-      }
-      const c = cluster;
-      await Promise.all(c.nodes().map((node) => c.startNode(node.index)));
-    }
-    out(`cluster ${cluster.id} up in ${((Date.now() - t0) / 1000).toFixed(1)} s (namespaces pt${cluster.id}-*)`);
+    built = await createDemoCluster({
+      mode,
+      note: (line) => out(`  ${line}`),
+      ...(building === undefined ? {} : { runId: LAB_RUN_ID, dir: building.dir }),
+    });
+    const cluster = built.cluster;
+    out(`cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s (namespaces pt${cluster.id}-*)`);
     for (const node of cluster.nodes()) {
       const pods = cluster.pods().filter((p) => p.node === node.index);
       out(
@@ -159,23 +151,22 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     }
 
     if (mode === 'podtun') {
-      const c = cluster;
-      const n3 = c.node(WS_ONLY_NODE).name;
-      const others = c.nodes().filter((n) => n.index !== WS_ONLY_NODE);
+      const n3 = cluster.node(WS_ONLY_NODE).name;
+      const others = cluster.nodes().filter((n) => n.index !== WS_ONLY_NODE);
       out();
       out(`${n3}'s underlay drops all UDP; waiting for its peers to move to WebSocket...`);
       const w0 = Date.now();
       try {
         await Promise.all([
-          waitPeers(c, WS_ONLY_NODE, others.map((n) => n.name), { transport: 'ws' }, WS_WAIT_MS),
-          ...others.map((n) => waitPeers(c, n.index, [n3], { transport: 'ws' }, WS_WAIT_MS)),
+          waitPeers(cluster, WS_ONLY_NODE, others.map((n) => n.name), { transport: 'ws' }, WS_WAIT_MS),
+          ...others.map((n) => waitPeers(cluster, n.index, [n3], { transport: 'ws' }, WS_WAIT_MS)),
         ]);
         out(`  after ${((Date.now() - w0) / 1000).toFixed(1)} s: ${n3} is reached over WebSocket, without any setting (transport auto)`);
       } catch (error: unknown) {
         out(`  ${n3}'s peers did not all reach 'ws' in ${WS_WAIT_MS / 1000} s: ${error instanceof Error ? error.message : String(error)}`);
       }
-      out('peers as each node reports them (GET /status):');
-      await printPeerTables(c);
+      out('each node as `podtun status` shows it:');
+      await printNodeStatus(cluster);
     }
 
     const pods = cluster.pods();
@@ -207,14 +198,24 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       `  ${sent.seconds.toFixed(2)} s, ${gbps.toFixed(2)} Gbit/s; SHA-256 ${got.sha256 === sent.sha256 ? 'matches' : 'DIFFERS'}; ` +
         `sink saw source ${got.peerAddress} (${got.peerAddress === from.ipv4 ? 'no NAT' : 'NAT?'})`,
     );
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+    if (building !== undefined) {
+      const state = keepLab(built, building);
+      kept = true;
+      out();
+      out(`cluster kept as the lab (state in ${LAB_STATE_FILE})\n`);
+      out(labGuide(state, podtunInvocation()));
+    }
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
-    if (cluster !== undefined) {
+    if (built !== undefined && !kept) {
       out();
       out('removing the demo namespaces...');
-      await cluster.destroy();
+      await built.cluster.destroy();
       out('done');
     }
+    // A kept demo that failed leaves no lab behind.
+    if (building !== undefined && !kept) await removeLab(undefined);
     process.off('SIGINT', onInterrupt);
   }
 }

@@ -16,7 +16,7 @@ const processIo: CliIo = {
   isTty: process.stdout.isTTY,
 };
 
-/** `plugged`: commands served by modules above this folder (the lab's `demo`), given by bin/podtun.js. */
+/** `plugged`: commands served by modules above this folder (the lab's `demo` and `lab`), given by bin/podtun.js. */
 export async function main(
   argv: readonly string[],
   env: CliEnv,

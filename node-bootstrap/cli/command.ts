@@ -29,7 +29,8 @@ export const USAGE = `Usage:
   podtun status [--socket PATH] [--json]
   podtun routes [--socket PATH] [--json]
   podtun peers [--socket PATH] [--json] [--watch [--count N]]
-  podtun demo [--mode podtun|kernel-routing]
+  podtun demo [--mode podtun|kernel-routing] [--keep]
+  podtun lab up|down|status
   podtun doctor --config FILE [--socket PATH] [--json]
   podtun uninstall [--config FILE]
   podtun install-cni [--bin-dir DIR] [--plugin-dir DIR] [--plugins a,b,...]
@@ -52,7 +53,10 @@ Commands:
   key       public: print this node's public key (the nodeKeyFile's, made on first use; default
             /var/lib/podtun/node.key), for the other nodes' nodes[].publicKey. generate: print a
             new private key.
-  demo      Build a throwaway 3-node cluster in network namespaces and show podtun carrying it.
+  demo      Build a throwaway 3-node cluster in network namespaces and show podtun carrying it;
+            --keep leaves it running as the lab.
+  lab       up: build the demo's cluster and leave it running; status: is it up, each node's
+            \`podtun status\`; down: stop and remove it all (\`podtun lab --help\`).
   version   Print the version.
 
 Options for run:

@@ -57,6 +57,8 @@ export interface PeerReport {
   readonly downReason?: string | undefined;
   /** What the reason came from: a dial's error, a refusal, unanswered probes. */
   readonly downDetail?: string | undefined;
+  /** How it and this node disagree on who owns which subnets (both views); absent when they agree. */
+  readonly ownershipMismatch?: string | undefined;
   /** ms since the last completed handshake (sealed transports). */
   readonly lastHandshakeAgeMs?: number | undefined;
   /** Its traffic is authenticated and encrypted on the carrying transport. */
@@ -127,6 +129,7 @@ function readPeer(value: unknown, field: string): PeerReport {
     lastSwitch: optional(p['lastSwitch'], `${field}.lastSwitch`, readSwitch),
     downReason: optional(p['downReason'], `${field}.downReason`, text),
     downDetail: optional(p['downDetail'], `${field}.downDetail`, text),
+    ownershipMismatch: optional(p['ownershipMismatch'], `${field}.ownershipMismatch`, text),
     lastHandshakeAgeMs: optional(p['lastHandshakeAgeMs'], `${field}.lastHandshakeAgeMs`, finite),
     sealed: optional(p['sealed'], `${field}.sealed`, flag),
   };

@@ -5,6 +5,7 @@
  *   device (TUN) --batch--> InsidePipeline  --send per peer--> transport
  *   transport    --batch--> OutsidePipeline --one write------> device (TUN)
  */
+import type { OwnershipClaims } from '../core/ownership-claims.js';
 import { DropSamples } from './drop-samples.js';
 import type { DropSample } from './drop-samples.js';
 import { ipv4ToNumber, parseAddress, parseCidr } from '../core/cidr.js';
@@ -43,6 +44,8 @@ export interface RouterOptions {
   defaultTransports: readonly TransportKind[];
   /** The whole pod network: a destination inside it that no node owns gets net unreachable. */
   clusterCidrs: readonly string[];
+  /** What this node and each peer own, as the transports' probes compare it; kept current here. */
+  ownership?: OwnershipClaims;
   log: Logger;
 }
 
@@ -72,6 +75,8 @@ export interface PeerStats {
   downReason?: string;
   /** What that reason came from (a dial's error, a refusal). */
   downDetail?: string;
+  /** How its claim of subnets and ours disagree (core/ownership-claims.ts); absent when they agree. */
+  ownershipMismatch?: string;
   lastHandshakeAgeMs?: number;
   sealed?: boolean;
 }
@@ -107,6 +112,7 @@ export class Router {
   private readonly device: PacketDevice;
   private readonly transport: Transport;
   private readonly log: Logger;
+  private readonly ownership: OwnershipClaims | undefined;
   private readonly localNode: string;
   private readonly tunnelMtu: number;
   private readonly overheadBytes: number;
@@ -138,6 +144,7 @@ export class Router {
     this.transport = options.transport;
     this.localNode = options.localNode;
     this.log = options.log;
+    this.ownership = options.ownership;
     if (!Number.isInteger(options.tunnelMtu) || options.tunnelMtu < 68 || options.tunnelMtu > 65535) {
       throw new RouterConfigError('tunnelMtu', `${options.tunnelMtu} is not an MTU (68-65535)`);
     }
@@ -228,6 +235,8 @@ export class Router {
         if (s?.lastSwitch !== undefined) peer.lastSwitch = s.lastSwitch;
         if (s?.downReason !== undefined) peer.downReason = s.downReason;
         if (s?.downDetail !== undefined) peer.downDetail = s.downDetail;
+        const mismatch = this.ownership?.mismatch(record.slot);
+        if (mismatch !== undefined) peer.ownershipMismatch = mismatch;
         if (s?.lastHandshakeAgeMs !== undefined) peer.lastHandshakeAgeMs = s.lastHandshakeAgeMs;
         if (s?.sealed !== undefined) peer.sealed = s.sealed;
         return peer;
@@ -286,6 +295,7 @@ export class Router {
       this.peers.setTunnelMtu(record, tunnelMtu);
     }
     record.subnets = this.installPeerRoutes(record, subnets);
+    this.ownership?.setPeer(record.slot, lease.node, record.subnets.map((c) => c.text));
     this.transport.setPeer(record.slot, {
       node: lease.node,
       endpoints: lease.endpoints,
@@ -305,6 +315,7 @@ export class Router {
       return;
     }
     this.removePeerRoutes(record);
+    this.ownership?.removePeer(record.slot);
     this.transport.removePeer(record.slot);
     this.peers.remove(record);
     this.log.info(
@@ -363,6 +374,7 @@ export class Router {
     }
     this.localSubnets = subnets;
     this.local.set(subnets);
+    this.ownership?.setLocal(subnets.map((c) => c.text));
   }
 
   /** Without an explicit ICMP source, the TUN address: the local subnet's network address. */

@@ -3,6 +3,7 @@
  * owns, how it reads an endpoint, what it costs the MTU, and how it is made. The config loader,
  * the MTU and the daemon's wiring all walk the registry; none names a transport.
  */
+import type { OwnershipClaims } from '../core/ownership-claims.js';
 import type { IpFamily } from '../core/cidr.js';
 import type { BlockContext, HostPort } from '../core/config-check.js';
 import type { Logger } from '../core/logger.js';
@@ -26,6 +27,8 @@ export interface TransportContext {
   readonly proxyFor: (url: string) => string | undefined;
   /** How often peers' endpoints that name a host are looked up again (`resolveSeconds`). */
   readonly resolveIntervalMs: number;
+  /** The claims of subnets each probe carries and checks (core/ownership-claims.ts). */
+  readonly ownership: OwnershipClaims;
   readonly log: Logger;
 }
 

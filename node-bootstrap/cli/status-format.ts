@@ -55,7 +55,7 @@ export function formatPeers(report: StatusReport, nowMs: number): string {
   const rows = report.peers.map((p) => [
     p.node,
     p.transport ?? '-',
-    p.state === 'up' || p.downReason === undefined ? p.state : `${p.state} (${p.downReason})`,
+    stateText(p),
     p.endpoint ?? '-',
     formatRtt(p.rttMs),
     p.lastHeardAgeMs === undefined ? 'never' : formatAgo(p.lastHeardAgeMs),
@@ -67,11 +67,24 @@ export function formatPeers(report: StatusReport, nowMs: number): string {
   return formatTable(PEER_HEADERS, rows);
 }
 
-/** Under the table, one line per peer that is not up and whose reason has a detail: where it came from. */
+/** "up", "down (authentication failed)", "up (subnets disagree)". */
+function stateText(p: PeerReport): string {
+  if (p.state !== 'up' && p.downReason !== undefined) return `${p.state} (${p.downReason})`;
+  return p.ownershipMismatch === undefined ? p.state : `${p.state} (${SUBNETS_DISAGREE})`;
+}
+
+const SUBNETS_DISAGREE = 'subnets disagree';
+
+/**
+ * Under the table, one line per peer that is not up and whose reason has a detail (where it came
+ * from), and one per peer whose claim of subnets disagrees with this node's (both views).
+ */
 function formatDownPeers(report: StatusReport): string {
-  const lines = report.peers
-    .filter((p) => p.state !== 'up' && p.downReason !== undefined && p.downDetail !== undefined)
-    .map((p) => `  ${p.node}: ${p.downReason ?? ''}: ${p.downDetail ?? ''}\n`);
+  const lines: string[] = [];
+  for (const p of report.peers) {
+    if (p.state !== 'up' && p.downReason !== undefined && p.downDetail !== undefined) lines.push(`  ${p.node}: ${p.downReason}: ${p.downDetail}\n`);
+    if (p.ownershipMismatch !== undefined) lines.push(`  ${p.node}: ${SUBNETS_DISAGREE}: ${p.ownershipMismatch}\n`);
+  }
   return lines.join('');
 }
 

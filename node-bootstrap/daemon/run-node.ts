@@ -24,6 +24,7 @@
  * `startNode` does 1-5 with its collaborators injected (tests use fakes); `runNode` adds the
  * process: signals, uncaught errors, exit codes.
  */
+import { OwnershipClaims } from '../../core/ownership-claims.js';
 import type { ConfigOverrides, LogLevel, NodeConfig } from '../config/node-config.js';
 import { ConfigError, tunMtuOf } from '../config/node-config.js';
 import { loadConfig } from '../config/load-config.js';
@@ -188,6 +189,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       for (const t of owned.splice(0).reverse()) await t.close();
     });
     const proxyFor = proxyResolver(config.proxy);
+    const ownership = new OwnershipClaims(componentLogger(log, 'router'));
     const transports: Transport[] = [];
     for (const choice of config.transports) {
       const made = await deps.createTransport(choice, {
@@ -196,6 +198,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
         nodeKey,
         proxyFor,
         resolveIntervalMs: config.resolveSeconds * 1000,
+        ownership,
         log: componentLogger(log, 'transport', { transport: choice.kind }),
       });
       owned.push(made);
@@ -229,6 +232,7 @@ export async function startNode(options: StartNodeOptions, deps: NodeDeps): Prom
       overheadBytes: tunnelOverheadBytes(config.underlayFamily),
       defaultTransports: DEFAULT_TRANSPORTS,
       clusterCidrs: [...config.clusterCidrs],
+      ownership,
       log: componentLogger(log, 'router'),
     });
     // From here the router owns the device and the transport (router.close closes both).

@@ -97,7 +97,7 @@ describe('runDoctor: daemon and peer layers', () => {
   ])('names a sealed peer\'s reason for being down (%s) and what to do', async (reason, hint) => {
     const got = await checks(() => Promise.resolve(report([peerB({ state: 'down', downReason: reason })])));
     const state = got.get('peer:node-b state');
-    expect(state).toMatchObject({ ok: false, detail: `down: ${reason}` });
+    expect(state).toMatchObject({ ok: false, detail: `down: ${reason}, never heard from` });
     expect(state?.hint).toMatch(hint);
   });
 

@@ -31,11 +31,18 @@ export async function peerChecks(probes: DoctorProbes, config: NodeConfig, peer:
   } else {
     out.push(fail(layer, 'state', `${seen.state}: answers on no transport${heardText(seen)}`, `is podtun running on ${peer.name}? can this node reach it (${reach})?`));
   }
-  if (seen !== undefined) out.push(transportCheck(layer, peer, seen));
+  if (seen !== undefined) out.push(transportCheck(layer, peer, seen), ownershipCheck(layer, peer, seen));
   out.push(udpCheck(layer, config, peer, seen));
   out.push(await wsCheck(probes, layer, config, peer));
   out.push(await mtuCheck(probes, config, peer, seen));
   return out;
+}
+
+/** Whether it and this node agree on who owns which subnets (their probes compare digests). */
+function ownershipCheck(layer: string, peer: NodeSpec, seen: PeerReport): DoctorCheck {
+  if (seen.ownershipMismatch === undefined) return pass(layer, 'subnets', `no disagreement in its probes (routed to it: ${seen.subnets.join(', ') || 'none'})`);
+  return fail(layer, 'subnets', seen.ownershipMismatch,
+    `the nodes' configs disagree: make nodes[${peer.name}].subnets here match what ${peer.name} claims in its own config, and this node's entry in ${peer.name}'s config match this node's`);
 }
 
 function transportCheck(layer: string, peer: NodeSpec, seen: PeerReport): DoctorCheck {

@@ -124,6 +124,16 @@ export function createMetrics(options: MetricsOptions): PodtunMetrics {
       }
     },
   });
+  const ownership: Gauge<'peer'> = new Gauge({
+    name: 'podtun_peer_ownership_mismatch',
+    help: '1 for a peer whose claim of subnets and this node\'s view of it (or its view of this node) disagree.',
+    labelNames: ['peer'] as const,
+    registers,
+    collect() {
+      ownership.reset();
+      for (const p of snapshot?.peers ?? []) ownership.set({ peer: p.node }, p.ownershipMismatch === undefined ? 0 : 1);
+    },
+  });
   const drops: Counter<'reason'> = new Counter({
     name: 'podtun_drops_total',
     help: 'Packets dropped, by reason (router and transports).',

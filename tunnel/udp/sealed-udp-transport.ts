@@ -25,6 +25,7 @@
  */
 import type { PacketBatch } from '../../core/packet-batch.js';
 import { DropReason, dropCountersToObject } from '../../core/drop-reason.js';
+import { CLAIM_BYTES } from '../../core/ownership-claims.js';
 import type { PeerSpec, PeerStatus } from '../../core/transport.js';
 import type { NativeUdp } from '../../native/addon.js';
 import { formatEndpoint } from '../../core/endpoint.js';
@@ -45,10 +46,15 @@ import { STAGE_MAX_AGE_MS, StagedPackets } from './session-staging.js';
 const UNSEALED_REASON_MS = 10_000;
 const UNSEALED_REASON = 'unsealed: it sends encryption: none traffic';
 
-/** A sealed control message: type (1), sequence (4), sender timestamp (8, double ms). */
-const CONTROL_LEN = 13;
+/**
+ * A sealed control message: type (1), sequence (4), sender timestamp (8, double ms), the
+ * sender's subnet claim (core/ownership-claims.ts; zeros when it keeps none). A reply echoes the
+ * sequence and timestamp and carries the replier's own claim.
+ */
 const CONTROL_OFFSET_SEQ = 1;
 const CONTROL_OFFSET_TIMESTAMP = 5;
+const CONTROL_OFFSET_CLAIM = 13;
+const CONTROL_LEN = CONTROL_OFFSET_CLAIM + CLAIM_BYTES;
 
 /** Native counters of datagrams the addon refused, as drop reasons. */
 const NATIVE_DROPS: readonly (readonly [string, DropReason])[] = [
@@ -368,17 +374,28 @@ export class SealedUdpTransport extends UdpTransport {
     const sentAtMs = buf.readDoubleBE(off + CONTROL_OFFSET_TIMESTAMP);
     if (type === CONTROL_PROBE) {
       this.probesIn++;
+      this.ownership?.heard(peer.slot, buf, off + CONTROL_OFFSET_CLAIM);
       const reply = this.controlBuf;
       reply[0] = CONTROL_PROBE_REPLY;
-      buf.copy(reply, CONTROL_OFFSET_SEQ, off + CONTROL_OFFSET_SEQ, off + CONTROL_LEN);
+      buf.copy(reply, CONTROL_OFFSET_SEQ, off + CONTROL_OFFSET_SEQ, off + CONTROL_OFFSET_CLAIM);
+      this.writeClaim(peer.slot, reply);
       if (this.udp?.sealTo(peer.slot, reply, CONTROL_LEN) === true) this.probeRepliesOut++;
       else this.controlSendFailures++;
     } else if (type === CONTROL_PROBE_REPLY) {
-      if (peer.liveness.onProbeReply(seq, sentAtMs, nowMs)) this.probeRepliesIn++;
-      else this.staleReplies++;
+      if (peer.liveness.onProbeReply(seq, sentAtMs, nowMs)) {
+        this.probeRepliesIn++;
+        this.ownership?.heard(peer.slot, buf, off + CONTROL_OFFSET_CLAIM);
+      } else {
+        this.staleReplies++;
+      }
     } else {
       this.dropCounters[DropReason.Malformed] = (this.dropCounters[DropReason.Malformed] ?? 0) + 1;
     }
+  }
+
+  private writeClaim(slot: number, message: Buffer): void {
+    if (this.ownership === undefined) message.fill(0, CONTROL_OFFSET_CLAIM, CONTROL_LEN);
+    else this.ownership.write(slot, message, CONTROL_OFFSET_CLAIM);
   }
 
   // --- control ---
@@ -397,6 +414,7 @@ export class SealedUdpTransport extends UdpTransport {
       probe[0] = CONTROL_PROBE;
       probe.writeUInt32BE(seq, CONTROL_OFFSET_SEQ);
       probe.writeDoubleBE(nowMs, CONTROL_OFFSET_TIMESTAMP);
+      this.writeClaim(peer.slot, probe);
       if (udp.sealTo(peer.slot, probe, CONTROL_LEN)) this.probesOut++;
       else this.controlSendFailures++;
     }

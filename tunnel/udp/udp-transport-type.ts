@@ -38,6 +38,7 @@ export const udpTransportType: TransportType<HostPort> = {
       localNode: ctx.localNode,
       clusterSecret: ctx.clusterSecret,
       resolveIntervalMs: ctx.resolveIntervalMs,
+      ownership: ctx.ownership,
       log: ctx.log,
     };
     if (ctx.nodeKey !== undefined) {

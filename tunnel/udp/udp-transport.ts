@@ -26,6 +26,7 @@
  * an endpoint (at the address its authenticated probes come from).
  */
 import type { InboundBatch, PacketBatch } from '../../core/packet-batch.js';
+import type { OwnershipClaims } from '../../core/ownership-claims.js';
 import { DropReason, dropCountersToObject, newDropCounters } from '../../core/drop-reason.js';
 import type { LogFields } from '../../core/log-fields.js';
 import type { Logger } from '../../core/logger.js';
@@ -99,6 +100,11 @@ export interface UdpTransportOptions {
   lookupHost?: HostLookup;
   /** How often such names are looked up again while their peer is up; default 60 s. */
   resolveIntervalMs?: number;
+  /**
+   * The subnet claims probes carry and check (core/ownership-claims.ts). Only the sealed
+   * transport's probes carry them: unsealed probes are the older, fixed format.
+   */
+  ownership?: OwnershipClaims;
 }
 
 export interface UdpPeer {
@@ -148,6 +154,7 @@ export class UdpTransport implements Transport {
   private readonly sendBufferBytes: number;
   private readonly openUdp: UdpOpener | undefined;
   protected readonly nowMs: () => number;
+  protected readonly ownership: OwnershipClaims | undefined;
   private readonly resolver: EndpointResolver;
 
   protected udp: NativeUdp | undefined;
@@ -203,6 +210,7 @@ export class UdpTransport implements Transport {
     this.sendBufferBytes = positiveOption(options.sendBufferBytes, DEFAULT_SEND_BUFFER_BYTES, 'sendBufferBytes', 'ERR_PODTUN_UDP_OPTION');
     this.openUdp = options.openUdp;
     this.nowMs = options.nowMs ?? defaultNowMs;
+    this.ownership = options.ownership;
     this.resolver = new EndpointResolver({
       lookup: options.lookupHost ?? systemLookup,
       // A socket bound to IPv4 reaches IPv4 only; one bound to IPv6 takes either (mapped).

@@ -18,6 +18,7 @@
  *   accepted connection's deadline is the listener's: ws-admission.ts).
  * Close: why it ended (our reason, ws's error, else the close code) is kept for the owner's log.
  */
+import { CLAIM_BYTES } from '../../core/ownership-claims.js';
 import type { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -42,7 +43,9 @@ import type { ServerAnswer } from './ws-handshake.js';
 
 /** Close code ws uses for a message over maxPayload (RFC 6455 "message too big"). */
 const CLOSE_TOO_BIG = 1009;
-const PING_BYTES = 8;
+/** A ping: our timestamp (8, echoed in the pong: RTT), then our subnet claim (core/ownership-claims.ts). */
+const PING_OFFSET_CLAIM = 8;
+const PING_BYTES = PING_OFFSET_CLAIM + CLAIM_BYTES;
 const SRTT_GAIN = 1 / 8;
 const SEND_OPTIONS = { binary: true, compress: false } as const;
 
@@ -220,8 +223,10 @@ export class WsConnection {
     owner.connections.add(this);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
     ws.on('pong', (data: Buffer) => this.onPong(data));
-    ws.on('ping', () => {
+    ws.on('ping', (data: Buffer) => {
       this.lastSeenMs = owner.nowMs();
+      // Only an open connection's: it has proved it is the peer.
+      if (this.openedAtMs > 0 && data.length === PING_BYTES) owner.config.ownership?.heard(this.peer.slot, data, PING_OFFSET_CLAIM);
     });
     ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.oversized = true;
@@ -328,8 +333,9 @@ export class WsConnection {
     }
     if (nowMs - this.lastPingMs < config.pingIntervalMs) return;
     this.lastPingMs = nowMs;
-    const ping = Buffer.allocUnsafe(PING_BYTES);
+    const ping = Buffer.alloc(PING_BYTES);
     ping.writeDoubleBE(nowMs, 0);
+    config.ownership?.write(this.peer.slot, ping, PING_OFFSET_CLAIM);
     this.ws.ping(ping);
     this.owner.counters.pingsOut++;
   }

@@ -3,6 +3,7 @@
  * frozen form the transport's parts read (WsConfig). Every bad value throws a TransportError
  * naming the option.
  */
+import type { OwnershipClaims } from '../../core/ownership-claims.js';
 import { FRAME_LEN_BYTES, MIN_FRAMED_PACKET_LEN } from './ws-framing.js';
 import type { Logger } from '../../core/logger.js';
 import type { NativeSealer } from '../../native/addon.js';
@@ -40,6 +41,8 @@ export interface WsTransportOptions {
   sealing?: { nodeKey: NodeKeyPair; sealer: NativeSealer; cpuHasAesHw: boolean; rekeyAfterMessages?: number };
   /** Proxy URL ("http://user:pass@host:port") to reach `url` through, or undefined for direct. */
   proxyFor: (url: string) => string | undefined;
+  /** The subnet claims pings carry and check (core/ownership-claims.ts); none when absent. */
+  ownership?: OwnershipClaims;
   log: Logger;
   /** Bytes a connection may hold unsent before whole batches to that peer are dropped. */
   maxBufferedBytes?: number;
@@ -77,6 +80,7 @@ export interface WsConfig {
   readonly caFile: string | undefined;
   readonly secret: Uint8Array;
   readonly proxyFor: (url: string) => string | undefined;
+  readonly ownership: OwnershipClaims | undefined;
   readonly maxBufferedBytes: number;
   readonly maxPayloadBytes: number;
   readonly pingIntervalMs: number;
@@ -133,6 +137,7 @@ export function resolveWsOptions(options: WsTransportOptions): WsConfig {
     // Our own copy (TransportContext): the caller may reuse its buffer.
     secret: Uint8Array.from(options.clusterSecret),
     proxyFor: options.proxyFor,
+    ownership: options.ownership,
     maxBufferedBytes,
     maxPayloadBytes,
     pingIntervalMs,

@@ -83,6 +83,7 @@ export const wsTransportType: TransportType<WsSettings> = {
       ...(settings.caFile === undefined ? {} : { caFile: settings.caFile }),
       clusterSecret: ctx.clusterSecret,
       proxyFor: ctx.proxyFor,
+      ownership: ctx.ownership,
       log: ctx.log,
     });
   },

@@ -12,6 +12,8 @@
  * ```
  */
 import { describe, expect, it } from 'vitest';
+import { TUN_NAME } from '../../lab/cluster.js';
+import { readStatus } from '../../lab/podtun-status.js';
 import { probe, startProbe } from '../../lab/probe.js';
 import type { ProbeServer, RttResult, SendResult, SinkResult } from '../../lab/probe.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
@@ -23,6 +25,19 @@ const ECHO_PORT = 7000;
 
 describe.skipIf(skipReason !== undefined)('podtun: reachability across 3 nodes (dual stack)', () => {
   const cluster = useCluster({ nodes: 3, podsPerNode: 2, ipv6: true, mode: 'podtun' });
+
+  it("counts none of the kernel's own IPv6 chatter on the TUN as no_route (no link-local address: no DAD, no RS)", async () => {
+    const c = cluster();
+    // The chatter would come within a second or two of the TUN going up.
+    await new Promise((r) => setTimeout(r, 2000));
+    for (const i of [1, 2, 3]) {
+      const status = await readStatus(c, i);
+      expect({ node: i, noRoute: status.drops['no_route'] ?? 0 }).toEqual({ node: i, noRoute: 0 });
+    }
+    const tun = await c.exec(c.node(1).ns, ['ip', '-6', 'addr', 'show', 'dev', TUN_NAME]);
+    expect(tun.stdout).toContain('fd00:10:244:1::');
+    expect(tun.stdout).not.toMatch(/fe80:/);
+  });
 
   it('answers ping between every pair of pods on different nodes, IPv4 and IPv6', async () => {
     const c = cluster();

@@ -510,6 +510,7 @@ describe.each(implementations)('UdpTransport over the $name', ({ native }) => {
       expect(statusOf(a, SLOT_B).endpoint).toBeUndefined();
       // Down after deadAfterMs: looked up again without waiting for the interval.
       await until('asked again', () => asked >= 2, 4 * DEAD_AFTER_MS);
+      expect(statusOf(a, SLOT_B)).toMatchObject({ state: 'down', downReason: 'host name not resolved' });
       a.removePeer(SLOT_B);
     });
 

@@ -409,6 +409,9 @@ export class UdpTransport implements Transport {
     if (nowMs - peer.probeRefusedAtMs < REFUSAL_REASON_MS) {
       return { reason: 'authentication failed', detail: 'its probes fail the cluster secret check (another cluster secret?)' };
     }
+    if (!peer.addressed && peer.named !== undefined) {
+      return { reason: 'host name not resolved', detail: `${peer.named.name} has not resolved yet, and it has not probed us` };
+    }
     if (!peer.addressed) return { reason: 'no endpoint', detail: 'its lease names no usable udp endpoint, and it has not probed us' };
     const lastSeenMs = peer.liveness.lastSeenMs;
     const heard = lastSeenMs === undefined ? 'never answered' : `nothing heard for ${Math.round((nowMs - lastSeenMs) / 1000)} s`;

@@ -22,10 +22,12 @@ import type { TransportChoice } from '../../lab/cluster.js';
 import { runDoctor, showDoctor } from './doctor-run.js';
 import { netnsSkipReason, parsePing, podtunSkipReason, printSkip, useCluster } from './support.js';
 
-const skipReason = netnsSkipReason(['ping']) ?? podtunSkipReason();
+const skipReason = netnsSkipReason(['ping', 'curl']) ?? podtunSkipReason();
 printSkip('podtun-ownership.test.ts', skipReason);
 
 const ELSEWHERE = '10.244.9.0/24';
+/** n1's dashboard, inside its namespace. */
+const DASHBOARD = '127.0.0.1:9403';
 
 function disagreeingCluster(transport: TransportChoice | undefined): () => Cluster {
   return useCluster({
@@ -36,6 +38,7 @@ function disagreeingCluster(transport: TransportChoice | undefined): () => Clust
     podtun: {
       ...(transport === undefined ? {} : { transport }),
       peerOverrides: (i, peer) => (i === 1 && peer === 2 ? { subnets: [ELSEWHERE] } : {}),
+      nodeOverrides: (i) => (i === 1 ? { dashboard: { listen: DASHBOARD } } : {}),
     },
   });
 }
@@ -70,6 +73,11 @@ async function checkBothSides(c: Cluster, transport: string): Promise<void> {
   expect(metrics).toMatch(/^podtun_peer_ownership_mismatch\{peer="n1"\} 1$/m);
   expect(metrics).toMatch(/^podtun_peer_ownership_mismatch\{peer="n3"\} 0$/m);
   for (const i of [1, 2]) expect(logEntries(c, i, 'subnet ownership disagrees').length, `n${i} log`).toBeGreaterThan(0);
+  // What n1's dashboard page draws its peer rows from.
+  const page = await c.exec(c.node(1).ns, ['curl', '-sf', '--max-time', '5', `http://${DASHBOARD}/status`]);
+  const rows = (JSON.parse(page.stdout) as { peers: { node: string; ownershipMismatch: string | null }[] }).peers;
+  expect(rows.find((p) => p.node === 'n2')?.ownershipMismatch).toContain('n2 claims other subnets');
+  expect(rows.find((p) => p.node === 'n3')?.ownershipMismatch).toBeNull();
 
   const doctor = await runDoctor(c, true);
   const check = doctor.checks.find((k) => k.layer === 'peer:n2' && k.name === 'subnets');
@@ -80,14 +88,14 @@ async function checkBothSides(c: Cluster, transport: string): Promise<void> {
 
 describe.skipIf(skipReason !== undefined)('podtun: static configs that disagree on a subnet, over sealed UDP (3 nodes)', () => {
   const cluster = disagreeingCluster(undefined);
-  it('names the disagreement on both sides: status, /metrics, the log, doctor', { timeout: 60_000 }, async () => {
+  it('names the disagreement on both sides: status, /metrics, the log, the dashboard, doctor', { timeout: 60_000 }, async () => {
     await checkBothSides(cluster(), 'udp');
   });
 });
 
 describe.skipIf(skipReason !== undefined)('podtun: static configs that disagree on a subnet, over WebSocket (3 nodes)', () => {
   const cluster = disagreeingCluster('ws');
-  it('names the disagreement on both sides: status, /metrics, the log, doctor', { timeout: 60_000 }, async () => {
+  it('names the disagreement on both sides: status, /metrics, the log, the dashboard, doctor', { timeout: 60_000 }, async () => {
     await checkBothSides(cluster(), 'ws');
   });
 });

@@ -67,6 +67,8 @@ export interface PeerSnapshot {
   /** Why it is not up ("authentication failed", "no handshake answer", ...), and what that came from. */
   downReason: string | null;
   downDetail: string | null;
+  /** How it and this node disagree on who owns which subnets; null when they agree. */
+  ownershipMismatch: string | null;
   /** ms since anything was heard from it; null when nothing ever was. */
   lastHeardAgeMs: number | null;
   /** Its traffic is sealed on the carrying transport, and since when the session's keys are. */
@@ -347,6 +349,7 @@ function toSnapshot(report: StatusReport): DashboardSnapshot {
       lastSwitch: p.lastSwitch ?? null,
       downReason: p.downReason ?? null,
       downDetail: p.downDetail ?? null,
+      ownershipMismatch: p.ownershipMismatch ?? null,
       lastHeardAgeMs: p.lastHeardAgeMs ?? null,
       sealed: p.sealed === true,
       lastHandshakeAgeMs: p.lastHandshakeAgeMs ?? null,

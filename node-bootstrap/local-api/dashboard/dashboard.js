@@ -107,6 +107,9 @@
       if (p.downReason) {
         state.append(' ', el('span', { class: 'reason', title: p.downDetail || '' }, `(${p.downReason})`));
       }
+      if (p.ownershipMismatch) {
+        state.append(' ', el('span', { class: 'reason ownership', title: p.ownershipMismatch }, '(subnets disagree)'));
+      }
       const sw = p.lastSwitch;
       const lastSwitch = el('td', sw ? { class: 'last-switch', 'data-at': sw.atMs } : { class: 'last-switch' },
         sw ? `${clock(sw.atMs)} (${sw.from} → ${sw.to}: ${sw.reason})` : '–');

@@ -35,6 +35,12 @@ export interface PeerSpec {
 
 export type PeerState = 'unknown' | 'up' | 'down';
 
+/**
+ * The clock of PeerStatus times (`lastSeenMs`) and of the transports' own timing: monotonic,
+ * in epoch milliseconds. Readers of those times (the selector, the router's status) use it too.
+ */
+export const transportNowMs = (): number => performance.timeOrigin + performance.now();
+
 export interface PeerStatus {
   slot: number;
   node: string;

@@ -23,6 +23,7 @@ import type { PeerRecord } from './peer-table.js';
 import type { RouteTable } from './route-table.js';
 import { TrieRouteTable } from './trie-route-table.js';
 import type { Lease, LeaseEvent } from '../core/lease.js';
+import { transportNowMs } from '../core/transport.js';
 import type { PeerEndpoints, PeerState, PeerStatus, Transport, TransportKind, TransportSwitch } from '../core/transport.js';
 
 export interface RouterOptions {
@@ -206,8 +207,7 @@ export class Router {
   stats(): RouterStats {
     const status = new Map<number, PeerStatus>();
     for (const s of this.transport.peerStatus()) status.set(s.slot, s);
-    // The transports' clock: lastSeenMs is in it.
-    const nowMs = performance.timeOrigin + performance.now();
+    const nowMs = transportNowMs();
     const peers = this.peers;
     return {
       node: this.localNode,

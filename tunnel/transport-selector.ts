@@ -28,7 +28,7 @@ import type {
   TransportKind,
   TransportSwitch,
 } from '../core/transport.js';
-import { MAX_PEER_SLOTS } from '../core/transport.js';
+import { MAX_PEER_SLOTS, transportNowMs } from '../core/transport.js';
 import { TransportError, nonNegativeOption, positiveOption } from './transport-error.js';
 import { addPrefixed } from './transport-stats.js';
 
@@ -56,7 +56,6 @@ interface SlotState {
   lastSwitch: TransportSwitch | undefined;
 }
 
-const defaultNowMs = (): number => performance.timeOrigin + performance.now();
 
 export class TransportSelector implements Transport {
   readonly kind: TransportKind = 'selector';
@@ -83,7 +82,7 @@ export class TransportSelector implements Transport {
     if (transports.length === 0 || transports.length > 255) throw new TransportError(OPTION_ERROR, `needs 1-255 transports, got ${transports.length}`);
     this.switchCheckMs = positiveOption(options.switchCheckMs, DEFAULT_SWITCH_CHECK_MS, 'switchCheckMs', OPTION_ERROR);
     this.upHoldMs = nonNegativeOption(options.upHoldMs, DEFAULT_UP_HOLD_MS, 'upHoldMs', OPTION_ERROR);
-    this.nowMs = options.nowMs ?? defaultNowMs;
+    this.nowMs = options.nowMs ?? transportNowMs;
   }
 
   /** Starts every transport in order (all deliver to `sink`), then the re-evaluation timer. */

@@ -79,7 +79,7 @@ const SUBNETS_DISAGREE = 'subnets disagree';
  * Under the table, one line per peer that is not up and whose reason has a detail (where it came
  * from), and one per peer whose claim of subnets disagrees with this node's (both views).
  */
-function formatDownPeers(report: StatusReport): string {
+function formatPeerNotes(report: StatusReport): string {
   const lines: string[] = [];
   for (const p of report.peers) {
     if (p.state !== 'up' && p.downReason !== undefined && p.downDetail !== undefined) lines.push(`  ${p.node}: ${p.downReason}: ${p.downDetail}\n`);
@@ -97,7 +97,7 @@ export function formatDrops(drops: DropCounts, transport: TransportCounters): st
 /** `podtun status`: who this node is, its lease, its peers, its drops. */
 export function formatStatus(report: StatusReport, nowMs: number): string {
   const head = formatTable(['node', report.node], [['lease', report.lease.join(', ') || '-']]);
-  return `${head}\n${formatPeers(report, nowMs)}${formatDownPeers(report)}\n${formatDrops(report.drops, report.transport)}`;
+  return `${head}\n${formatPeers(report, nowMs)}${formatPeerNotes(report)}\n${formatDrops(report.drops, report.transport)}`;
 }
 
 /** `podtun routes`: subnet -> node -> transport -> state. */

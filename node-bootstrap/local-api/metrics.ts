@@ -38,8 +38,6 @@ const WS_REFUSALS: ReadonlyArray<readonly [key: string, reason: string]> = [
   ['ws.preProofMessages', 'message_before_proof'],
 ];
 
-/** Drop counters in the transports' stats: `udp.drop.bad_header`, `ws.drop.malformed`. */
-
 export function createMetrics(options: MetricsOptions): PodtunMetrics {
   const registry = new Registry();
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
@@ -66,52 +64,32 @@ export function createMetrics(options: MetricsOptions): PodtunMetrics {
   peerCounter('podtun_peer_rx_bytes_total', 'Bytes of inner packets received from the peer.', (p) => p.rxBytes);
   peerCounter('podtun_peer_rx_packets_total', 'Inner packets received from the peer.', (p) => p.rxPackets);
 
-  const up: Gauge<'peer' | 'transport'> = new Gauge({
-    name: 'podtun_peer_up',
-    help: '1 when the peer answers probes (state up), else 0.',
-    labelNames: peerLabels,
-    registers,
-    collect() {
-      up.reset();
-      for (const p of snapshot?.peers ?? []) up.set({ peer: p.node, transport: p.transport ?? 'none' }, p.state === 'up' ? 1 : 0);
-    },
-  });
-  const rtt: Gauge<'peer' | 'transport'> = new Gauge({
-    name: 'podtun_peer_rtt_seconds',
-    help: 'Smoothed probe round-trip time to the peer, while it is up (absent before the first reply and while down).',
-    labelNames: peerLabels,
-    registers,
-    collect() {
-      rtt.reset();
-      for (const p of snapshot?.peers ?? []) {
-        if (p.rttMs !== undefined) rtt.set({ peer: p.node, transport: p.transport ?? 'none' }, p.rttMs / 1000);
-      }
-    },
-  });
-  const lastHeard: Gauge<'peer' | 'transport'> = new Gauge({
-    name: 'podtun_peer_last_heard_seconds',
-    help: 'Since anything was last heard from the peer (absent when nothing ever was).',
-    labelNames: peerLabels,
-    registers,
-    collect() {
-      lastHeard.reset();
-      for (const p of snapshot?.peers ?? []) {
-        if (p.lastHeardAgeMs !== undefined) lastHeard.set({ peer: p.node, transport: p.transport ?? 'none' }, p.lastHeardAgeMs / 1000);
-      }
-    },
-  });
-  const handshakeAge: Gauge<'peer' | 'transport'> = new Gauge({
-    name: 'podtun_peer_handshake_age_seconds',
-    help: 'Since the last completed handshake with the peer (sealed transports; absent before the first).',
-    labelNames: peerLabels,
-    registers,
-    collect() {
-      handshakeAge.reset();
-      for (const p of snapshot?.peers ?? []) {
-        if (p.lastHandshakeAgeMs !== undefined) handshakeAge.set({ peer: p.node, transport: p.transport ?? 'none' }, p.lastHandshakeAgeMs / 1000);
-      }
-    },
-  });
+  /** A gauge per peer; a peer whose `pick` is undefined has no series. */
+  const peerGauge = (name: string, help: string, pick: (p: RouterStats['peers'][number]) => number | undefined): void => {
+    const gauge: Gauge<'peer' | 'transport'> = new Gauge({
+      name,
+      help,
+      labelNames: peerLabels,
+      registers,
+      collect() {
+        gauge.reset();
+        for (const p of snapshot?.peers ?? []) {
+          const value = pick(p);
+          if (value !== undefined) gauge.set({ peer: p.node, transport: p.transport ?? 'none' }, value);
+        }
+      },
+    });
+  };
+  const seconds = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : ms / 1000);
+  peerGauge('podtun_peer_up', '1 when the peer answers probes (state up), else 0.', (p) => (p.state === 'up' ? 1 : 0));
+  peerGauge('podtun_peer_rtt_seconds',
+    'Smoothed probe round-trip time to the peer, while it is up (absent before the first reply and while down).',
+    (p) => seconds(p.rttMs));
+  peerGauge('podtun_peer_last_heard_seconds', 'Since anything was last heard from the peer (absent when nothing ever was).',
+    (p) => seconds(p.lastHeardAgeMs));
+  peerGauge('podtun_peer_handshake_age_seconds',
+    'Since the last completed handshake with the peer (sealed transports; absent before the first).',
+    (p) => seconds(p.lastHandshakeAgeMs));
   const downReason: Gauge<'peer' | 'reason'> = new Gauge({
     name: 'podtun_peer_down_reason',
     help: '1 for a peer that is not up, labelled with why ("authentication failed", "no answer on udp", "connection refused on ws", "proxy refused (HTTP 403)", "no handshake answer", "key unknown", ...).',

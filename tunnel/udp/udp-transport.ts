@@ -62,6 +62,7 @@ import {
   writeProbeTimestamp,
 } from './udp-header.js';
 import { probeTagValid, writeProbeTag } from './udp-probe-auth.js';
+import { transportNowMs } from '../../core/transport.js';
 import type { InboundSink, PeerSpec, PeerStatus, Transport } from '../../core/transport.js';
 import { errorReason } from '../../core/error-reason.js';
 import { PeerSlots, closedHandlesReleased } from '../peer-slots.js';
@@ -136,7 +137,6 @@ export interface UdpPeer {
   liveness: PeerLiveness;
 }
 
-const defaultNowMs = (): number => performance.timeOrigin + performance.now();
 /** A refused probe from a peer counts towards its reason this long. */
 const REFUSAL_REASON_MS = 30_000;
 
@@ -209,7 +209,7 @@ export class UdpTransport implements Transport {
     this.recvBufferBytes = positiveOption(options.recvBufferBytes, DEFAULT_RECV_BUFFER_BYTES, 'recvBufferBytes', 'ERR_PODTUN_UDP_OPTION');
     this.sendBufferBytes = positiveOption(options.sendBufferBytes, DEFAULT_SEND_BUFFER_BYTES, 'sendBufferBytes', 'ERR_PODTUN_UDP_OPTION');
     this.openUdp = options.openUdp;
-    this.nowMs = options.nowMs ?? defaultNowMs;
+    this.nowMs = options.nowMs ?? transportNowMs;
     this.ownership = options.ownership;
     this.resolver = new EndpointResolver({
       lookup: options.lookupHost ?? systemLookup,

@@ -35,6 +35,7 @@ import { isIP } from 'node:net';
 import type { PacketBatch } from '../../core/packet-batch.js';
 import { DropReason, dropCountersToObject } from '../../core/drop-reason.js';
 import type { Logger } from '../../core/logger.js';
+import { transportNowMs } from '../../core/transport.js';
 import type { InboundSink, PeerSpec, PeerStatus, Transport } from '../../core/transport.js';
 import { PeerSlots, closedHandlesReleased } from '../peer-slots.js';
 import { TransportError } from '../transport-error.js';
@@ -56,14 +57,13 @@ import { AWAITING_DIAL_IN, wsDownCause } from './ws-down-reason.js';
 // The netns tests size an oversized message from it, imported from here.
 export { DEFAULT_MAX_PAYLOAD_BYTES } from './ws-options.js';
 
-const defaultNowMs = (): number => performance.timeOrigin + performance.now();
 
 export class WsTransport implements Transport {
   readonly kind = 'ws';
 
   private readonly config: WsConfig;
   private readonly log: Logger;
-  private readonly nowMs = defaultNowMs;
+  private readonly nowMs = transportNowMs;
   private readonly counters = new WsCounters();
   private readonly peers = new PeerSlots<WsPeer>('ERR_PODTUN_WS_SLOT');
   private readonly byNode = new Map<string, WsPeer>();
